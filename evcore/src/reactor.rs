@@ -106,7 +106,10 @@ pub trait Reactor {
             Dispatch::One => {
                 while self.dispatch_state().backlog.is_empty() {
                     self.fill_backlog(None)?;
-                    if mem::take(&mut self.dispatch_state().stop) {
+                    let state = self.dispatch_state();
+                    if state.backlog.is_empty() && (state.stop || state.stop_after_turn) {
+                        state.stop = false;
+                        state.stop_after_turn = false;
                         return Ok(0);
                     }
                 }
@@ -116,7 +119,8 @@ pub trait Reactor {
                 }
             }
             Dispatch::Blocking => loop {
-                if mem::take(&mut self.dispatch_state().stop) {
+                let state = self.dispatch_state();
+                if mem::take(&mut state.stop) | mem::take(&mut state.stop_after_turn) {
                     break;
                 }
                 if self.dispatch_state().backlog.is_empty() {
@@ -152,13 +156,16 @@ pub trait Reactor {
 pub struct DispatchState {
     backlog: VecDeque<Event>,
     scratch: Vec<Event>,
+    /// Set by a handler: stop once that handler returns.
     stop: bool,
+    /// Set by a remote: stop once the events of the turn that collected it are delivered.
+    stop_after_turn: bool,
 }
 
 impl DispatchState {
     /// Records a stop request that arrived through a [`Remote`].
     pub(crate) fn request_stop(&mut self) {
-        self.stop = true;
+        self.stop_after_turn = true;
     }
 
     /// Drops undelivered readiness events for `token`, whose registration just changed.

@@ -158,8 +158,9 @@ impl Remote {
         self.shared.submit(|state| state.wake_requested = true)
     }
 
-    /// Asks the loop to stop: a [`Dispatch::Blocking`](crate::Dispatch::Blocking) returns after
-    /// the turn in progress.
+    /// Asks the loop to stop: a [`Dispatch::Blocking`](crate::Dispatch::Blocking) returns once it
+    /// has delivered the events of the turn that received the request (this one's closures
+    /// included). A request that arrives while nothing dispatches stops the next dispatch.
     pub fn stop(&self) -> Result<(), RemoteError> {
         self.shared.submit(|state| state.stop_requested = true)
     }

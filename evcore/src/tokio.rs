@@ -137,6 +137,18 @@ impl TokioReactor {
         });
         match timeout {
             None => wait.await,
+            Some(limit) if limit.is_zero() => {
+                // tokio's timers round up to its 1 ms tick, so a zero timeout through them would
+                // sleep. Yielding instead lets the runtime poll its I/O driver without blocking;
+                // then one look at the readiness it gathered.
+                tokio::task::yield_now().await;
+                let mut wait = std::pin::pin!(wait);
+                std::future::poll_fn(|cx| {
+                    let _ = wait.as_mut().poll(cx);
+                    Poll::Ready(())
+                })
+                .await;
+            }
             Some(limit) => {
                 let _ = tokio::time::timeout(limit, wait).await;
             }
