@@ -9,9 +9,7 @@ use polling::{Events, PollMode, Poller};
 
 use crate::core::Core;
 use crate::remote::Wake;
-use crate::{
-    Clock, DispatchState, Event, Interest, Reactor, Ready, Remote, TimerId, Token,
-};
+use crate::{Clock, DispatchState, Event, Interest, Reactor, Ready, Remote, TimerId, Token};
 
 /// The default [`Reactor`]: epoll (through `polling`) for readiness, our timing wheel for timers.
 ///
@@ -119,7 +117,10 @@ impl Reactor for Loop {
         match added {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) => {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "descriptor already registered"));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "descriptor already registered",
+                ));
             }
             Err(e) => return Err(e),
         }

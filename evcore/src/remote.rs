@@ -22,8 +22,11 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct State {
     jobs: Vec<Job>,
-    /// A wake-up has been sent and the loop has not yet collected: later senders need not
-    /// send another. This is what makes it one wake-up per batch.
+    /// The loop is in, or about to enter, a blocking wait: a sender must wake it. While the
+    /// loop is awake it collects on its own at the end of the turn, so senders only append.
+    sleeping: bool,
+    /// A wake-up has been sent since the loop last collected: later senders need not send
+    /// another. With `sleeping`, this makes it at most one wake-up per batch.
     signalled: bool,
     wake_requested: bool,
     stop_requested: bool,
@@ -52,12 +55,25 @@ impl Shared {
     /// handed back so that a steady stream of batches allocates nothing.
     pub(crate) fn collect(&self, spare: Vec<Job>) -> Collected {
         let mut state = self.lock();
+        state.sleeping = false;
         state.signalled = false;
         Collected {
             jobs: mem::replace(&mut state.jobs, spare),
             woken: mem::take(&mut state.wake_requested),
             stop: mem::take(&mut state.stop_requested),
         }
+    }
+
+    /// Called by the loop just before a wait that may block: returns `false` when work is
+    /// already queued (the wait must not block), otherwise marks the loop sleeping so that the
+    /// next sender wakes it. Both happen under the lock, so no sender can slip between.
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        let mut state = self.lock();
+        if !state.jobs.is_empty() || state.wake_requested || state.stop_requested {
+            return false;
+        }
+        state.sleeping = true;
+        true
     }
 
     /// Marks the loop gone and drops every job not yet run (outside the lock, since a job's
@@ -78,7 +94,9 @@ impl Shared {
                 return Err(RemoteError::LoopGone);
             }
             update(&mut state);
-            !mem::replace(&mut state.signalled, true)
+            let wake = state.sleeping && !state.signalled;
+            state.signalled |= wake;
+            wake
         };
         if wake {
             self.waker.wake();
@@ -94,8 +112,10 @@ impl Shared {
 /// - **Strict FIFO.** Closures scheduled from one thread run in the order they were scheduled,
 ///   and the whole stream is in the order the scheduling calls took the queue's lock. tevent's
 ///   proxy runs each batch in reverse.
-/// - **One wake-up per batch.** Only the sender that finds the queue idle writes to the loop's
-///   wake-up descriptor; the rest just append. tevent writes one pipe byte per message.
+/// - **At most one wake-up per batch.** A sender writes to the loop's wake-up descriptor only
+///   when the loop is blocked (or about to block) and nobody has woken it yet; while the loop is
+///   awake, senders just append and the loop collects at the end of its turn. tevent writes one
+///   pipe byte per message.
 /// - **A clear error once the loop is gone**, instead of a write to a closed pipe; closures still
 ///   queued when the loop is dropped are dropped without running.
 ///

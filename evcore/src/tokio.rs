@@ -159,7 +159,8 @@ impl TokioReactor {
     }
 
     fn index(fd: RawFd) -> io::Result<usize> {
-        usize::try_from(fd).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative descriptor"))
+        usize::try_from(fd)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative descriptor"))
     }
 
     /// Registers `fd` with tokio's driver; the caller has entered the runtime.
@@ -252,7 +253,10 @@ impl Reactor for TokioReactor {
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         let index = Self::index(fd)?;
         if self.regs.get(index).is_some_and(Option::is_some) {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "descriptor already registered"));
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "descriptor already registered",
+            ));
         }
         let _guard = self.handle.enter();
         let afd = Self::watch(fd, interest)?;

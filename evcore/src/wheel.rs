@@ -69,8 +69,8 @@ pub struct TimerWheel {
     /// Every timer with a deadline at or before this tick has fired (or sits in `DUE`).
     elapsed: u64,
     occupied: [u64; LEVELS],
-    heads: Box<[u32; DUE + 1]>,
-    tails: Box<[u32; DUE + 1]>,
+    /// `(head, tail)` of each list, side by side so that linking touches one cache line.
+    lists: Box<[(u32, u32); DUE + 1]>,
     entries: Vec<Entry>,
     free: u32,
     len: usize,
@@ -88,8 +88,7 @@ impl TimerWheel {
         TimerWheel {
             elapsed: 0,
             occupied: [0; LEVELS],
-            heads: Box::new([NIL; DUE + 1]),
-            tails: Box::new([NIL; DUE + 1]),
+            lists: Box::new([(NIL, NIL); DUE + 1]),
             entries: Vec::new(),
             free: NIL,
             len: 0,
@@ -139,8 +138,9 @@ impl TimerWheel {
             }
         };
         self.len += 1;
-        self.file(index);
-        TimerId { index, generation: self.entries[index as usize].generation }
+        let generation = self.entries[index as usize].generation;
+        self.file(index, when);
+        TimerId { index, generation }
     }
 
     /// Moves a live timer to a new deadline. Returns `false` (and does nothing) when the timer
@@ -156,7 +156,7 @@ impl TimerWheel {
         // new deadline, and processing re-files it then. An earlier one must move now.
         if when < old || entry.list == DUE as u16 {
             self.unlink(id.index);
-            self.file(id.index);
+            self.file(id.index, when);
         }
         true
     }
@@ -183,7 +183,7 @@ impl TimerWheel {
     /// coarse slot the earliest timer sits in), which is all a poll timeout needs: advancing to
     /// it re-files the slot's timers at finer levels.
     pub fn next_expiration(&self) -> Option<u64> {
-        if self.heads[DUE] != NIL {
+        if self.lists[DUE].0 != NIL {
             return Some(self.elapsed);
         }
         self.next_slot().map(|(_, _, deadline)| deadline)
@@ -201,20 +201,20 @@ impl TimerWheel {
             }
             self.elapsed = deadline;
             let list = level * SLOTS + slot;
-            let mut index = self.heads[list];
-            self.heads[list] = NIL;
-            self.tails[list] = NIL;
+            let mut index = self.lists[list].0;
+            self.lists[list] = (NIL, NIL);
             self.occupied[level] &= !(1u64 << slot);
             while index != NIL {
                 let entry = &mut self.entries[index as usize];
                 let next = entry.next;
                 entry.list = FREE;
-                if entry.when <= self.elapsed {
+                let when = entry.when;
+                if when <= self.elapsed {
                     fire(entry.token);
                     fired += 1;
                     self.release(index);
                 } else {
-                    self.file(index);
+                    self.file(index, when);
                 }
                 index = next;
             }
@@ -232,9 +232,8 @@ impl TimerWheel {
     /// Fires and frees every entry of one list without consulting deadlines.
     fn drain_list(&mut self, list: usize, fire: &mut impl FnMut(Token)) -> usize {
         let mut fired = 0;
-        let mut index = self.heads[list];
-        self.heads[list] = NIL;
-        self.tails[list] = NIL;
+        let mut index = self.lists[list].0;
+        self.lists[list] = (NIL, NIL);
         while index != NIL {
             let entry = &mut self.entries[index as usize];
             let next = entry.next;
@@ -248,8 +247,7 @@ impl TimerWheel {
     }
 
     /// Links an unlinked entry into the list its deadline belongs to, relative to `elapsed`.
-    fn file(&mut self, index: u32) {
-        let when = self.entries[index as usize].when;
+    fn file(&mut self, index: u32, when: u64) {
         let list = if when <= self.elapsed {
             DUE
         } else {
@@ -258,7 +256,7 @@ impl TimerWheel {
             self.occupied[level] |= 1u64 << slot;
             level * SLOTS + slot
         };
-        let tail = self.tails[list];
+        let tail = self.lists[list].1;
         {
             let entry = &mut self.entries[index as usize];
             entry.list = list as u16;
@@ -266,27 +264,27 @@ impl TimerWheel {
             entry.next = NIL;
         }
         if tail == NIL {
-            self.heads[list] = index;
+            self.lists[list].0 = index;
         } else {
             self.entries[tail as usize].next = index;
         }
-        self.tails[list] = index;
+        self.lists[list].1 = index;
     }
 
     fn unlink(&mut self, index: u32) {
         let Entry { prev, next, list, .. } = self.entries[index as usize];
         let list = list as usize;
         if prev == NIL {
-            self.heads[list] = next;
+            self.lists[list].0 = next;
         } else {
             self.entries[prev as usize].next = next;
         }
         if next == NIL {
-            self.tails[list] = prev;
+            self.lists[list].1 = prev;
         } else {
             self.entries[next as usize].prev = prev;
         }
-        if self.heads[list] == NIL && list != DUE {
+        if self.lists[list].0 == NIL && list != DUE {
             self.occupied[list / SLOTS] &= !(1u64 << (list % SLOTS));
         }
         self.entries[index as usize].list = FREE;
@@ -474,8 +472,9 @@ mod tests {
     #[test]
     fn hundred_thousand_mostly_cancelled() {
         let mut wheel = TimerWheel::new();
-        let ids: Vec<TimerId> =
-            (0..100_000u64).map(|i| wheel.insert(1 + (i * 37) % 60_000, Token(i as usize))).collect();
+        let ids: Vec<TimerId> = (0..100_000u64)
+            .map(|i| wheel.insert(1 + (i * 37) % 60_000, Token(i as usize)))
+            .collect();
         assert_eq!(wheel.len(), 100_000);
         for (i, id) in ids.iter().enumerate() {
             if i % 100 != 0 {

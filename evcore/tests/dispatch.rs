@@ -28,7 +28,10 @@ fn one_nonblocking_handles_at_most_one<R: Reactor>(make: fn(Clock) -> R) {
         assert_eq!(n, 1);
     }
     assert_eq!(seen, (0..3).map(|t| Event::Immediate(Token(t))).collect::<Vec<_>>());
-    assert!(matches!(r.dispatch(Dispatch::OneNonBlocking, |_, _| {}), Err(DispatchError::TryAgain)));
+    assert!(matches!(
+        r.dispatch(Dispatch::OneNonBlocking, |_, _| {}),
+        Err(DispatchError::TryAgain)
+    ));
 }
 
 fn all_handles_everything_pending_without_blocking<R: Reactor>(make: fn(Clock) -> R) {
@@ -43,7 +46,9 @@ fn all_handles_everything_pending_without_blocking<R: Reactor>(make: fn(Clock) -
     let mut seen = Vec::new();
     let n = r.dispatch(Dispatch::All, |_, e| seen.push(e)).unwrap();
     assert_eq!(n, 3, "{seen:?}");
-    assert!(seen.contains(&Event::Immediate(Token(1))) && seen.contains(&Event::Immediate(Token(2))));
+    assert!(
+        seen.contains(&Event::Immediate(Token(1))) && seen.contains(&Event::Immediate(Token(2)))
+    );
     assert!(seen.iter().any(|e| matches!(e, Event::Io(Token(10), _))));
     r.deregister(b.as_raw_fd()).unwrap();
 }

@@ -31,7 +31,9 @@ fn writable_is_reported_while_space_remains<R: Reactor>(make: fn(Clock) -> R) {
     r.register(a.as_raw_fd(), Token(1), Interest::Out).unwrap();
     for _ in 0..3 {
         let events = wait_for_io(&mut r, Token(1));
-        assert!(events.iter().any(|e| matches!(e, Event::Io(Token(1), ready) if ready.is_writable())));
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Io(Token(1), ready) if ready.is_writable())));
     }
     r.deregister(a.as_raw_fd()).unwrap();
 }
@@ -55,7 +57,9 @@ fn peer_close_is_reported<R: Reactor>(make: fn(Clock) -> R) {
     r.register(b.as_raw_fd(), Token(3), Interest::In).unwrap();
     drop(a);
     let events = wait_for_io(&mut r, Token(3));
-    assert!(events.iter().any(|e| matches!(e, Event::Io(Token(3), ready) if ready.is_readable() || ready.is_hangup())));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Io(Token(3), ready) if ready.is_readable() || ready.is_hangup())
+    ));
     r.deregister(b.as_raw_fd()).unwrap();
 }
 

@@ -48,10 +48,11 @@ fn a_batch_is_one_notification<R: Reactor>(make: fn(Clock) -> R) {
     thread::spawn(move || {
         for _ in 0..1000 {
             let ran = ran2.clone();
-            remote.schedule(move || {
-                ran.fetch_add(1, Ordering::Relaxed);
-            })
-            .unwrap();
+            remote
+                .schedule(move || {
+                    ran.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
         }
     })
     .join()

@@ -17,7 +17,8 @@ fn fire_in_deadline_order_never_early<R: Reactor>(make: fn(Clock) -> R) {
         r.add_timer(t0 + Duration::from_micros(us), Token(token));
     }
     // (advance by ms, tokens expected to fire on that turn)
-    let steps: [(u64, &[usize]); 6] = [(0, &[0]), (10, &[1]), (9, &[]), (1, &[2]), (1, &[4]), (9, &[3])];
+    let steps: [(u64, &[usize]); 6] =
+        [(0, &[0]), (10, &[1]), (9, &[]), (1, &[2]), (1, &[4]), (9, &[3])];
     for (ms, expect) in steps {
         mock.advance(MS * ms as u32);
         assert_eq!(timers(&poll_now(&mut r)), expect, "at +{:?}", r.now() - t0);

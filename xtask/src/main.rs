@@ -1,1 +1,46 @@
-fn main() {}
+//! The workspace's automation, in Rust, run as `cargo xtask <command>` (an alias in
+//! `.cargo/config.toml`).
+//!
+//! - `ci`: everything CI checks, in order, failing fast: tidy (formatting and forbidden
+//!   patterns), clippy with warnings as errors on all targets with each feature set, tests and
+//!   doc tests with each feature set, rustdoc with warnings as errors, the interop smoke test
+//!   against the real peers, and the demo.
+//! - `demo`: the end-to-end showcase on embedded defaults.
+//! - `bench`: criterion benchmarks plus the C peers, then a table of ratios.
+//! - `interop`: installs the Debian peers, starts them on 127.0.0.1 and checks each answers.
+//!
+//! With `CI=true` a peer that cannot be installed or started is a failure; elsewhere too, since
+//! a missing peer is never a reason to pass.
+
+mod bench;
+mod ci;
+mod demo;
+mod interop;
+mod tidy;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <ci | demo | bench [FILTER] | interop>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("demo") => demo::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("interop") => interop::run(),
+        Some("tidy") => tidy::run(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

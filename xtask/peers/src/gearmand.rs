@@ -1,0 +1,99 @@
+//! gearmand 1.1.20 on loopback.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::process::{free_port, scratch_dir, stop, wait_until};
+use crate::require_binary;
+
+/// A running gearmand, stopped when dropped.
+#[derive(Debug)]
+pub struct Gearmand {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Gearmand {
+    /// Starts gearmand with its defaults (in-memory queue) plus `extra` arguments, e.g.
+    /// `["--exceptions"]` or `["-t", "2"]`.
+    pub fn start(extra: &[&str]) -> io::Result<Gearmand> {
+        let bin = require_binary("gearmand", "gearman-job-server")?;
+        let mut last = None;
+        for _ in 0..3 {
+            let dir = scratch_dir("gearmand")?;
+            let port = free_port()?;
+            let mut child = Command::new(&bin)
+                .args([
+                    "-L",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-l",
+                    "stderr",
+                    "--verbose=ERROR",
+                ])
+                .arg("-P")
+                .arg(dir.join("gearmand.pid"))
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("gearmand.log"))?)
+                .spawn()?;
+            match wait_until("gearmand", &mut child, Duration::from_secs(10), || {
+                version(port).is_ok_and(|v| v.starts_with("OK "))
+            }) {
+                Ok(()) => return Ok(Gearmand { child, port, dir }),
+                Err(e) => {
+                    stop(&mut child, Duration::from_secs(1));
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("three attempts were made"))
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The scratch directory holding its log and PID file.
+    pub fn dir(&self) -> &PathBuf {
+        &self.dir
+    }
+
+    /// The admin protocol's `version` answer, e.g. `OK 1.1.20`.
+    pub fn version(&self) -> io::Result<String> {
+        version(self.port)
+    }
+}
+
+fn version(port: u16) -> io::Result<String> {
+    let mut conn =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.write_all(b"version\r\n")?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
+}
+
+impl Drop for Gearmand {
+    fn drop(&mut self) {
+        stop(&mut self.child, Duration::from_secs(3));
+    }
+}

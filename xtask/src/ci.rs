@@ -1,0 +1,38 @@
+//! `cargo xtask ci`: what CI runs, and what a developer runs before committing.
+
+use crate::util::{cmd, step, Result};
+
+/// Feature sets each crate is checked with: off (the defaults) and every feature on. Features
+/// are additive, so these two bracket every combination that can change behaviour.
+const FEATURE_SETS: &[(&str, &[&str])] =
+    &[("default features", &[]), ("all features", &["--all-features"])];
+
+pub(crate) fn run() -> Result {
+    step("tidy", crate::tidy::run)?;
+    for (name, flags) in FEATURE_SETS {
+        step(&format!("clippy, {name}"), || {
+            let mut args = vec!["clippy", "--workspace", "--all-targets", "--quiet"];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["--", "-D", "warnings"]);
+            cmd("cargo", &args, &[])
+        })?;
+    }
+    for (name, flags) in FEATURE_SETS {
+        step(&format!("tests and doc tests, {name}"), || {
+            let mut args = vec!["test", "--workspace"];
+            args.extend_from_slice(flags);
+            cmd("cargo", &args, &[])
+        })?;
+    }
+    step("rustdoc, warnings as errors", || {
+        cmd(
+            "cargo",
+            &["doc", "--workspace", "--no-deps", "--all-features", "--quiet"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    step("interop with the real peers", crate::interop::run)?;
+    step("demo", || crate::demo::run(&[]))?;
+    println!("\nci: all steps passed");
+    Ok(())
+}
