@@ -4,7 +4,8 @@
 //! - `timers`: insert+cancel on the reactor's timing wheel with 100,000 and 1,000,000 timers
 //!   live, against tokio's timer (a `Sleep` registered by one poll, then dropped).
 //! - `remote`: closures scheduled onto a loop from one and two threads through
-//!   `evcore::Remote`, against `std::sync::mpsc` plus a poller wake per message.
+//!   `evcore::Remote`, against `std::sync::mpsc` plus an eventfd wake into epoll, coalesced.
+//! - `reactor`: one non-blocking turn of `Loop`, against a bare `epoll_pwait` on the same set.
 //!
 //! Shared helpers for the bench files live here.
 

@@ -112,6 +112,7 @@ impl TimerWheel {
 
     /// Adds a timer that fires once `advance` reaches tick `when`. A deadline already passed
     /// fires on the next `advance`.
+    #[inline]
     pub fn insert(&mut self, when: u64, token: Token) -> TimerId {
         let index = match self.free {
             NIL => {
@@ -145,6 +146,7 @@ impl TimerWheel {
 
     /// Moves a live timer to a new deadline. Returns `false` (and does nothing) when the timer
     /// has already fired or been cancelled.
+    #[inline]
     pub fn reset(&mut self, id: TimerId, when: u64) -> bool {
         if !self.is_live(id) {
             return false;
@@ -162,6 +164,7 @@ impl TimerWheel {
     }
 
     /// Removes a live timer. Returns `false` when it has already fired or been cancelled.
+    #[inline]
     pub fn cancel(&mut self, id: TimerId) -> bool {
         if !self.is_live(id) {
             return false;
@@ -223,6 +226,7 @@ impl TimerWheel {
         fired
     }
 
+    #[inline]
     fn is_live(&self, id: TimerId) -> bool {
         self.entries
             .get(id.index as usize)
@@ -247,6 +251,7 @@ impl TimerWheel {
     }
 
     /// Links an unlinked entry into the list its deadline belongs to, relative to `elapsed`.
+    #[inline]
     fn file(&mut self, index: u32, when: u64) {
         let list = if when <= self.elapsed {
             DUE
@@ -271,6 +276,7 @@ impl TimerWheel {
         self.lists[list].1 = index;
     }
 
+    #[inline]
     fn unlink(&mut self, index: u32) {
         let Entry { prev, next, list, .. } = self.entries[index as usize];
         let list = list as usize;
@@ -290,6 +296,7 @@ impl TimerWheel {
         self.entries[index as usize].list = FREE;
     }
 
+    #[inline]
     fn release(&mut self, index: u32) {
         let entry = &mut self.entries[index as usize];
         entry.generation = entry.generation.wrapping_add(1);
