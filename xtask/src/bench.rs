@@ -45,6 +45,13 @@ const PAIRS: &[Pair] = &[
         target_ratio: 1.0,
         target_ns: Some(50.0),
     },
+    Pair {
+        what: "non-blocking reactor turn (vs bare epoll_pwait)",
+        ours: "reactor/loop_turn_nonblocking",
+        peer: "reactor/epoll_wait_nonblocking",
+        target_ratio: 1.5,
+        target_ns: None,
+    },
 ];
 
 pub(crate) fn run(args: &[String]) -> Result {
