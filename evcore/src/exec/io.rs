@@ -336,6 +336,53 @@ where
     }
 }
 
+/// Reading through a shared reference, so that one task can read while another writes, or
+/// several writers take turns (each write is one syscall on the descriptor).
+impl<T: AsFd, R: Reactor + 'static> futures_io::AsyncRead for &Async<T, R>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.get_ref().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_readable(cx))?,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+/// Writing through a shared reference; see the `AsyncRead` impl for `&Async`.
+impl<T: AsFd, R: Reactor + 'static> futures_io::AsyncWrite for &Async<T, R>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.get_ref().write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_writable(cx))?,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<T: AsFd + fmt::Debug, R: Reactor> fmt::Debug for Async<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Async").field("io", &self.io).finish_non_exhaustive()

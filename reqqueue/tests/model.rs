@@ -1,0 +1,298 @@
+//! Random sequences of operations checked against a plain model of tevent_queue: who is
+//! triggered, in which order, the length, the running flag, and who is refused by a close.
+//!
+//! The harness re-polls a future only when its waker fired, so a missing wake-up shows up as a
+//! divergence from the model, not just a wrong state.
+
+mod support;
+
+use reqqueue::{Blocker, Guard, Queue, QueueError};
+use std::cell::RefCell;
+use std::rc::Rc;
+use support::{Gate, Probe};
+
+/// A tiny deterministic generator (xorshift64*), so a failure names its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Trigger,
+    Barrier,
+    Blocker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Add,
+    AddOptimizeEmpty,
+    Enter,
+    Block,
+    Stop,
+    Start,
+    Finish(usize),
+    Release(usize),
+    DropWaiting(usize),
+    Close,
+}
+
+/// An entry of the model: its id, kind, and whether it was triggered.
+type ModelEntry = (usize, Kind, bool);
+
+/// The model: entries in order with whether they were triggered.
+#[derive(Default)]
+struct Model {
+    entries: Vec<ModelEntry>,
+    running: bool,
+    closed: bool,
+    /// Ids in the order they were triggered (started or entered).
+    triggered: Vec<usize>,
+    refused: Vec<usize>,
+}
+
+impl Model {
+    fn settle(&mut self) {
+        if let Some(head) = self.entries.first_mut() {
+            if self.running && !head.2 {
+                head.2 = true;
+                self.triggered.push(head.0);
+            }
+        }
+    }
+}
+
+type Trig = Probe<
+    reqqueue::Entry<
+        Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    >,
+>;
+
+/// A live entry; the `Option<usize>` is the wake count at the last poll (`None`: never polled).
+enum Live {
+    Trigger(Trig, Gate, Option<usize>),
+    Barrier(Probe<reqqueue::Enter>, Option<usize>),
+    // Held only to keep the queue held; released by dropping.
+    Guard(#[allow(dead_code)] Guard),
+    Blocker(#[allow(dead_code)] Blocker),
+}
+
+fn run(seed: u64, steps: usize) -> Result<(), String> {
+    let mut rng = Rng(seed.max(1));
+    let q = Queue::new("model");
+    let mut model = Model { running: true, ..Model::default() };
+    let started = Rc::new(RefCell::new(Vec::new()));
+    let mut live: Vec<(usize, Live)> = Vec::new();
+    let mut seen_triggered: Vec<usize> = Vec::new();
+    let mut refused: Vec<usize> = Vec::new();
+    let mut log = Vec::new();
+    for step in 0..steps {
+        let pick = rng.below(100);
+        let op = match pick {
+            0..=24 => Op::Add,
+            25..=34 => Op::AddOptimizeEmpty,
+            35..=44 => Op::Enter,
+            45..=49 => Op::Block,
+            50..=54 => Op::Stop,
+            55..=62 => Op::Start,
+            63..=79 => Op::Finish(rng.below(8)),
+            80..=89 => Op::Release(rng.below(8)),
+            90..=98 => Op::DropWaiting(rng.below(8)),
+            _ => Op::Close,
+        };
+        log.push(op);
+        let id = step;
+        match op {
+            Op::Add | Op::AddOptimizeEmpty => {
+                let gate = Gate::default();
+                let (g, s) = (gate.clone(), started.clone());
+                let trigger: Box<
+                    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+                > = Box::new(move || {
+                    s.borrow_mut().push(id);
+                    Box::pin(async move { g.wait().await })
+                });
+                let entry =
+                    if op == Op::Add { q.add(trigger) } else { q.add_optimize_empty(trigger) };
+                live.push((id, Live::Trigger(Probe::new(entry), gate, None)));
+                if model.closed {
+                    model.refused.push(id);
+                } else {
+                    model.entries.push((id, Kind::Trigger, false));
+                }
+            }
+            Op::Enter => {
+                live.push((id, Live::Barrier(Probe::new(q.enter()), None)));
+                if model.closed {
+                    model.refused.push(id);
+                } else {
+                    model.entries.push((id, Kind::Barrier, false));
+                }
+            }
+            Op::Block => match q.block() {
+                Ok(b) => {
+                    live.push((id, Live::Blocker(b)));
+                    model.entries.push((id, Kind::Blocker, true));
+                }
+                Err(QueueError::Closed) if model.closed => {}
+                Err(e) => return Err(format!("block: {e}")),
+            },
+            Op::Stop => {
+                q.stop();
+                model.running = false;
+            }
+            Op::Start => {
+                q.start();
+                model.running = true;
+            }
+            Op::Finish(n) => {
+                // Finish the n-th live triggered request, if any: the model drops it.
+                let running: Vec<usize> = model
+                    .entries
+                    .iter()
+                    .filter(|e| e.1 == Kind::Trigger && e.2)
+                    .map(|e| e.0)
+                    .collect();
+                if let Some(&target) = running.get(n % running.len().max(1)) {
+                    if let Some((_, Live::Trigger(_, gate, _))) =
+                        live.iter().find(|(i, _)| *i == target)
+                    {
+                        gate.open();
+                    }
+                    model.entries.retain(|e| e.0 != target);
+                }
+            }
+            Op::Release(n) => {
+                let held: Vec<usize> = live
+                    .iter()
+                    .filter(|(_, l)| matches!(l, Live::Guard(_) | Live::Blocker(_)))
+                    .map(|(i, _)| *i)
+                    .collect();
+                if let Some(&target) = held.get(n % held.len().max(1)) {
+                    live.retain(|(i, _)| *i != target);
+                    model.entries.retain(|e| e.0 != target);
+                }
+            }
+            Op::DropWaiting(n) => {
+                let waiting: Vec<usize> =
+                    model.entries.iter().filter(|e| !e.2).map(|e| e.0).collect();
+                if let Some(&target) = waiting.get(n % waiting.len().max(1)) {
+                    live.retain(|(i, _)| *i != target);
+                    model.entries.retain(|e| e.0 != target);
+                }
+            }
+            Op::Close => {
+                q.close();
+                model.closed = true;
+                let (keep, gone): (Vec<ModelEntry>, Vec<ModelEntry>) =
+                    model.entries.iter().partition(|e| e.2);
+                model.refused.extend(gone.iter().map(|e| e.0));
+                model.entries = keep;
+            }
+        }
+        model.settle();
+        // Settle the system: poll what is new or was woken since its last poll, until nothing
+        // moves. A future whose waker never fired is not polled again.
+        let due = |p_wakes: usize, last: Option<usize>| last.is_none_or(|l| p_wakes > l);
+        loop {
+            let mut moved = false;
+            let mut finished = Vec::new();
+            for (i, l) in live.iter_mut() {
+                let mut entered = None;
+                match l {
+                    Live::Trigger(p, _, last) if due(p.wakes(), *last) => {
+                        *last = Some(p.wakes());
+                        if p.poll() {
+                            moved = true;
+                            finished.push(*i);
+                            match p.out.take().unwrap() {
+                                Ok(()) => {}
+                                Err(QueueError::Closed) => refused.push(*i),
+                                Err(e) => return Err(format!("entry {i}: {e}")),
+                            }
+                        }
+                    }
+                    Live::Barrier(p, last) if due(p.wakes(), *last) => {
+                        *last = Some(p.wakes());
+                        if p.poll() {
+                            moved = true;
+                            match p.out.take().unwrap() {
+                                Ok(g) => entered = Some(g),
+                                Err(QueueError::Closed) => {
+                                    refused.push(*i);
+                                    finished.push(*i);
+                                }
+                                Err(e) => return Err(format!("enter {i}: {e}")),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if let Some(g) = entered {
+                    seen_triggered.push(*i);
+                    *l = Live::Guard(g);
+                }
+            }
+            live.retain(|(i, _)| !finished.contains(i));
+            if !moved {
+                break;
+            }
+        }
+        // Triggered order: starts of requests and entries of barriers, merged by the order the
+        // model triggered them. Compare each kind's subsequence.
+        let starts = started.borrow().clone();
+        let model_trig: Vec<usize> =
+            model.triggered.iter().copied().filter(|id| log_kind(&log, *id) == Some(0)).collect();
+        let model_enter: Vec<usize> =
+            model.triggered.iter().copied().filter(|id| log_kind(&log, *id) == Some(1)).collect();
+        let ctx = || format!("seed {seed} step {step} op {op:?}\nlog {log:?}");
+        if starts != model_trig {
+            return Err(format!("{}: started {starts:?}, model {model_trig:?}", ctx()));
+        }
+        if seen_triggered != model_enter {
+            return Err(format!("{}: entered {seen_triggered:?}, model {model_enter:?}", ctx()));
+        }
+        if q.len() != model.entries.len() {
+            return Err(format!("{}: len {} vs model {}", ctx(), q.len(), model.entries.len()));
+        }
+        if q.is_running() != model.running {
+            return Err(format!("{}: running flag differs", ctx()));
+        }
+        let mut r = refused.clone();
+        let mut m = model.refused.clone();
+        r.sort();
+        m.sort();
+        if r != m {
+            return Err(format!("{}: refused {r:?} vs model {m:?}", ctx()));
+        }
+    }
+    Ok(())
+}
+
+/// 0 for a request (add or add_optimize_empty), 1 for a barrier, by the op that created `id`.
+fn log_kind(log: &[Op], id: usize) -> Option<u8> {
+    match log.get(id)? {
+        Op::Add | Op::AddOptimizeEmpty => Some(0),
+        Op::Enter => Some(1),
+        _ => None,
+    }
+}
+
+#[test]
+fn random_operation_sequences_match_the_model() {
+    for seed in 1..=400u64 {
+        if let Err(e) = run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 120) {
+            panic!("{e}");
+        }
+    }
+}
