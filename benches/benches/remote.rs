@@ -104,8 +104,49 @@ fn std_mpsc_wake(iters: u64, senders: usize) -> Duration {
     elapsed.mul_f64(iters as f64 / (per * senders) as f64)
 }
 
+/// Round trips between two loops on two threads, each message a closure through a `Remote`:
+/// the loop on this thread sends a closure to the other loop, which sends one back.
+fn pingpong(iters: u64) -> Duration {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let mut here = Loop::new().unwrap();
+    let back = here.remote();
+    let pongs = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let stop2 = stop.clone();
+    let other = thread::spawn(move || {
+        let mut there = Loop::new().unwrap();
+        tx.send(there.remote()).unwrap();
+        while !stop2.load(Ordering::Acquire) {
+            there.dispatch(Dispatch::One, |_, _| {}).unwrap();
+        }
+    });
+    let to_other = rx.recv().unwrap();
+    let start = Instant::now();
+    for i in 0..iters {
+        let (back, counter) = (back.clone(), pongs.clone());
+        to_other
+            .schedule(move || {
+                back.schedule(move || {
+                    counter.fetch_add(1, Ordering::Release);
+                })
+                .unwrap();
+            })
+            .unwrap();
+        while pongs.load(Ordering::Acquire) <= i {
+            here.dispatch(Dispatch::One, |_, _| {}).unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Release);
+    to_other.wake().unwrap();
+    other.join().unwrap();
+    elapsed
+}
+
 fn remote(c: &mut Criterion) {
     let mut group = c.benchmark_group("remote");
+    group.bench_function("pingpong_evcore", |b| b.iter_custom(pingpong));
     for senders in [1usize, 2] {
         group.bench_with_input(BenchmarkId::new("evcore_remote", senders), &senders, |b, &s| {
             b.iter_custom(|iters| {
