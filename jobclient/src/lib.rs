@@ -1,7 +1,70 @@
-//! jobclient: a Gearman client, worker and embedded job server (libgearman's semantics).
+//! jobclient: a Gearman client and worker with libgearman's semantics, on the evcore reactor.
 //!
-//! This crate is a skeleton today: the sans-I/O codec, the client (`gearman_client_do`, task
-//! sets), the worker, the admin client and the embedded server land with its own issue, on the
-//! shared [`evcore`] reactor.
-
+//! # Design
+//!
+//! - **A sans-I/O wire format** ([`proto`]): packet types with their argument counts, an
+//!   incremental [`Decoder`](proto::Decoder) that checks the length field against a limit
+//!   before allocating and slices arguments out of one buffer, and typed
+//!   [`ProtoError`](proto::ProtoError)s for bad magic, unknown types, missing arguments and
+//!   over-long handles, unique IDs and function names. It is tested on the protocol document's
+//!   own bytes, on generated round trips of every packet type, and on random garbage.
+//! - **A client** whose connection is owned by one task on the executor. Requests append to its
+//!   write buffer; the task writes them, reads responses, and routes each to the submission it
+//!   belongs to. Thousands of jobs can be in flight on one connection, each with its own event
+//!   stream ([`JobHandle`]). Replies that name no handle (`JOB_CREATED`, `ECHO_RES`,
+//!   `STATUS_RES`, `OPTION_RES`, and gearmand's `ERROR`) are matched to requests in order, which
+//!   is how gearmand answers.
+//! - **A worker** that asks with `GRAB_JOB_ALL` and, when there is nothing, sends `PRE_SLEEP`
+//!   and waits for `NOOP` without polling.
+//!
+//! # gearmand quirks handled
+//!
+//! - Without the exceptions option, a `WORK_EXCEPTION` arrives as `WORK_FAIL` with a trailing
+//!   empty argument: the handle ends at the first NUL ([`Error::JobFailed`]).
+//! - `ERROR` carries no handle: replies are matched first in, first out.
+//! - Coalesced jobs (same unique) send every `WORK_*` to every submitter, twice in a row to a
+//!   connection that submitted twice: the copies are dealt out to the submissions in turn.
+//! - `GET_STATUS` of an unknown handle answers zeros: [`JobStatus::known`] is `false`, not an
+//!   error.
+//!
+//! # From libgearman to jobclient
+//!
+//! | libgearman | jobclient |
+//! |---|---|
+//! | `gearman_client_create`, `gearman_client_add_server` | [`Client::connect`] |
+//! | `gearman_client_do` (`_high`, `_low`) | [`Client::do_job`], or [`Client::submit`] with [`Job::priority`] then [`JobHandle::result`] |
+//! | `gearman_client_do_background` (`_high_`, `_low_`) | [`Client::submit_background`] |
+//! | `gearman_client_add_task` + `gearman_client_run_tasks` | [`Client::submit`] many times; each [`JobHandle`] yields its own [`JobEvent`]s |
+//! | data, warning, status, complete, fail, exception callbacks | [`JobEvent::Data`], `Warning`, `Status`, `Complete`, `Fail`, `Exception` |
+//! | `gearman_client_job_status` | [`Client::status`]; by unique: [`Client::status_unique`] |
+//! | `gearman_client_echo` | [`Client::echo`] |
+//! | `gearman_client_set_options(GEARMAN_CLIENT_EXCEPTIONS)` | [`Client::enable_exceptions`] |
+//! | `SUBMIT_JOB_EPOCH` | [`Job::at_epoch`] |
+//! | `gearman_client_set_timeout` | [`Job::timeout`]: per job, a typed [`Error::TimedOut`] even when no worker exists |
+//! | `gearman_worker_add_function` | [`Worker::register`], [`Worker::register_with_timeout`] (`CAN_DO_TIMEOUT`) |
+//! | `gearman_worker_set_identifier` | [`Worker::client_id`] |
+//! | `gearman_worker_work` | [`Worker::work`] |
+//! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
+//! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
+//!
+//! # Not yet
+//!
+//! This is the first increment of the crate. Still to come, in this order: several servers
+//! with failover and hashing by unique, reconnect with backoff; a worker that runs several jobs
+//! at once, re-registers after a reconnect, drains gracefully and polls on an interval; the
+//! `Admin` client; the embedded server (feature `server`) with the admin protocol and a durable
+//! queue; the `jobc` and `jobd` binaries; benchmarks against a libgearman C harness.
+//!
+//! Dependencies: `evcore` (the reactor and executor), `bytes` (zero-copy payloads),
+//! `futures-io` (the socket traits), `thiserror`.
 #![forbid(unsafe_code)]
+
+mod client;
+mod conn;
+mod error;
+pub mod proto;
+mod worker;
+
+pub use client::{Client, Job, JobEvent, JobHandle, JobStatus, Priority};
+pub use error::Error;
+pub use worker::{WorkError, Worker, WorkerJob};

@@ -1,0 +1,475 @@
+//! The client: submit jobs and follow them (`gearman_client_*`).
+
+mod driver;
+mod state;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use evcore::{Handle, Sleep};
+
+use crate::conn::Conn;
+use crate::proto::{PacketType, MAX_FUNCTION, MAX_UNIQUE};
+use crate::Error;
+use state::{Delivery, State};
+
+/// A job's priority in the server's queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// Before every normal and low job, of any function.
+    High,
+    /// The default.
+    #[default]
+    Normal,
+    /// After every high and normal job.
+    Low,
+}
+
+/// A job to submit: function, unique ID, workload, and how to run it.
+#[derive(Clone, Debug)]
+pub struct Job {
+    function: Bytes,
+    unique: Bytes,
+    workload: Bytes,
+    priority: Priority,
+    epoch: Option<u64>,
+    timeout: Option<Duration>,
+}
+
+impl Job {
+    /// A normal-priority job with no unique ID (the server makes one up).
+    pub fn new(function: impl Into<Bytes>, workload: impl Into<Bytes>) -> Job {
+        Job {
+            function: function.into(),
+            unique: Bytes::new(),
+            workload: workload.into(),
+            priority: Priority::Normal,
+            epoch: None,
+            timeout: None,
+        }
+    }
+
+    /// Sets the unique ID: jobs with the same unique are coalesced by the server into one run,
+    /// whose results every submitter receives.
+    #[must_use]
+    pub fn unique(mut self, unique: impl Into<Bytes>) -> Job {
+        self.unique = unique.into();
+        self
+    }
+
+    /// Sets the priority.
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Job {
+        self.priority = priority;
+        self
+    }
+
+    /// Runs the job (in the background) at this Unix time: `SUBMIT_JOB_EPOCH`.
+    #[must_use]
+    pub fn at_epoch(mut self, epoch: u64) -> Job {
+        self.epoch = Some(epoch);
+        self
+    }
+
+    /// A client-side deadline: if the job has not ended this long after submission, waiting
+    /// on it fails with [`Error::TimedOut`], whether or not any worker exists.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Job {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.function.is_empty()
+            || self.function.contains(&0)
+            || self.function.len() > MAX_FUNCTION
+        {
+            return Err(Error::InvalidArgument("function name: 1 to 512 bytes, no NUL"));
+        }
+        if self.unique.contains(&0) || self.unique.len() > MAX_UNIQUE {
+            return Err(Error::InvalidArgument("unique ID: at most 64 bytes, no NUL"));
+        }
+        Ok(())
+    }
+
+    fn packet_type(&self, background: bool) -> PacketType {
+        use PacketType as T;
+        match (self.priority, background) {
+            (Priority::Normal, false) => T::SubmitJob,
+            (Priority::Normal, true) => T::SubmitJobBg,
+            (Priority::High, false) => T::SubmitJobHigh,
+            (Priority::High, true) => T::SubmitJobHighBg,
+            (Priority::Low, false) => T::SubmitJobLow,
+            (Priority::Low, true) => T::SubmitJobLowBg,
+        }
+    }
+}
+
+/// What a foreground job reports, in order: any number of `Data`, `Warning` and `Status`, then
+/// exactly one of `Complete`, `Fail` or `Exception`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobEvent {
+    /// A chunk of the result (WORK_DATA).
+    Data(Bytes),
+    /// A warning (WORK_WARNING).
+    Warning(Bytes),
+    /// Progress (WORK_STATUS).
+    Status {
+        /// Done so far.
+        numerator: u64,
+        /// Out of.
+        denominator: u64,
+    },
+    /// Success, with the final payload (WORK_COMPLETE).
+    Complete(Bytes),
+    /// Failure (WORK_FAIL).
+    Fail,
+    /// Failure with data (WORK_EXCEPTION; needs [`Client::enable_exceptions`] on gearmand).
+    Exception(Bytes),
+}
+
+impl JobEvent {
+    /// Whether this event ends the job.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobEvent::Complete(_) | JobEvent::Fail | JobEvent::Exception(_))
+    }
+}
+
+/// What the server knows of a job (`GET_STATUS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobStatus {
+    /// Whether the server knows the handle (an unknown or finished job is `false`).
+    pub known: bool,
+    /// Whether a worker is running it.
+    pub running: bool,
+    /// Progress numerator.
+    pub numerator: u64,
+    /// Progress denominator.
+    pub denominator: u64,
+    /// Clients waiting on it (`GET_STATUS_UNIQUE` only; 0 otherwise).
+    pub waiting: u64,
+}
+
+/// A connection to one job server, shared by all the jobs it carries.
+///
+/// Cheap to clone; the connection closes when the last clone is dropped. Many jobs may be in
+/// flight at once (a task set, `gearman_client_run_tasks`): each [`JobHandle`] receives its own
+/// events.
+///
+/// ```no_run
+/// use evcore::Executor;
+/// use jobclient::Client;
+///
+/// let ex = Executor::new()?;
+/// let h = ex.handle();
+/// ex.block_on(async {
+///     let client = Client::connect("127.0.0.1:4730".parse().unwrap(), &h).await?;
+///     let reversed = client.do_job("reverse", "", "hello").await?;
+///     println!("{}", String::from_utf8_lossy(&reversed));
+///     Ok::<(), jobclient::Error>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Client {
+    state: Rc<RefCell<State>>,
+    handle: Handle,
+}
+
+impl Client {
+    /// Connects, and starts the connection's task on the executor behind `handle`.
+    pub async fn connect(addr: SocketAddr, handle: &Handle) -> Result<Client, Error> {
+        let conn = Conn::connect(addr, handle).await?;
+        let state = Rc::new(RefCell::new(State::new()));
+        handle.spawn_local(driver::drive(conn, state.clone())).detach();
+        Ok(Client { state, handle: handle.clone() })
+    }
+
+    /// `gearman_client_do`: runs a job to completion and returns its result: every WORK_DATA
+    /// chunk and the WORK_COMPLETE payload, concatenated, as libgearman 1.x does.
+    pub async fn do_job(
+        &self,
+        function: impl Into<Bytes>,
+        unique: impl Into<Bytes>,
+        workload: impl Into<Bytes>,
+    ) -> Result<Bytes, Error> {
+        let mut job = self.submit(Job::new(function, workload).unique(unique)).await?;
+        job.result().await
+    }
+
+    /// Submits a foreground job and returns once the server has accepted it (JOB_CREATED).
+    pub async fn submit(&self, job: Job) -> Result<JobHandle, Error> {
+        job.check()?;
+        let deadline = job.timeout.map(|t| self.handle.sleep(t));
+        let key = if let Some(epoch) = job.epoch {
+            // SUBMIT_JOB_EPOCH is a background job: there are no events to follow.
+            let e = epoch.to_string();
+            self.request(
+                PacketType::SubmitJobEpoch,
+                &[&job.function, &job.unique, e.as_bytes(), &job.workload],
+                false,
+            )?
+        } else {
+            self.request(
+                job.packet_type(false),
+                &[&job.function, &job.unique, &job.workload],
+                true,
+            )?
+        };
+        let mut jh =
+            JobHandle { client: self.clone(), key, handle: Bytes::new(), deadline, ended: false };
+        match jh.next_delivery().await {
+            Ok(Delivery::Created(h)) => {
+                jh.handle = h;
+                if job.epoch.is_some() {
+                    jh.ended = true;
+                }
+                Ok(jh)
+            }
+            Ok(Delivery::Failed(e)) | Err(e) => Err(e),
+            Ok(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// Submits a background job (`SUBMIT_JOB_BG` and its priorities, or `SUBMIT_JOB_EPOCH`)
+    /// and returns its handle; follow it with [`status`](Self::status).
+    pub async fn submit_background(&self, job: Job) -> Result<Bytes, Error> {
+        job.check()?;
+        let key = match job.epoch {
+            Some(epoch) => {
+                let e = epoch.to_string();
+                self.request(
+                    PacketType::SubmitJobEpoch,
+                    &[&job.function, &job.unique, e.as_bytes(), &job.workload],
+                    false,
+                )?
+            }
+            None => self.request(
+                job.packet_type(true),
+                &[&job.function, &job.unique, &job.workload],
+                false,
+            )?,
+        };
+        match self.reply(key).await? {
+            Delivery::Created(h) => Ok(h),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `GET_STATUS`: what the server knows of a job handle. An unknown handle is not an error:
+    /// gearmand answers `known: false` and zeros.
+    pub async fn status(&self, handle: &[u8]) -> Result<JobStatus, Error> {
+        let key = self.request(PacketType::GetStatus, &[handle], false)?;
+        match self.reply(key).await? {
+            Delivery::Reply(p) => Ok(JobStatus {
+                known: p.arg_ref(1) == b"1",
+                running: p.arg_ref(2) == b"1",
+                numerator: p.number(3, "numerator").unwrap_or(0),
+                denominator: p.number(4, "denominator").unwrap_or(0),
+                waiting: 0,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `GET_STATUS_UNIQUE`: status by unique ID, with the number of waiting clients.
+    pub async fn status_unique(&self, unique: &[u8]) -> Result<JobStatus, Error> {
+        let key = self.request(PacketType::GetStatusUnique, &[unique], false)?;
+        match self.reply(key).await? {
+            Delivery::Reply(p) => Ok(JobStatus {
+                known: p.arg_ref(1) == b"1",
+                running: p.arg_ref(2) == b"1",
+                numerator: p.number(3, "numerator").unwrap_or(0),
+                denominator: p.number(4, "denominator").unwrap_or(0),
+                waiting: p.number(5, "waiting").unwrap_or(0),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `ECHO_REQ`: the server sends `data` back.
+    pub async fn echo(&self, data: &[u8]) -> Result<Bytes, Error> {
+        let key = self.request(PacketType::EchoReq, &[data], false)?;
+        match self.reply(key).await? {
+            Delivery::Reply(p) => Ok(p.arg(0)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `OPTION_REQ "exceptions"`: the server forwards WORK_EXCEPTION instead of turning it
+    /// into WORK_FAIL.
+    pub async fn enable_exceptions(&self) -> Result<(), Error> {
+        self.set_option(b"exceptions").await
+    }
+
+    /// `OPTION_REQ`: sets a connection option; an unknown one is an [`Error::Server`].
+    pub async fn set_option(&self, name: &[u8]) -> Result<(), Error> {
+        let key = self.request(PacketType::OptionReq, &[name], false)?;
+        match self.reply(key).await? {
+            Delivery::Reply(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn request(&self, kind: PacketType, args: &[&[u8]], foreground: bool) -> Result<usize, Error> {
+        let (key, driver) = {
+            let mut st = self.state.borrow_mut();
+            let key = st.request(kind, args, foreground)?;
+            (key, st.driver.clone())
+        };
+        if let Some(w) = driver {
+            w.wake();
+        }
+        Ok(key)
+    }
+
+    /// Waits for a direct reply, then frees the slot.
+    async fn reply(&self, key: usize) -> Result<Delivery, Error> {
+        let d = poll_fn(|cx| match self.state.borrow_mut().poll_slot(key, cx.waker()) {
+            Some(d) => Poll::Ready(d),
+            None => Poll::Pending,
+        })
+        .await;
+        self.state.borrow_mut().release(key);
+        match d {
+            Delivery::Failed(e) => Err(e),
+            d => Ok(d),
+        }
+    }
+}
+
+fn unexpected(d: Delivery) -> Error {
+    match d {
+        Delivery::Failed(e) => e,
+        _ => Error::Protocol(crate::proto::ProtoError::BadNumber { what: "reply out of order" }),
+    }
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Self {
+        self.state.borrow_mut().handles += 1;
+        Client { state: self.state.clone(), handle: self.handle.clone() }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let driver = {
+            let mut st = self.state.borrow_mut();
+            st.handles -= 1;
+            if st.handles == 0 {
+                st.driver.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = driver {
+            w.wake();
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("dead", &self.state.borrow().dead).finish_non_exhaustive()
+    }
+}
+
+/// A submitted foreground job: its handle and its stream of events.
+pub struct JobHandle {
+    client: Client,
+    key: usize,
+    handle: Bytes,
+    deadline: Option<Sleep>,
+    ended: bool,
+}
+
+impl JobHandle {
+    /// The handle the server assigned (e.g. `H:host:42`).
+    pub fn handle(&self) -> &Bytes {
+        &self.handle
+    }
+
+    /// The next event. After the terminal event, [`Error::Finished`]; after the job's deadline,
+    /// [`Error::TimedOut`]; if the connection drops, [`Error::Disconnected`].
+    pub async fn next_event(&mut self) -> Result<JobEvent, Error> {
+        if self.ended {
+            return Err(Error::Finished);
+        }
+        match self.next_delivery().await {
+            Ok(Delivery::Event(e)) => {
+                if e.is_terminal() {
+                    self.ended = true;
+                }
+                Ok(e)
+            }
+            Ok(Delivery::Failed(e)) | Err(e) => {
+                self.ended = true;
+                Err(e)
+            }
+            Ok(other) => Err(unexpected(other)),
+        }
+    }
+
+    /// Follows the job to its end: data chunks and the final payload concatenated (as
+    /// `gearman_client_do`); failure and exception as errors.
+    pub async fn result(&mut self) -> Result<Bytes, Error> {
+        let mut out = BytesMut::new();
+        loop {
+            match self.next_event().await? {
+                JobEvent::Data(d) => out.extend_from_slice(&d),
+                JobEvent::Complete(d) => {
+                    if out.is_empty() {
+                        return Ok(d);
+                    }
+                    out.extend_from_slice(&d);
+                    return Ok(out.freeze());
+                }
+                JobEvent::Fail => return Err(Error::JobFailed),
+                JobEvent::Exception(d) => return Err(Error::JobException(d)),
+                JobEvent::Warning(_) | JobEvent::Status { .. } => {}
+            }
+        }
+    }
+
+    async fn next_delivery(&mut self) -> Result<Delivery, Error> {
+        let key = self.key;
+        let state = self.client.state.clone();
+        let deadline = &mut self.deadline;
+        poll_fn(|cx| {
+            if let Some(d) = state.borrow_mut().poll_slot(key, cx.waker()) {
+                return Poll::Ready(Ok(d));
+            }
+            if let Some(sleep) = deadline.as_mut() {
+                if std::pin::Pin::new(sleep).poll(cx).is_ready() {
+                    return Poll::Ready(Err(Error::TimedOut));
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+use std::future::Future;
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        self.client.state.borrow_mut().release(self.key);
+    }
+}
+
+impl fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle")
+            .field("handle", &String::from_utf8_lossy(&self.handle))
+            .field("ended", &self.ended)
+            .finish()
+    }
+}

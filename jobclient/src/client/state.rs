@@ -1,0 +1,208 @@
+//! The client's bookkeeping, with no I/O: which requests await a direct reply (in order), which
+//! job handles belong to which submissions, and the events each submission has received.
+
+use std::collections::{HashMap, VecDeque};
+use std::task::Waker;
+
+use bytes::{Bytes, BytesMut};
+
+use super::JobEvent;
+use crate::proto::{encode, Magic, Packet, PacketType};
+use crate::Error;
+
+/// What a slot receives.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    /// JOB_CREATED for a submission.
+    Created(Bytes),
+    /// A WORK_* event for a foreground job.
+    Event(JobEvent),
+    /// A direct reply (ECHO_RES, STATUS_RES, STATUS_RES_UNIQUE, OPTION_RES).
+    Reply(Packet),
+    /// The request or job failed.
+    Failed(Error),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    pub(crate) inbox: VecDeque<Delivery>,
+    waker: Option<Waker>,
+    /// The job handle, once created (foreground jobs only are routed by it).
+    handle: Option<Bytes>,
+    /// Whether this submission is a foreground job whose WORK_* events are wanted.
+    foreground: bool,
+}
+
+/// Submissions sharing one handle (the same unique submitted twice on this connection): each
+/// packet is sent once per submission, back to back, so copies are dealt out in turn.
+#[derive(Debug, Default)]
+struct Route {
+    slots: Vec<usize>,
+    next: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) out: BytesMut,
+    pub(crate) driver: Option<Waker>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    /// Slots awaiting a direct reply, oldest first: gearmand answers in order, and its ERROR
+    /// packet names no handle, so order is the only way to match it.
+    replies: VecDeque<usize>,
+    routes: HashMap<Bytes, Route>,
+    pub(crate) dead: bool,
+    pub(crate) handles: usize,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State { handles: 1, ..State::default() }
+    }
+
+    /// Queues a request whose answer goes to a new slot; returns the slot.
+    pub(crate) fn request(
+        &mut self,
+        kind: PacketType,
+        args: &[&[u8]],
+        foreground: bool,
+    ) -> Result<usize, Error> {
+        if self.dead {
+            return Err(Error::Disconnected);
+        }
+        encode(&mut self.out, Magic::Req, kind, args)?;
+        let slot = Slot { foreground, ..Slot::default() };
+        let key = match self.free.pop() {
+            Some(k) => {
+                self.slots[k] = Some(slot);
+                k
+            }
+            None => {
+                self.slots.push(Some(slot));
+                self.slots.len() - 1
+            }
+        };
+        self.replies.push_back(key);
+        Ok(key)
+    }
+
+    /// Takes the next delivery for a slot, or stores the waker.
+    pub(crate) fn poll_slot(&mut self, key: usize, waker: &Waker) -> Option<Delivery> {
+        let slot = self.slots.get_mut(key)?.as_mut()?;
+        match slot.inbox.pop_front() {
+            Some(d) => Some(d),
+            None if self.dead => Some(Delivery::Failed(Error::Disconnected)),
+            None => {
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    slot.waker = Some(waker.clone());
+                }
+                None
+            }
+        }
+    }
+
+    /// Frees a slot; later packets for its handle are dropped.
+    pub(crate) fn release(&mut self, key: usize) {
+        let Some(Some(slot)) = self.slots.get_mut(key).map(Option::take) else { return };
+        if let Some(h) = slot.handle {
+            self.unroute(&h, key);
+        }
+        self.free.push(key);
+        // A slot still awaiting its reply stays in `replies` (as a freed key, skipped on
+        // arrival) so that the replies after it keep their places.
+    }
+
+    fn unroute(&mut self, handle: &Bytes, key: usize) {
+        if let Some(route) = self.routes.get_mut(handle) {
+            route.slots.retain(|&k| k != key);
+            if route.slots.is_empty() {
+                self.routes.remove(handle);
+            } else {
+                route.next %= route.slots.len();
+            }
+        }
+    }
+
+    fn deliver(&mut self, key: usize, d: Delivery, wake: &mut Vec<Waker>) {
+        if let Some(Some(slot)) = self.slots.get_mut(key) {
+            slot.inbox.push_back(d);
+            wake.extend(slot.waker.take());
+        }
+    }
+
+    /// Routes one response packet; returns the wakers to call.
+    pub(crate) fn dispatch(&mut self, p: Packet) -> Vec<Waker> {
+        let mut wake = Vec::new();
+        use PacketType as T;
+        match p.kind() {
+            T::JobCreated => {
+                let Some(key) = self.next_reply() else { return wake };
+                let handle = p.arg(0);
+                if let Some(Some(slot)) = self.slots.get_mut(key) {
+                    slot.handle = Some(handle.clone());
+                    if slot.foreground {
+                        self.routes.entry(handle.clone()).or_default().slots.push(key);
+                    }
+                }
+                self.deliver(key, Delivery::Created(handle), &mut wake);
+            }
+            T::EchoRes | T::StatusRes | T::StatusResUnique | T::OptionRes => {
+                if let Some(key) = self.next_reply() {
+                    self.deliver(key, Delivery::Reply(p), &mut wake);
+                }
+            }
+            T::Error => {
+                if let Some(key) = self.next_reply() {
+                    let code = String::from_utf8_lossy(p.arg_ref(0)).into_owned();
+                    let text = String::from_utf8_lossy(p.arg_ref(1)).into_owned();
+                    self.deliver(key, Delivery::Failed(Error::Server { code, text }), &mut wake);
+                }
+            }
+            T::WorkData
+            | T::WorkWarning
+            | T::WorkStatus
+            | T::WorkComplete
+            | T::WorkFail
+            | T::WorkException => {
+                let handle = p.arg(0);
+                let Some(route) = self.routes.get_mut(&handle) else { return wake };
+                let key = route.slots[route.next % route.slots.len()];
+                route.next = (route.next + 1) % route.slots.len();
+                let event = match p.kind() {
+                    T::WorkData => JobEvent::Data(p.arg(1)),
+                    T::WorkWarning => JobEvent::Warning(p.arg(1)),
+                    T::WorkStatus => JobEvent::Status {
+                        numerator: p.number(1, "status numerator").unwrap_or(0),
+                        denominator: p.number(2, "status denominator").unwrap_or(0),
+                    },
+                    T::WorkComplete => JobEvent::Complete(p.arg(1)),
+                    T::WorkFail => JobEvent::Fail,
+                    _ => JobEvent::Exception(p.arg(1)),
+                };
+                if event.is_terminal() {
+                    self.unroute(&handle, key);
+                }
+                self.deliver(key, Delivery::Event(event), &mut wake);
+            }
+            // Worker-side packets are not for a client; gearmand sends none of them here.
+            _ => {}
+        }
+        wake
+    }
+
+    /// The oldest slot still waiting for a direct reply (freed ones are skipped).
+    fn next_reply(&mut self) -> Option<usize> {
+        while let Some(key) = self.replies.pop_front() {
+            if matches!(self.slots.get(key), Some(Some(_))) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// The connection is gone: every waiter learns it.
+    pub(crate) fn fail_all(&mut self) -> Vec<Waker> {
+        self.dead = true;
+        self.slots.iter_mut().flatten().filter_map(|s| s.waker.take()).collect()
+    }
+}

@@ -1,0 +1,98 @@
+//! One connection to a job server: a socket, its buffers and the decoder.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use evcore::{Async, Handle};
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::proto::{encode, Decoder, Frame, Magic, Packet, PacketType, ProtoError};
+use crate::Error;
+
+/// How much a read asks for at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) struct Conn {
+    sock: Async<TcpStream>,
+    rbuf: BytesMut,
+    pub(crate) wbuf: BytesMut,
+    decoder: Decoder,
+}
+
+impl Conn {
+    pub(crate) async fn connect(addr: SocketAddr, handle: &Handle) -> io::Result<Conn> {
+        let sock = Async::<TcpStream>::connect(addr, handle).await?;
+        sock.get_ref().set_nodelay(true)?;
+        Ok(Conn {
+            sock,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::new(),
+            decoder: Decoder::client(),
+        })
+    }
+
+    /// Appends a request packet to the write buffer.
+    pub(crate) fn queue(&mut self, kind: PacketType, args: &[&[u8]]) -> Result<(), ProtoError> {
+        encode(&mut self.wbuf, Magic::Req, kind, args)
+    }
+
+    /// Writes out the write buffer.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.wbuf.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.sock).poll_write(cx, &self.wbuf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let _ = self.wbuf.split_to(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// The next response packet: decodes from what is buffered, reading more as needed.
+    pub(crate) fn poll_packet(&mut self, cx: &mut Context<'_>) -> Poll<Result<Packet, Error>> {
+        loop {
+            match self.decoder.decode(&mut self.rbuf)? {
+                Some(Frame::Packet(p)) if p.magic() == Magic::Res => return Poll::Ready(Ok(p)),
+                Some(Frame::Packet(p)) => {
+                    return Poll::Ready(Err(ProtoError::Unexpected {
+                        magic: p.magic(),
+                        kind: p.kind(),
+                    }
+                    .into()))
+                }
+                Some(Frame::Admin(_)) => unreachable!("a client decoder yields no text"),
+                None => {}
+            }
+            let len = self.rbuf.len();
+            self.rbuf.resize(len + READ_CHUNK, 0);
+            let read = Pin::new(&mut self.sock).poll_read(cx, &mut self.rbuf[len..]);
+            match read {
+                Poll::Ready(Ok(0)) => {
+                    self.rbuf.truncate(len);
+                    return Poll::Ready(Err(Error::Disconnected));
+                }
+                Poll::Ready(Ok(n)) => self.rbuf.truncate(len + n),
+                Poll::Ready(Err(e)) => {
+                    self.rbuf.truncate(len);
+                    return Poll::Ready(Err(e.into()));
+                }
+                Poll::Pending => {
+                    self.rbuf.truncate(len);
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn packet(&mut self) -> Result<Packet, Error> {
+        poll_fn(|cx| self.poll_packet(cx)).await
+    }
+}
