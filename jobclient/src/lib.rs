@@ -16,6 +16,19 @@
 //!   is how gearmand answers.
 //! - **A worker** that asks with `GRAB_JOB_ALL` and, when there is nothing, sends `PRE_SLEEP`
 //!   and waits for `NOOP` without polling.
+//! - **An embedded job server** (feature `server`, [`Server`]): a sans-I/O core (jobs in a
+//!   slab, three priority queues per function with priority global across functions as
+//!   gearmand documents, coalescing by function and unique, NOOP wake-ups) run with one task
+//!   per connection. A job taken by a worker that disconnects, or that drops the function with
+//!   `CANT_DO`, goes back to the front of its queue. The admin text protocol (`status`,
+//!   `workers`, `version`, `maxqueue`, `cancel job`, `show jobs`, `getpid`, `shutdown`) shares
+//!   the port, told apart by the first byte as gearmand does. A connection sending bad magic,
+//!   an unknown type, an oversized length or a response packet is closed with the reason
+//!   logged; the others keep being served.
+//! - **Programs**: `jobd` (the server, gearmand's `-L -p -t -l` flags) and `jobc` (client and
+//!   worker with the `gearman` tool's `-h -p -f -w -b -I -L -u -s -n -t` flags, worker
+//!   `-- command args`; unlike the `gearman` tool it exits non-zero when a job fails, and feeds
+//!   the command's input from a thread so large workloads cannot deadlock the pipes).
 //!
 //! # gearmand quirks handled
 //!
@@ -49,11 +62,12 @@
 //!
 //! # Not yet
 //!
-//! This is the first increment of the crate. Still to come, in this order: several servers
-//! with failover and hashing by unique, reconnect with backoff; a worker that runs several jobs
-//! at once, re-registers after a reconnect, drains gracefully and polls on an interval; the
-//! `Admin` client; the embedded server (feature `server`) with the admin protocol and a durable
-//! queue; the `jobc` and `jobd` binaries; benchmarks against a libgearman C harness.
+//! Still to come, in this order: several servers with failover and hashing by unique, and
+//! reconnect with backoff (client and worker, re-sending `SET_CLIENT_ID` and `CAN_DO`); a
+//! worker that runs several jobs at once, drains gracefully and polls on an interval; the
+//! `Admin` client; `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH` scheduling in the
+//! server (today an epoch job is queued at once) and its optional durable queue; `cargo
+//! xtask fuzz` for the decoder; benchmarks against a libgearman C harness.
 //!
 //! Dependencies: `evcore` (the reactor and executor), `bytes` (zero-copy payloads),
 //! `futures-io` (the socket traits), `thiserror`.
@@ -63,8 +77,12 @@ mod client;
 mod conn;
 mod error;
 pub mod proto;
+#[cfg(feature = "server")]
+mod server;
 mod worker;
 
 pub use client::{Client, Job, JobEvent, JobHandle, JobStatus, Priority};
 pub use error::Error;
+#[cfg(feature = "server")]
+pub use server::{Server, VERSION};
 pub use worker::{WorkError, Worker, WorkerJob};

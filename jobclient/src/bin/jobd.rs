@@ -1,0 +1,73 @@
+//! `jobd`: the embedded Gearman job server as a program.
+//!
+//! Flags follow gearmand's: `-L ADDRESS` (default 127.0.0.1), `-p PORT` (default 4730),
+//! `-t THREADS` (accepted for compatibility; one event loop serves all connections), `-l LOG`
+//! (`stderr`, or a file to append to; default: no log). Stop it with the admin `shutdown`
+//! command or a signal.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use evcore::Executor;
+use jobclient::Server;
+
+const USAGE: &str = "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] [-V]";
+
+fn main() -> ExitCode {
+    let mut ip: IpAddr = [127, 0, 0, 1].into();
+    let mut port = 4730u16;
+    let mut log: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        let parsed: Result<(), String> = match flag.as_str() {
+            "-L" | "--listen" => {
+                value().and_then(|v| v.parse().map(|v| ip = v).map_err(|e| format!("-L {v}: {e}")))
+            }
+            "-p" | "--port" => value()
+                .and_then(|v| v.parse().map(|v| port = v).map_err(|e| format!("-p {v}: {e}"))),
+            "-t" | "--threads" => value()
+                .and_then(|v| v.parse::<u32>().map(|_| ()).map_err(|e| format!("-t {v}: {e}"))),
+            "-l" | "--log-file" => value().map(|v| log = Some(v)),
+            "-V" | "--version" => {
+                println!("{}", jobclient::VERSION);
+                return ExitCode::SUCCESS;
+            }
+            "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => Err(format!("unknown flag {other}\n{USAGE}")),
+        };
+        if let Err(e) = parsed {
+            eprintln!("jobd: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match serve(SocketAddr::new(ip, port), log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jobd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(addr: SocketAddr, log: Option<String>) -> std::io::Result<()> {
+    let ex = Executor::new()?;
+    let h = ex.handle();
+    let server = Server::bind(addr, &h)?;
+    match log.as_deref() {
+        None => {}
+        Some("stderr") => server.log_to(|line| eprintln!("jobd: {line}")),
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            server.log_to(move |line| {
+                let _ = writeln!(file, "{line}");
+            });
+        }
+    }
+    eprintln!("jobd: listening on {}", server.local_addr()?);
+    ex.block_on(server.run())
+}

@@ -1,0 +1,569 @@
+//! The job server's state machine, with no I/O: connections, functions, queued and running
+//! jobs. Packets go in; packets (and admin text) for each connection come out in its buffer.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::proto::{encode, Magic, Packet, PacketType, ProtoError};
+
+/// Names a connection.
+pub(crate) type ConnId = usize;
+type JobId = usize;
+
+const PRIORITIES: usize = 3;
+
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    pub(crate) out: BytesMut,
+    pub(crate) peer: String,
+    client_id: Bytes,
+    /// Functions this connection can do, in registration order.
+    abilities: Vec<Bytes>,
+    sleeping: bool,
+    exceptions: bool,
+    /// Jobs assigned to this connection as a worker.
+    running: Vec<JobId>,
+    /// Foreground jobs this connection waits on (a job twice if submitted twice).
+    waiting: Vec<JobId>,
+}
+
+#[derive(Debug)]
+struct Job {
+    handle: Bytes,
+    function: Bytes,
+    unique: Bytes,
+    data: Bytes,
+    priority: usize,
+    background: bool,
+    /// Connections to forward WORK_* to, once per submission.
+    clients: Vec<ConnId>,
+    worker: Option<ConnId>,
+    status: (u64, u64),
+    retries: u32,
+}
+
+#[derive(Debug, Default)]
+struct Function {
+    queues: [VecDeque<JobId>; PRIORITIES],
+    running: usize,
+    workers: usize,
+    /// Maximum queued jobs per priority; 0 is no limit.
+    max_queue: [usize; PRIORITIES],
+}
+
+impl Function {
+    fn queued(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+}
+
+/// What the caller must do after a packet or line.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing beyond flushing output.
+    Continue,
+    /// Stop the server (admin `shutdown`).
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    conns: Vec<Option<ConnState>>,
+    free_conns: Vec<ConnId>,
+    functions: HashMap<Bytes, Function>,
+    jobs: Vec<Option<Job>>,
+    free_jobs: Vec<JobId>,
+    by_handle: HashMap<Bytes, JobId>,
+    by_unique: HashMap<(Bytes, Bytes), JobId>,
+    next_handle: u64,
+    prefix: String,
+    /// Connections with output waiting, each listed once.
+    pub(crate) dirty: Vec<ConnId>,
+}
+
+impl Core {
+    pub(crate) fn new(host: &str) -> Core {
+        Core {
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            functions: HashMap::new(),
+            jobs: Vec::new(),
+            free_jobs: Vec::new(),
+            by_handle: HashMap::new(),
+            by_unique: HashMap::new(),
+            next_handle: 1,
+            prefix: format!("H:{host}:"),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub(crate) fn connect(&mut self, peer: String) -> ConnId {
+        let state = ConnState { peer, ..ConnState::default() };
+        match self.free_conns.pop() {
+            Some(id) => {
+                self.conns[id] = Some(state);
+                id
+            }
+            None => {
+                self.conns.push(Some(state));
+                self.conns.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ConnId) -> Option<&mut ConnState> {
+        self.conns.get_mut(id)?.as_mut()
+    }
+
+    /// A connection is gone: its running jobs go back to the front of their queues (nothing a
+    /// dying worker took is lost), and it stops waiting on foreground jobs.
+    pub(crate) fn disconnect(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id).and_then(Option::take) else { return };
+        self.free_conns.push(id);
+        for f in &conn.abilities {
+            if let Some(func) = self.functions.get_mut(f) {
+                func.workers = func.workers.saturating_sub(1);
+            }
+        }
+        for job in conn.running {
+            self.requeue(job);
+        }
+        for job_id in conn.waiting {
+            let Some(Some(job)) = self.jobs.get_mut(job_id) else { continue };
+            if let Some(p) = job.clients.iter().position(|&c| c == id) {
+                job.clients.remove(p);
+            }
+            // A foreground job nobody waits for any more and nobody runs yet is dropped.
+            if job.clients.is_empty() && !job.background && job.worker.is_none() {
+                self.remove_job(job_id);
+            }
+        }
+    }
+
+    fn requeue(&mut self, job_id: JobId) {
+        let Some(Some(job)) = self.jobs.get_mut(job_id) else { return };
+        job.worker = None;
+        job.retries += 1;
+        let (function, priority) = (job.function.clone(), job.priority);
+        if let Some(f) = self.functions.get_mut(&function) {
+            f.running = f.running.saturating_sub(1);
+            f.queues[priority].push_front(job_id);
+        }
+        self.wake_workers(&function);
+    }
+
+    fn send(&mut self, to: ConnId, kind: PacketType, args: &[&[u8]]) {
+        let Some(Some(conn)) = self.conns.get_mut(to) else { return };
+        if conn.out.is_empty() {
+            self.dirty.push(to);
+        }
+        // Arguments come from packets that decoded, so they fit in a packet again.
+        let _ = encode(&mut conn.out, Magic::Res, kind, args);
+    }
+
+    pub(crate) fn send_text(&mut self, to: ConnId, text: &str) {
+        let Some(Some(conn)) = self.conns.get_mut(to) else { return };
+        if conn.out.is_empty() {
+            self.dirty.push(to);
+        }
+        conn.out.extend_from_slice(text.as_bytes());
+    }
+
+    fn error(&mut self, to: ConnId, code: &str, text: &str) {
+        self.send(to, PacketType::Error, &[code.as_bytes(), text.as_bytes()]);
+    }
+
+    /// Sends NOOP to every sleeping worker able to do `function`.
+    fn wake_workers(&mut self, function: &Bytes) {
+        let sleepers: Vec<ConnId> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.as_ref()?;
+                (c.sleeping && c.abilities.contains(function)).then_some(i)
+            })
+            .collect();
+        for id in sleepers {
+            if let Some(c) = self.conn_mut(id) {
+                c.sleeping = false;
+            }
+            self.send(id, PacketType::Noop, &[]);
+        }
+    }
+
+    fn remove_job(&mut self, job_id: JobId) {
+        let Some(job) = self.jobs.get_mut(job_id).and_then(Option::take) else { return };
+        self.free_jobs.push(job_id);
+        self.by_handle.remove(&job.handle);
+        if !job.unique.is_empty() {
+            self.by_unique.remove(&(job.function.clone(), job.unique.clone()));
+        }
+        if let Some(f) = self.functions.get_mut(&job.function) {
+            for q in &mut f.queues {
+                q.retain(|&j| j != job_id);
+            }
+        }
+        for c in job.clients {
+            if let Some(conn) = self.conn_mut(c) {
+                if let Some(p) = conn.waiting.iter().position(|&j| j == job_id) {
+                    conn.waiting.remove(p);
+                }
+            }
+        }
+    }
+
+    /// Handles one packet from a connection.
+    pub(crate) fn packet(&mut self, from: ConnId, p: &Packet) -> Result<Action, ProtoError> {
+        use PacketType as T;
+        if p.magic() != Magic::Req {
+            return Err(ProtoError::Unexpected { magic: p.magic(), kind: p.kind() });
+        }
+        p.check_limits()?;
+        match p.kind() {
+            T::EchoReq => self.send(from, T::EchoRes, &[p.arg_ref(0)]),
+            T::SubmitJob => self.submit(from, p, 1, false),
+            T::SubmitJobHigh => self.submit(from, p, 0, false),
+            T::SubmitJobLow => self.submit(from, p, 2, false),
+            T::SubmitJobBg | T::SubmitJobEpoch => self.submit(from, p, 1, true),
+            T::SubmitJobHighBg => self.submit(from, p, 0, true),
+            T::SubmitJobLowBg => self.submit(from, p, 2, true),
+            T::GetStatus => self.get_status(from, p.arg(0)),
+            T::GetStatusUnique => self.get_status_unique(from, p.arg(0)),
+            T::OptionReq => {
+                if p.arg_ref(0) == b"exceptions" {
+                    if let Some(c) = self.conn_mut(from) {
+                        c.exceptions = true;
+                    }
+                    self.send(from, T::OptionRes, &[b"exceptions"]);
+                } else {
+                    self.error(from, "UNKNOWN_OPTION", "Server does not recognize given option");
+                }
+            }
+            T::CanDo | T::CanDoTimeout => self.can_do(from, p.arg(0)),
+            T::CantDo => self.cant_do(from, &p.arg(0)),
+            T::ResetAbilities => {
+                let abilities =
+                    self.conn_mut(from).map(|c| c.abilities.clone()).unwrap_or_default();
+                for f in abilities {
+                    self.cant_do(from, &f);
+                }
+            }
+            T::SetClientId => {
+                if let Some(c) = self.conn_mut(from) {
+                    c.client_id = p.arg(0);
+                }
+            }
+            T::PreSleep => {
+                let has_work = self.conns.get(from).and_then(Option::as_ref).is_some_and(|c| {
+                    c.abilities
+                        .iter()
+                        .any(|f| self.functions.get(f).is_some_and(|f| f.queued() > 0))
+                });
+                if has_work {
+                    self.send(from, T::Noop, &[]);
+                } else if let Some(c) = self.conn_mut(from) {
+                    c.sleeping = true;
+                }
+            }
+            T::GrabJob | T::GrabJobUniq | T::GrabJobAll => self.grab(from, p.kind()),
+            T::WorkData
+            | T::WorkWarning
+            | T::WorkStatus
+            | T::WorkComplete
+            | T::WorkFail
+            | T::WorkException => self.work(from, p),
+            T::AllYours => {}
+            // Response types, and requests we do not serve, from a client: a protocol error.
+            kind => return Err(ProtoError::Unexpected { magic: p.magic(), kind }),
+        }
+        Ok(Action::Continue)
+    }
+
+    fn submit(&mut self, from: ConnId, p: &Packet, priority: usize, background: bool) {
+        let (function, unique) = (p.arg(0), p.arg(1));
+        let data = match p.kind() {
+            PacketType::SubmitJobEpoch => p.arg(3),
+            _ => p.arg(2),
+        };
+        if !unique.is_empty() {
+            if let Some(&job_id) = self.by_unique.get(&(function.clone(), unique.clone())) {
+                // Coalesce: the submitter joins the existing job.
+                let handle =
+                    self.jobs[job_id].as_ref().map(|j| j.handle.clone()).unwrap_or_default();
+                if !background {
+                    if let Some(Some(job)) = self.jobs.get_mut(job_id) {
+                        job.clients.push(from);
+                    }
+                    if let Some(c) = self.conn_mut(from) {
+                        c.waiting.push(job_id);
+                    }
+                }
+                self.send(from, PacketType::JobCreated, &[&handle]);
+                return;
+            }
+        }
+        let f = self.functions.entry(function.clone()).or_default();
+        let max = f.max_queue[priority];
+        if max > 0 && f.queues[priority].len() >= max {
+            self.error(from, "QUEUE_ERROR", "Job queue is full");
+            return;
+        }
+        let handle = Bytes::from(format!("{}{}", self.prefix, self.next_handle));
+        self.next_handle += 1;
+        let job = Job {
+            handle: handle.clone(),
+            function: function.clone(),
+            unique: unique.clone(),
+            data,
+            priority,
+            background,
+            clients: if background { Vec::new() } else { vec![from] },
+            worker: None,
+            status: (0, 0),
+            retries: 0,
+        };
+        let job_id = match self.free_jobs.pop() {
+            Some(id) => {
+                self.jobs[id] = Some(job);
+                id
+            }
+            None => {
+                self.jobs.push(Some(job));
+                self.jobs.len() - 1
+            }
+        };
+        self.by_handle.insert(handle.clone(), job_id);
+        if !unique.is_empty() {
+            self.by_unique.insert((function.clone(), unique), job_id);
+        }
+        if !background {
+            if let Some(c) = self.conn_mut(from) {
+                c.waiting.push(job_id);
+            }
+        }
+        self.functions.get_mut(&function).expect("created above").queues[priority]
+            .push_back(job_id);
+        self.send(from, PacketType::JobCreated, &[&handle]);
+        self.wake_workers(&function);
+    }
+
+    fn get_status(&mut self, from: ConnId, handle: Bytes) {
+        let (known, running, (n, d)) =
+            match self.by_handle.get(&handle).and_then(|&j| self.jobs[j].as_ref()) {
+                Some(job) => (true, job.worker.is_some(), job.status),
+                None => (false, false, (0, 0)),
+            };
+        let (n, d) = (n.to_string(), d.to_string());
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        self.send(
+            from,
+            PacketType::StatusRes,
+            &[&handle, flag(known), flag(running), n.as_bytes(), d.as_bytes()],
+        );
+    }
+
+    fn get_status_unique(&mut self, from: ConnId, unique: Bytes) {
+        let job = self
+            .by_unique
+            .iter()
+            .find(|((_, u), _)| *u == unique)
+            .and_then(|(_, &j)| self.jobs[j].as_ref());
+        let (handle, known, running, (n, d), waiting) = match job {
+            Some(job) => {
+                (job.handle.clone(), true, job.worker.is_some(), job.status, job.clients.len())
+            }
+            None => (Bytes::new(), false, false, (0, 0), 0),
+        };
+        let (n, d, w) = (n.to_string(), d.to_string(), waiting.to_string());
+        let flag = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        self.send(
+            from,
+            PacketType::StatusResUnique,
+            &[&handle, flag(known), flag(running), n.as_bytes(), d.as_bytes(), w.as_bytes()],
+        );
+    }
+
+    fn can_do(&mut self, from: ConnId, function: Bytes) {
+        let Some(c) = self.conn_mut(from) else { return };
+        if c.abilities.contains(&function) {
+            return;
+        }
+        c.abilities.push(function.clone());
+        self.functions.entry(function).or_default().workers += 1;
+    }
+
+    /// Drops an ability; a job of that function this worker is running goes back to the queue.
+    fn cant_do(&mut self, from: ConnId, function: &Bytes) {
+        let Some(c) = self.conn_mut(from) else { return };
+        let Some(pos) = c.abilities.iter().position(|f| f == function) else { return };
+        c.abilities.remove(pos);
+        let running = c.running.clone();
+        if let Some(f) = self.functions.get_mut(function) {
+            f.workers = f.workers.saturating_sub(1);
+        }
+        for job_id in running {
+            let is_that_function =
+                self.jobs[job_id].as_ref().is_some_and(|j| j.function == *function);
+            if is_that_function {
+                if let Some(c) = self.conn_mut(from) {
+                    c.running.retain(|&j| j != job_id);
+                }
+                self.requeue(job_id);
+            }
+        }
+    }
+
+    fn grab(&mut self, from: ConnId, kind: PacketType) {
+        let abilities = match self.conn_mut(from) {
+            Some(c) => {
+                c.sleeping = false;
+                c.abilities.clone()
+            }
+            None => return,
+        };
+        // Priority is global across functions: any high job before any normal one.
+        let mut found = None;
+        'search: for priority in 0..PRIORITIES {
+            for f in &abilities {
+                if let Some(func) = self.functions.get_mut(f) {
+                    if let Some(job_id) = func.queues[priority].pop_front() {
+                        func.running += 1;
+                        found = Some(job_id);
+                        break 'search;
+                    }
+                }
+            }
+        }
+        let Some(job_id) = found else {
+            self.send(from, PacketType::NoJob, &[]);
+            return;
+        };
+        let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
+        job.worker = Some(from);
+        let (h, f, u, d) =
+            (job.handle.clone(), job.function.clone(), job.unique.clone(), job.data.clone());
+        if let Some(c) = self.conn_mut(from) {
+            c.running.push(job_id);
+        }
+        match kind {
+            PacketType::GrabJobAll => {
+                self.send(from, PacketType::JobAssignAll, &[&h, &f, &u, b"", &d])
+            }
+            PacketType::GrabJobUniq => {
+                self.send(from, PacketType::JobAssignUniq, &[&h, &f, &u, &d])
+            }
+            _ => self.send(from, PacketType::JobAssign, &[&h, &f, &d]),
+        }
+    }
+
+    fn work(&mut self, from: ConnId, p: &Packet) {
+        use PacketType as T;
+        let handle = p.arg(0);
+        let Some(&job_id) = self.by_handle.get(&handle) else { return };
+        let Some(job) = self.jobs[job_id].as_mut() else { return };
+        if job.worker != Some(from) {
+            // Only the worker running a job may report on it.
+            return;
+        }
+        if p.kind() == T::WorkStatus {
+            job.status =
+                (p.number(1, "numerator").unwrap_or(0), p.number(2, "denominator").unwrap_or(0));
+        }
+        let clients = job.clients.clone();
+        let function = job.function.clone();
+        for c in clients {
+            match p.kind() {
+                T::WorkException => {
+                    let wants =
+                        self.conns.get(c).and_then(Option::as_ref).is_some_and(|c| c.exceptions);
+                    if wants {
+                        self.send(c, T::WorkException, &[&handle, p.arg_ref(1)]);
+                    } else {
+                        self.send(c, T::WorkFail, &[&handle]);
+                    }
+                }
+                T::WorkFail => self.send(c, T::WorkFail, &[&handle]),
+                T::WorkStatus => {
+                    self.send(c, T::WorkStatus, &[&handle, p.arg_ref(1), p.arg_ref(2)])
+                }
+                kind => self.send(c, kind, &[&handle, p.arg_ref(1)]),
+            }
+        }
+        if matches!(p.kind(), T::WorkComplete | T::WorkFail | T::WorkException) {
+            if let Some(c) = self.conn_mut(from) {
+                c.running.retain(|&j| j != job_id);
+            }
+            if let Some(f) = self.functions.get_mut(&function) {
+                f.running = f.running.saturating_sub(1);
+            }
+            self.remove_job(job_id);
+        }
+    }
+
+    /// `status` rows: function, queued + running, running, capable workers.
+    pub(crate) fn status_rows(&self) -> Vec<(String, usize, usize, usize)> {
+        let mut rows: Vec<_> = self
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                (
+                    String::from_utf8_lossy(name).into_owned(),
+                    f.queued() + f.running,
+                    f.running,
+                    f.workers,
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// `workers` rows: id, peer, client id, functions.
+    pub(crate) fn worker_rows(&self) -> Vec<(usize, String, String, Vec<String>)> {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let c = c.as_ref()?;
+                let id = if c.client_id.is_empty() {
+                    "-".to_string()
+                } else {
+                    String::from_utf8_lossy(&c.client_id).into_owned()
+                };
+                let fs =
+                    c.abilities.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                Some((i, c.peer.clone(), id, fs))
+            })
+            .collect()
+    }
+
+    /// `show jobs` rows: handle, retries, whether running.
+    pub(crate) fn job_rows(&self) -> Vec<(String, u32, bool)> {
+        self.jobs
+            .iter()
+            .flatten()
+            .map(|j| {
+                (String::from_utf8_lossy(&j.handle).into_owned(), j.retries, j.worker.is_some())
+            })
+            .collect()
+    }
+
+    /// `maxqueue FUNCTION [N | HIGH NORMAL LOW]`.
+    pub(crate) fn set_max_queue(&mut self, function: &str, max: [usize; PRIORITIES]) {
+        self.functions.entry(Bytes::copy_from_slice(function.as_bytes())).or_default().max_queue =
+            max;
+    }
+
+    /// `cancel job HANDLE`: removes a queued job that no worker runs yet.
+    pub(crate) fn cancel(&mut self, handle: &str) -> bool {
+        let Some(&job_id) = self.by_handle.get(handle.as_bytes()) else { return false };
+        if self.jobs[job_id].as_ref().is_some_and(|j| j.worker.is_none()) {
+            self.remove_job(job_id);
+            true
+        } else {
+            false
+        }
+    }
+}

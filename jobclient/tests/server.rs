@@ -1,0 +1,382 @@
+//! The embedded server, against our client and worker and against the `gearman` and
+//! `gearadmin` tools from Debian's packages.
+
+#![cfg(feature = "server")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use evcore::Executor;
+use jobclient::proto::{encode, Decoder, Frame, Magic, Packet, PacketType};
+use jobclient::{Client, Error, Job, Priority, Server, WorkError, Worker};
+
+/// A server on its own thread and loop, stopped with the admin `shutdown` when dropped.
+struct Running {
+    addr: SocketAddr,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn start() -> Running {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        let thread = std::thread::spawn(move || {
+            let ex = Executor::new()?;
+            let h = ex.handle();
+            let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
+            server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
+            tx.send(server.local_addr()?).unwrap();
+            ex.block_on(server.run())
+        });
+        Running { addr: rx.recv().unwrap(), thread: Some(thread), log }
+    }
+
+    fn admin(&self, command: &str) -> Vec<String> {
+        admin(self.addr, command)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            assert_eq!(admin(self.addr, "shutdown"), ["OK"]);
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+/// Sends one admin command; returns the reply's lines (up to the `.` of a list).
+fn admin(addr: SocketAddr, command: &str) -> Vec<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "{command}\r\n").unwrap();
+    let mut lines = Vec::new();
+    let list = matches!(command, "status" | "workers" | "show jobs");
+    for line in BufReader::new(s).lines() {
+        let line = line.unwrap();
+        if list && line == "." {
+            break;
+        }
+        let done = !list;
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+/// A raw protocol connection, for playing a misbehaving or dying worker.
+struct Raw(TcpStream, BytesMut);
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Raw(s, BytesMut::new())
+    }
+
+    fn send(&mut self, kind: PacketType, args: &[&[u8]]) {
+        let mut b = BytesMut::new();
+        encode(&mut b, Magic::Req, kind, args).unwrap();
+        self.0.write_all(&b).unwrap();
+    }
+
+    fn recv(&mut self) -> Packet {
+        let d = Decoder::client();
+        loop {
+            if let Some(Frame::Packet(p)) = d.decode(&mut self.1).unwrap() {
+                return p;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.0.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed the connection");
+            self.1.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn block_on<T>(
+    f: impl FnOnce(evcore::Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>,
+) -> T {
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    ex.block_on(f(h))
+}
+
+fn spawn_worker(
+    addr: SocketAddr,
+    jobs: u64,
+    setup: impl FnOnce(&mut Worker) + Send + 'static,
+) -> JoinHandle<Result<u64, Error>> {
+    std::thread::spawn(move || {
+        let ex = Executor::new().unwrap();
+        let h = ex.handle();
+        let mut w = Worker::new();
+        setup(&mut w);
+        ex.block_on(w.work(addr, &h, Some(jobs)))
+    })
+}
+
+#[test]
+fn our_client_and_worker_through_our_server() {
+    let server = Running::start();
+    let payloads: Vec<Vec<u8>> =
+        vec![vec![], b"text".to_vec(), (0..=255u8).collect(), vec![7u8; 1 << 20]];
+    let n = payloads.len() as u64;
+    let worker = spawn_worker(server.addr, n + 1, |w| {
+        w.register("echo", |job| Ok(job.workload().clone()));
+        w.register("boom", |_| Err(WorkError::Exception(Bytes::from_static(b"bad"))));
+    });
+    let addr = server.addr;
+    block_on(move |h| {
+        Box::pin(async move {
+            let client = Client::connect(addr, &h).await.unwrap();
+            for p in &payloads {
+                let got = client.do_job("echo", "", p.clone()).await.unwrap();
+                assert!(got == *p, "{} bytes back for {}", got.len(), p.len());
+            }
+            client.enable_exceptions().await.unwrap();
+            let e = client.do_job("boom", "", "x").await;
+            assert!(matches!(&e, Err(Error::JobException(d)) if &d[..] == b"bad"), "{e:?}");
+            assert_eq!(&client.echo(b"ping").await.unwrap()[..], b"ping");
+            let st = client.status(b"H:none:1").await.unwrap();
+            assert!(!st.known);
+        })
+    });
+    assert_eq!(worker.join().unwrap().unwrap(), n + 1);
+}
+
+#[test]
+fn gearman_cli_client_and_worker_against_our_server() {
+    let server = Running::start();
+    let bin = peers::require_binary("gearman", "gearman-tools").unwrap();
+    let port = server.addr.port().to_string();
+    let mut worker = Command::new(&bin)
+        .args(["-w", "-h", "127.0.0.1", "-p", &port, "-f", "rev", "--", "rev"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cli = Command::new(&bin)
+        .args(["-h", "127.0.0.1", "-p", &port, "-f", "rev"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli.stdin.take().unwrap().write_all(b"stressed\n").unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "desserts");
+    // gearadmin reads our admin protocol.
+    let gearadmin = peers::require_binary("gearadmin", "gearman-tools").unwrap();
+    let v = Command::new(gearadmin)
+        .args(["-h", "127.0.0.1", "-p", &port, "--server-version"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("jobd"), "{:?}", v);
+}
+
+#[test]
+fn priority_is_global_high_then_normal_then_low() {
+    let server = Running::start();
+    let addr = server.addr;
+    block_on(move |h| {
+        Box::pin(async move {
+            let client = Client::connect(addr, &h).await.unwrap();
+            for (f, prio, data) in [
+                ("a", Priority::Low, "low"),
+                ("b", Priority::Normal, "normal"),
+                ("a", Priority::High, "high"),
+            ] {
+                client.submit_background(Job::new(f, data).priority(prio)).await.unwrap();
+            }
+        })
+    });
+    let mut raw = Raw::connect(addr);
+    raw.send(PacketType::CanDo, &[b"a"]);
+    raw.send(PacketType::CanDo, &[b"b"]);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        raw.send(PacketType::GrabJobAll, &[]);
+        let p = raw.recv();
+        assert_eq!(p.kind(), PacketType::JobAssignAll);
+        order.push(String::from_utf8_lossy(p.arg_ref(4)).into_owned());
+        let handle = p.arg(0);
+        raw.send(PacketType::WorkComplete, &[&handle, b""]);
+    }
+    assert_eq!(order, ["high", "normal", "low"]);
+    raw.send(PacketType::GrabJobAll, &[]);
+    assert_eq!(raw.recv().kind(), PacketType::NoJob);
+}
+
+#[test]
+fn a_job_taken_by_a_dying_worker_is_requeued() {
+    let server = Running::start();
+    let addr = server.addr;
+    // A worker takes the job and dies without answering.
+    let mut dying = Raw::connect(addr);
+    dying.send(PacketType::CanDo, &[b"work"]);
+    dying.send(PacketType::PreSleep, &[]);
+    let client = std::thread::spawn(move || {
+        block_on(move |h| {
+            Box::pin(async move {
+                Client::connect(addr, &h).await.unwrap().do_job("work", "", "payload").await
+            })
+        })
+    });
+    assert_eq!(dying.recv().kind(), PacketType::Noop);
+    dying.send(PacketType::GrabJobAll, &[]);
+    let p = dying.recv();
+    assert_eq!(p.kind(), PacketType::JobAssignAll);
+    assert_eq!(server.admin("status"), ["work\t1\t1\t1"]);
+    drop(dying);
+    // Another worker finishes it: nothing was lost.
+    let good = spawn_worker(addr, 1, |w| {
+        w.register("work", |job| Ok(Bytes::from([&b"done:"[..], job.workload()].concat())));
+    });
+    assert_eq!(&client.join().unwrap().unwrap()[..], b"done:payload");
+    assert_eq!(good.join().unwrap().unwrap(), 1);
+    let jobs = server.admin("show jobs");
+    assert!(jobs.is_empty(), "{jobs:?}");
+}
+
+#[test]
+fn cant_do_mid_job_requeues_it() {
+    let server = Running::start();
+    let addr = server.addr;
+    block_on(move |h| {
+        Box::pin(async move {
+            Client::connect(addr, &h)
+                .await
+                .unwrap()
+                .submit_background(Job::new("f", "d"))
+                .await
+                .unwrap()
+        })
+    });
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::CanDo, &[b"f"]);
+    w.send(PacketType::GrabJob, &[]);
+    assert_eq!(w.recv().kind(), PacketType::JobAssign);
+    w.send(PacketType::CantDo, &[b"f"]);
+    w.send(PacketType::CanDo, &[b"f"]);
+    w.send(PacketType::GrabJobUniq, &[]);
+    let again = w.recv();
+    assert_eq!(again.kind(), PacketType::JobAssignUniq, "the dropped job is offered again");
+    assert_eq!(again.arg_ref(3), b"d");
+}
+
+#[test]
+fn coalesced_submissions_share_one_run() {
+    let server = Running::start();
+    let addr = server.addr;
+    let runs = Arc::new(Mutex::new(0));
+    let runs2 = runs.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                block_on(move |h| {
+                    Box::pin(async move {
+                        let c = Client::connect(addr, &h).await.unwrap();
+                        let mut job = c.submit(Job::new("once", "w").unique("same")).await.unwrap();
+                        tx.send(()).unwrap();
+                        job.result().await
+                    })
+                })
+            })
+        })
+        .collect();
+    // Both submissions are in before the worker exists.
+    rx.recv().unwrap();
+    rx.recv().unwrap();
+    let worker = spawn_worker(addr, 1, move |w| {
+        w.register("once", move |_| {
+            *runs2.lock().unwrap() += 1;
+            Ok(Bytes::from_static(b"shared"))
+        });
+    });
+    for c in clients {
+        assert_eq!(&c.join().unwrap().unwrap()[..], b"shared");
+    }
+    worker.join().unwrap().unwrap();
+    assert_eq!(*runs.lock().unwrap(), 1, "coalesced jobs run once");
+}
+
+#[test]
+fn malformed_and_oversized_packets_close_only_their_connection() {
+    let server = Running::start();
+    // (what is sent, what the log must say)
+    let cases: [(&[u8], &str); 4] = [
+        (b"\0REX\0\0\0\x10\0\0\0\0", "bad magic"),
+        (b"\0REQ\0\0\0\x63\0\0\0\0", "unknown packet type 99"),
+        (b"\0REQ\0\0\0\x07\x7f\xff\xff\xff", "exceeds the limit"),
+        (b"\0RES\0\0\0\x08\0\0\0\x01x", "unexpected"),
+    ];
+    let good = TcpStream::connect(server.addr).unwrap();
+    for (bytes, reason) in cases {
+        let mut bad = TcpStream::connect(server.addr).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        bad.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        let _ = bad.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{reason}: the connection was closed without a reply");
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(log.contains(reason), "log lacks {reason:?}: {log}");
+    }
+    // The server still serves the connection that behaved.
+    let mut good = Raw(good, BytesMut::new());
+    good.send(PacketType::EchoReq, &[b"still"]);
+    assert_eq!(good.recv().arg_ref(0), b"still");
+}
+
+#[test]
+fn admin_protocol() {
+    let server = Running::start();
+    let addr = server.addr;
+    let handle = block_on(move |h| {
+        Box::pin(async move {
+            Client::connect(addr, &h)
+                .await
+                .unwrap()
+                .submit_background(Job::new("q", "d"))
+                .await
+                .unwrap()
+        })
+    });
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::SetClientId, &[b"worker-7"]);
+    w.send(PacketType::CanDo, &[b"q"]);
+    w.send(PacketType::EchoReq, &[b"sync"]);
+    w.recv();
+    assert_eq!(server.admin("status"), ["q\t1\t0\t1"]);
+    let workers = server.admin("workers");
+    assert!(workers.iter().any(|l| l.contains("worker-7 : q")), "{workers:?}");
+    assert!(server.admin("version")[0].starts_with("OK jobd"));
+    assert_eq!(server.admin("getpid")[0], format!("OK {}", std::process::id()));
+    let jobs = server.admin("show jobs");
+    assert_eq!(jobs, [format!("{}\t0\t0\t1", String::from_utf8_lossy(&handle))]);
+    assert_eq!(server.admin("maxqueue q 1"), ["OK"]);
+    assert_eq!(server.admin(&format!("cancel job {}", String::from_utf8_lossy(&handle))), ["OK"]);
+    assert_eq!(server.admin("status"), ["q\t0\t0\t1"]);
+    assert!(server.admin("frobnicate")[0].starts_with("ERR UNKNOWN_COMMAND"));
+    // maxqueue 1: the second queued job is refused.
+    block_on(move |h| {
+        Box::pin(async move {
+            let c = Client::connect(addr, &h).await.unwrap();
+            c.submit_background(Job::new("q", "1")).await.unwrap();
+            let e = c.submit_background(Job::new("q", "2")).await;
+            assert!(matches!(e, Err(Error::Server { .. })), "{e:?}");
+        })
+    });
+}
