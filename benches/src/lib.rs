@@ -6,6 +6,10 @@
 //! - `remote`: closures scheduled onto a loop from one and two threads through
 //!   `evcore::Remote`, against `std::sync::mpsc` plus an eventfd wake into epoll, coalesced.
 //! - `reactor`: one non-blocking turn of `Loop`, against a bare `epoll_pwait` on the same set.
+//! - `reqqueue`: reqqueue against tokio's `Mutex`; `cargo xtask bench` runs the libtevent C
+//!   harness (`c/tevent_bench.c`) on the same workloads.
+//! - `gearman` (not criterion): jobclient and our server against libgearman and gearmand, on
+//!   live servers, three alternating rounds per workload (`c/gearman_bench.c`).
 //!
 //! Shared helpers for the bench files live here.
 

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: criterion benchmarks (ours and the Rust peers in the same run), the C
-//! peers, and a table of ratios read from criterion's estimates.
+//! peers, and a table of ratios read from criterion's estimates; then the tables of the
+//! benchmarks that run against live servers (`benches/benches/gearman.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -178,6 +179,15 @@ pub(crate) fn run(args: &[String]) -> Result {
             fmt_ns(peer),
             if met { "yes" } else { "no" }
         );
+    }
+    // Benchmarks against live servers (not criterion) write their own tables.
+    let results = root.join("target").join("peer-results");
+    if let Ok(entries) = std::fs::read_dir(&results) {
+        let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "md")) {
+            println!("\n{}", std::fs::read_to_string(f).unwrap_or_default());
+        }
     }
     Ok(())
 }

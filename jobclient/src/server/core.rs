@@ -174,18 +174,17 @@ impl Core {
         self.send(to, PacketType::Error, &[code.as_bytes(), text.as_bytes()]);
     }
 
-    /// Sends NOOP to every sleeping worker able to do `function`.
+    /// Wakes one sleeping worker able to do `function`, for one newly queued job.
+    ///
+    /// One is enough: a woken worker grabs until it gets NO_JOB, each queued job wakes another
+    /// sleeper, and a job whose worker dies is requeued, which wakes one again. Waking every
+    /// sleeper (a thundering herd) costs each of the others a GRAB, a NO_JOB and a PRE_SLEEP.
     fn wake_workers(&mut self, function: &Bytes) {
-        let sleepers: Vec<ConnId> = self
+        let sleeper = self
             .conns
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let c = c.as_ref()?;
-                (c.sleeping && c.abilities.contains(function)).then_some(i)
-            })
-            .collect();
-        for id in sleepers {
+            .position(|c| c.as_ref().is_some_and(|c| c.sleeping && c.abilities.contains(function)));
+        if let Some(id) = sleeper {
             if let Some(c) = self.conn_mut(id) {
                 c.sleeping = false;
             }

@@ -1,0 +1,96 @@
+/*
+ * The C side of jobclient's benchmarks: the same workloads as benches/benches/gearman.rs, on
+ * Debian's libgearman, against the same job server. Run by that benchmark.
+ *
+ * usage: gearman_bench HOST PORT WORKLOAD JOBS IN_FLIGHT PAYLOAD_BYTES
+ * prints: <ns per job>
+ *
+ * Workloads (function "bench_echo", answered by the benchmark's workers; background jobs go
+ * to "bench_bg", which has no workers):
+ *   fg   foreground jobs, IN_FLIGHT at a time as a task set (add_task + run_tasks)
+ *   seq  foreground jobs one after another (gearman_client_do)
+ *   bg   background submissions, IN_FLIGHT at a time as a task set
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <libgearman/gearman.h>
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 7) {
+		fprintf(stderr, "usage: %s HOST PORT WORKLOAD JOBS IN_FLIGHT PAYLOAD_BYTES\n", argv[0]);
+		return 2;
+	}
+	const char *host = argv[1];
+	in_port_t port = (in_port_t)atoi(argv[2]);
+	const char *w = argv[3];
+	size_t jobs = strtoull(argv[4], NULL, 10);
+	size_t in_flight = strtoull(argv[5], NULL, 10);
+	size_t size = strtoull(argv[6], NULL, 10);
+	char *payload = malloc(size + 1);
+	memset(payload, 'x', size);
+
+	gearman_client_st client;
+	if (gearman_client_create(&client) == NULL) {
+		fprintf(stderr, "gearman_client_create failed\n");
+		return 1;
+	}
+	if (gearman_client_add_server(&client, host, port) != GEARMAN_SUCCESS) {
+		fprintf(stderr, "add_server: %s\n", gearman_client_error(&client));
+		return 1;
+	}
+	double t0 = now_ns();
+	size_t done = 0;
+	if (!strcmp(w, "seq")) {
+		for (; done < jobs; done++) {
+			size_t result_size;
+			gearman_return_t ret;
+			void *result = gearman_client_do(&client, "bench_echo", NULL, payload, size, &result_size, &ret);
+			if (ret != GEARMAN_SUCCESS || result_size != size) {
+				fprintf(stderr, "do: %s\n", gearman_client_error(&client));
+				return 1;
+			}
+			free(result);
+		}
+	} else if (!strcmp(w, "fg") || !strcmp(w, "bg")) {
+		int bg = !strcmp(w, "bg");
+		while (done < jobs) {
+			size_t batch = jobs - done < in_flight ? jobs - done : in_flight;
+			for (size_t i = 0; i < batch; i++) {
+				gearman_return_t ret;
+				if (bg) {
+					gearman_client_add_task_background(&client, NULL, NULL, "bench_bg", NULL, payload, size, &ret);
+				} else {
+					gearman_client_add_task(&client, NULL, NULL, "bench_echo", NULL, payload, size, &ret);
+				}
+				if (ret != GEARMAN_SUCCESS) {
+					fprintf(stderr, "add_task: %s\n", gearman_client_error(&client));
+					return 1;
+				}
+			}
+			if (gearman_client_run_tasks(&client) != GEARMAN_SUCCESS) {
+				fprintf(stderr, "run_tasks: %s\n", gearman_client_error(&client));
+				return 1;
+			}
+			gearman_client_task_free_all(&client);
+			done += batch;
+		}
+	} else {
+		fprintf(stderr, "unknown workload %s\n", w);
+		return 2;
+	}
+	double el = now_ns() - t0;
+	printf("%.1f\n", el / jobs);
+	gearman_client_free(&client);
+	free(payload);
+	return 0;
+}
