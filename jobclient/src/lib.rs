@@ -44,30 +44,35 @@
 //!
 //! | libgearman | jobclient |
 //! |---|---|
-//! | `gearman_client_create`, `gearman_client_add_server` | [`Client::connect`] |
+//! | `gearman_client_create`, `gearman_client_add_server` | [`Client::connect`] (one server, connected now), [`Client::with_servers`] (several, failover in order or [`ClientOptions::hash_by_unique`], reconnect with backoff) |
 //! | `gearman_client_do` (`_high`, `_low`) | [`Client::do_job`], or [`Client::submit`] with [`Job::priority`] then [`JobHandle::result`] |
 //! | `gearman_client_do_background` (`_high_`, `_low_`) | [`Client::submit_background`] |
 //! | `gearman_client_add_task` + `gearman_client_run_tasks` | [`Client::submit`] many times; each [`JobHandle`] yields its own [`JobEvent`]s |
 //! | data, warning, status, complete, fail, exception callbacks | [`JobEvent::Data`], `Warning`, `Status`, `Complete`, `Fail`, `Exception` |
-//! | `gearman_client_job_status` | [`Client::status`]; by unique: [`Client::status_unique`] |
+//! | `gearman_client_job_status` | [`Client::status`] (asked of the server holding the [`JobRef`]), [`Client::status_handle`]; by unique: [`Client::status_unique`] |
 //! | `gearman_client_echo` | [`Client::echo`] |
 //! | `gearman_client_set_options(GEARMAN_CLIENT_EXCEPTIONS)` | [`Client::enable_exceptions`] |
 //! | `SUBMIT_JOB_EPOCH` | [`Job::at_epoch`] |
 //! | `gearman_client_set_timeout` | [`Job::timeout`]: per job, a typed [`Error::TimedOut`] even when no worker exists |
 //! | `gearman_worker_add_function` | [`Worker::register`], [`Worker::register_with_timeout`] (`CAN_DO_TIMEOUT`) |
 //! | `gearman_worker_set_identifier` | [`Worker::client_id`] |
-//! | `gearman_worker_work` | [`Worker::work`] |
+//! | `gearman_worker_add_server`, `gearman_worker_work` | [`Worker::work`] (one server), [`Worker::run`] (several, reconnecting and re-registering) |
+//! | `gearman_worker_set_timeout` | [`Worker::poll_interval`] |
+//! | stopping a worker cleanly | [`Stopper`]: finish the job in hand, `RESET_ABILITIES`, return |
 //! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
 //! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
 //!
 //! # Not yet
 //!
-//! Still to come, in this order: several servers with failover and hashing by unique, and
-//! reconnect with backoff (client and worker, re-sending `SET_CLIENT_ID` and `CAN_DO`); a
-//! worker that runs several jobs at once, drains gracefully and polls on an interval; the
-//! `Admin` client; `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH` scheduling in the
-//! server (today an epoch job is queued at once) and its optional durable queue; `cargo
-//! xtask fuzz` for the decoder; benchmarks against a libgearman C harness.
+//! Still to come: a worker that runs several jobs at once (today one at a time per
+//! connection); the `Admin` client; `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH`
+//! scheduling in the server (today an epoch job is queued at once) and its optional durable
+//! queue; `cargo xtask fuzz` for the decoder; closing the throughput gaps the benchmarks show
+//! (`cargo bench -p benches --bench gearman`).
+//!
+//! A request that meets a connection which has just died fails with [`Error::Disconnected`]
+//! (the client cannot know whether the server saw it); the next request reconnects. The
+//! client does not resubmit on its own, so a job is never run twice because of it.
 //!
 //! Dependencies: `evcore` (the reactor and executor), `bytes` (zero-copy payloads),
 //! `futures-io` (the socket traits), `thiserror`.
@@ -81,8 +86,8 @@ pub mod proto;
 mod server;
 mod worker;
 
-pub use client::{Client, Job, JobEvent, JobHandle, JobStatus, Priority};
+pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]
 pub use server::{Server, VERSION};
-pub use worker::{WorkError, Worker, WorkerJob};
+pub use worker::{Stopper, WorkError, Worker, WorkerJob};

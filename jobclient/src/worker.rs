@@ -1,8 +1,13 @@
 //! The worker: register functions, take jobs, report results (`gearman_worker_*`).
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -110,6 +115,63 @@ struct Ability {
 pub struct Worker {
     abilities: HashMap<Bytes, Ability>,
     client_id: Option<Bytes>,
+    poll_interval: Option<Duration>,
+}
+
+/// Stops a running worker gracefully: it finishes the job in hand, tells each server it can do
+/// nothing more (`RESET_ABILITIES`), waits until the server has processed that, and returns.
+/// Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Stopper {
+    inner: Rc<StopInner>,
+}
+
+#[derive(Debug, Default)]
+struct StopInner {
+    stopped: Cell<bool>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Stopper {
+    /// A stopper that has not fired.
+    pub fn new() -> Stopper {
+        Stopper::default()
+    }
+
+    /// Asks every worker loop holding this stopper to drain and return.
+    pub fn stop(&self) {
+        self.inner.stopped.set(true);
+        for w in self.inner.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.get()
+    }
+
+    fn poll_stopped(&self, waker: &Waker) -> bool {
+        if self.is_stopped() {
+            return true;
+        }
+        self.inner.waiters.borrow_mut().push(waker.clone());
+        false
+    }
+}
+
+/// What a worker loop shares with the others of one [`Worker::run`].
+struct Shared {
+    worker: RefCell<Worker>,
+    done: Cell<u64>,
+    max_jobs: Option<u64>,
+    stop: Stopper,
+}
+
+impl Shared {
+    fn finished(&self) -> bool {
+        self.stop.is_stopped() || self.max_jobs.is_some_and(|m| self.done.get() >= m)
+    }
 }
 
 impl Worker {
@@ -147,72 +209,189 @@ impl Worker {
         self
     }
 
-    /// Connects and works: takes jobs until `max_jobs` have been done (forever with `None`) or
-    /// the connection fails. Returns how many jobs it did.
+    /// While asleep, also ask for work every `interval`, in case a server's NOOP never comes.
+    pub fn poll_interval(&mut self, interval: Duration) -> &mut Worker {
+        self.poll_interval = Some(interval);
+        self
+    }
+
+    /// Works for several servers at once (one connection each), reconnecting with backoff
+    /// (100 ms doubling to 5 s) when a connection fails and registering again (SET_CLIENT_ID,
+    /// CAN_DO) each time. Returns the number of jobs done, once `max_jobs` are done in all or
+    /// `stop` fires.
+    pub fn run(
+        self,
+        addrs: &[SocketAddr],
+        handle: &Handle,
+        max_jobs: Option<u64>,
+        stop: Stopper,
+    ) -> impl Future<Output = u64> + 'static {
+        // Everything is cloned up front so that the future can be spawned.
+        let shared =
+            Rc::new(Shared { worker: RefCell::new(self), done: Cell::new(0), max_jobs, stop });
+        let loops: Vec<_> = addrs
+            .iter()
+            .map(|&addr| handle.spawn_local(connection_loop(shared.clone(), addr, handle.clone())))
+            .collect();
+        async move {
+            for l in loops {
+                l.await;
+            }
+            shared.done.get()
+        }
+    }
+
+    /// Connects to one server and works: takes jobs until `max_jobs` have been done (forever
+    /// with `None`) or the connection fails. Returns how many jobs it did. For several servers
+    /// and reconnection, see [`run`](Self::run).
     pub async fn work(
         &mut self,
         addr: SocketAddr,
         handle: &Handle,
         max_jobs: Option<u64>,
     ) -> Result<u64, Error> {
-        let mut conn = Conn::connect(addr, handle).await?;
-        if let Some(id) = &self.client_id {
-            conn.queue(PacketType::SetClientId, &[id])?;
+        let worker = std::mem::take(self);
+        let shared = Rc::new(Shared {
+            worker: RefCell::new(worker),
+            done: Cell::new(0),
+            max_jobs,
+            stop: Stopper::new(),
+        });
+        let result = async {
+            let mut conn = Conn::connect(addr, handle).await?;
+            register(&shared, &mut conn)?;
+            serve(&shared, &mut conn, handle).await
         }
-        for (name, ability) in &self.abilities {
-            if name.is_empty() || name.contains(&0) || name.len() > MAX_FUNCTION {
-                return Err(Error::InvalidArgument("function name: 1 to 512 bytes, no NUL"));
-            }
-            match ability.timeout {
-                Some(t) => {
-                    let ms = t.as_millis().to_string();
-                    conn.queue(PacketType::CanDoTimeout, &[name, ms.as_bytes()])?;
-                }
-                None => conn.queue(PacketType::CanDo, &[name])?,
-            }
+        .await;
+        *self = shared.worker.replace(Worker::default());
+        result.map(|()| shared.done.get())
+    }
+}
+
+async fn connection_loop(shared: Rc<Shared>, addr: SocketAddr, handle: Handle) {
+    let mut backoff = Duration::from_millis(100);
+    while !shared.finished() {
+        let served = async {
+            let mut conn = Conn::connect(addr, &handle).await?;
+            register(&shared, &mut conn)?;
+            serve(&shared, &mut conn, &handle).await
         }
-        let mut done = 0;
-        while max_jobs.is_none_or(|m| done < m) {
-            conn.queue(PacketType::GrabJobAll, &[])?;
-            conn.flush().await?;
-            let p = self.next_reply(&mut conn).await?;
-            match p.kind() {
-                PacketType::NoJob => {
-                    conn.queue(PacketType::PreSleep, &[])?;
-                    conn.flush().await?;
-                    // Sleep until the server says there is work.
-                    loop {
-                        let p = conn.packet().await?;
-                        match p.kind() {
-                            PacketType::Noop => break,
-                            PacketType::Error => return Err(server_error(&p)),
-                            _ => {}
-                        }
-                    }
-                }
-                PacketType::JobAssignAll | PacketType::JobAssignUniq | PacketType::JobAssign => {
-                    self.run(&mut conn, &p)?;
-                    done += 1;
-                }
-                PacketType::Error => return Err(server_error(&p)),
-                _ => {}
-            }
+        .await;
+        match served {
+            Ok(()) => return,
+            Err(Error::Io(_)) if backoff < Duration::from_secs(5) => {}
+            Err(_) => backoff = Duration::from_millis(100),
         }
+        // Wait before the next attempt, but not past a stop.
+        let mut sleep = handle.sleep(backoff);
+        poll_fn(|cx| {
+            if shared.stop.poll_stopped(cx.waker()) || Pin::new(&mut sleep).poll(cx).is_ready() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// SET_CLIENT_ID and one CAN_DO (or CAN_DO_TIMEOUT) per function.
+fn register(shared: &Shared, conn: &mut Conn) -> Result<(), Error> {
+    let worker = shared.worker.borrow();
+    if let Some(id) = &worker.client_id {
+        conn.queue(PacketType::SetClientId, &[id])?;
+    }
+    for (name, ability) in &worker.abilities {
+        if name.is_empty() || name.contains(&0) || name.len() > MAX_FUNCTION {
+            return Err(Error::InvalidArgument("function name: 1 to 512 bytes, no NUL"));
+        }
+        match ability.timeout {
+            Some(t) => {
+                let ms = t.as_millis().to_string();
+                conn.queue(PacketType::CanDoTimeout, &[name, ms.as_bytes()])?;
+            }
+            None => conn.queue(PacketType::CanDo, &[name])?,
+        }
+    }
+    Ok(())
+}
+
+/// Takes and runs jobs on one connection until the worker is finished or the connection fails.
+async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), Error> {
+    loop {
+        if shared.finished() {
+            if shared.stop.is_stopped() {
+                // Unregister, and return only once the server has processed it: the echo's
+                // answer comes after the reset on the same connection.
+                conn.queue(PacketType::ResetAbilities, &[])?;
+                conn.queue(PacketType::EchoReq, &[b"drained"])?;
+                conn.flush().await?;
+                while conn.packet().await?.kind() != PacketType::EchoRes {}
+            } else {
+                conn.flush().await?;
+            }
+            return Ok(());
+        }
+        conn.queue(PacketType::GrabJobAll, &[])?;
         conn.flush().await?;
-        Ok(done)
-    }
-
-    /// The next answer to a GRAB: NOOPs that crossed with the request are skipped.
-    async fn next_reply(&self, conn: &mut Conn) -> Result<Packet, Error> {
-        loop {
-            let p = conn.packet().await?;
-            if p.kind() != PacketType::Noop {
-                return Ok(p);
+        let p = next_reply(conn).await?;
+        match p.kind() {
+            PacketType::NoJob => {
+                conn.queue(PacketType::PreSleep, &[])?;
+                conn.flush().await?;
+                sleep_until_noop(shared, conn, handle).await?;
             }
+            PacketType::JobAssignAll | PacketType::JobAssignUniq | PacketType::JobAssign => {
+                shared.worker.borrow_mut().run_job(conn, &p)?;
+                shared.done.set(shared.done.get() + 1);
+            }
+            PacketType::Error => return Err(server_error(&p)),
+            _ => {}
         }
     }
+}
 
-    fn run(&mut self, conn: &mut Conn, p: &Packet) -> Result<(), Error> {
+/// Waits for the server's NOOP without polling it; wakes early for a stop, or on the poll
+/// interval if one is set.
+async fn sleep_until_noop(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), Error> {
+    let interval = shared.worker.borrow().poll_interval;
+    let mut tick = interval.map(|i| handle.sleep(i));
+    poll_fn(|cx| loop {
+        match conn.poll_packet(cx) {
+            Poll::Ready(Ok(p)) => match p.kind() {
+                PacketType::Noop => return Poll::Ready(Ok(())),
+                PacketType::Error => return Poll::Ready(Err(server_error(&p))),
+                _ => continue,
+            },
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if shared.stop.poll_stopped(cx.waker()) {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(t) = tick.as_mut() {
+            if Pin::new(t).poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        return Poll::Pending;
+    })
+    .await
+}
+
+/// The next answer to a GRAB: NOOPs that crossed with the request are skipped.
+async fn next_reply(conn: &mut Conn) -> Result<Packet, Error> {
+    loop {
+        let p = conn.packet().await?;
+        if p.kind() != PacketType::Noop {
+            return Ok(p);
+        }
+    }
+}
+
+impl Worker {
+    fn run_job(&mut self, conn: &mut Conn, p: &Packet) -> Result<(), Error> {
         let (handle, function) = (p.arg(0), p.arg(1));
         let (unique, workload) = match p.kind() {
             PacketType::JobAssignAll => (p.arg(2), p.arg(4)),

@@ -221,7 +221,7 @@ fn status_of_an_unknown_handle_is_zeros() {
     let h = ex.handle();
     ex.block_on(async {
         let client = Client::connect(server.addr(), &h).await.unwrap();
-        let st = client.status(b"H:nowhere:1").await.unwrap();
+        let st = client.status_handle(b"H:nowhere:1").await.unwrap();
         assert!(!st.known && !st.running && st.numerator == 0 && st.denominator == 0, "{st:?}");
     });
 }
@@ -243,7 +243,8 @@ fn background_jobs_are_known_until_done() {
             client.submit_background(Job::new("nobody", "d").unique("u-1")).await.unwrap();
         let st = client.status_unique(b"u-1").await.unwrap();
         assert!(st.known, "{st:?}");
-        assert_ne!(handle, by_unique);
+        assert_ne!(handle.handle, by_unique.handle);
+        assert_eq!(handle.server, server.addr());
     });
 }
 

@@ -147,7 +147,7 @@ fn our_client_and_worker_through_our_server() {
             let e = client.do_job("boom", "", "x").await;
             assert!(matches!(&e, Err(Error::JobException(d)) if &d[..] == b"bad"), "{e:?}");
             assert_eq!(&client.echo(b"ping").await.unwrap()[..], b"ping");
-            let st = client.status(b"H:none:1").await.unwrap();
+            let st = client.status_handle(b"H:none:1").await.unwrap();
             assert!(!st.known);
         })
     });
@@ -365,9 +365,12 @@ fn admin_protocol() {
     assert!(server.admin("version")[0].starts_with("OK jobd"));
     assert_eq!(server.admin("getpid")[0], format!("OK {}", std::process::id()));
     let jobs = server.admin("show jobs");
-    assert_eq!(jobs, [format!("{}\t0\t0\t1", String::from_utf8_lossy(&handle))]);
+    assert_eq!(jobs, [format!("{}\t0\t0\t1", String::from_utf8_lossy(&handle.handle))]);
     assert_eq!(server.admin("maxqueue q 1"), ["OK"]);
-    assert_eq!(server.admin(&format!("cancel job {}", String::from_utf8_lossy(&handle))), ["OK"]);
+    assert_eq!(
+        server.admin(&format!("cancel job {}", String::from_utf8_lossy(&handle.handle))),
+        ["OK"]
+    );
     assert_eq!(server.admin("status"), ["q\t0\t0\t1"]);
     assert!(server.admin("frobnicate")[0].starts_with("ERR UNKNOWN_COMMAND"));
     // maxqueue 1: the second queued job is refused.

@@ -143,8 +143,11 @@ fn submit(o: &Opts) -> Result<bool, String> {
                 if o.background {
                     match client.submit_background(job).await {
                         Ok(handle) => {
-                            let _ =
-                                writeln!(out, "Task created: {}", String::from_utf8_lossy(&handle));
+                            let _ = writeln!(
+                                out,
+                                "Task created: {}",
+                                String::from_utf8_lossy(&handle.handle)
+                            );
                         }
                         Err(e) => {
                             eprintln!("jobc: {function}: {e}");

@@ -8,8 +8,8 @@ use std::fmt;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::task::Poll;
-use std::time::Duration;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use evcore::{Handle, Sleep};
@@ -157,11 +157,46 @@ pub struct JobStatus {
     pub waiting: u64,
 }
 
-/// A connection to one job server, shared by all the jobs it carries.
+/// How a client spreads jobs over several servers and reconnects.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Send a job with a unique ID to the server its hash picks (then fail over from there),
+    /// so coalescing works across servers. Jobs without a unique ID, and every job when this
+    /// is off, go to the first server that is up, in the order given.
+    pub hash_by_unique: bool,
+    /// The wait before retrying a server after its first failed connect; doubled per failure.
+    pub backoff_initial: Duration,
+    /// The longest wait between retries.
+    pub backoff_max: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            hash_by_unique: false,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A background job's handle and the server that holds it (handles are tied to their server).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JobRef {
+    /// The handle the server assigned.
+    pub handle: Bytes,
+    /// The server it was submitted to.
+    pub server: SocketAddr,
+}
+
+/// Connections to one or more job servers, shared by all the jobs they carry.
 ///
-/// Cheap to clone; the connection closes when the last clone is dropped. Many jobs may be in
+/// Cheap to clone; the connections close when the last clone is dropped. Many jobs may be in
 /// flight at once (a task set, `gearman_client_run_tasks`): each [`JobHandle`] receives its own
-/// events.
+/// events. A connection that fails fails the jobs in flight on it ([`Error::Disconnected`]: the
+/// client cannot know whether they ran); the next submission reconnects, or fails over to the
+/// next server while that one backs off.
 ///
 /// ```no_run
 /// use evcore::Executor;
@@ -177,18 +212,73 @@ pub struct JobStatus {
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[derive(Clone)]
 pub struct Client {
-    state: Rc<RefCell<State>>,
+    inner: Rc<Inner>,
+}
+
+struct Inner {
     handle: Handle,
+    options: ClientOptions,
+    servers: RefCell<Vec<ServerSlot>>,
+}
+
+struct ServerSlot {
+    addr: SocketAddr,
+    state: Option<Rc<RefCell<State>>>,
+    connecting: bool,
+    waiters: Vec<Waker>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for slot in self.servers.get_mut().iter_mut() {
+            if let Some(state) = slot.state.take() {
+                let driver = {
+                    let mut st = state.borrow_mut();
+                    st.handles = 0;
+                    st.driver.take()
+                };
+                if let Some(w) = driver {
+                    w.wake();
+                }
+            }
+        }
+    }
 }
 
 impl Client {
-    /// Connects, and starts the connection's task on the executor behind `handle`.
+    /// Connects to one server now (an unreachable server is an error here), and starts the
+    /// connection's task on the executor behind `handle`.
     pub async fn connect(addr: SocketAddr, handle: &Handle) -> Result<Client, Error> {
-        let conn = Conn::connect(addr, handle).await?;
-        let state = Rc::new(RefCell::new(State::new()));
-        handle.spawn_local(driver::drive(conn, state.clone())).detach();
-        Ok(Client { state, handle: handle.clone() })
+        let client = Client::with_servers(&[addr], handle, ClientOptions::default());
+        client.server_for(b"").await?;
+        Ok(client)
+    }
+
+    /// A client for several servers (`gearman_client_add_server` for each). Connections are
+    /// made when first needed.
+    pub fn with_servers(addrs: &[SocketAddr], handle: &Handle, options: ClientOptions) -> Client {
+        let servers = addrs
+            .iter()
+            .map(|&addr| ServerSlot {
+                addr,
+                state: None,
+                connecting: false,
+                waiters: Vec::new(),
+                failures: 0,
+                retry_at: None,
+            })
+            .collect();
+        Client {
+            inner: Rc::new(Inner {
+                handle: handle.clone(),
+                options,
+                servers: RefCell::new(servers),
+            }),
+        }
     }
 
     /// `gearman_client_do`: runs a job to completion and returns its result: every WORK_DATA
@@ -206,24 +296,27 @@ impl Client {
     /// Submits a foreground job and returns once the server has accepted it (JOB_CREATED).
     pub async fn submit(&self, job: Job) -> Result<JobHandle, Error> {
         job.check()?;
-        let deadline = job.timeout.map(|t| self.handle.sleep(t));
+        let deadline = job.timeout.map(|t| self.inner.handle.sleep(t));
+        let (state, addr) = self.server_for(&job.unique).await?;
         let key = if let Some(epoch) = job.epoch {
             // SUBMIT_JOB_EPOCH is a background job: there are no events to follow.
             let e = epoch.to_string();
-            self.request(
+            request(
+                &state,
                 PacketType::SubmitJobEpoch,
                 &[&job.function, &job.unique, e.as_bytes(), &job.workload],
                 false,
             )?
         } else {
-            self.request(
+            request(
+                &state,
                 job.packet_type(false),
                 &[&job.function, &job.unique, &job.workload],
                 true,
             )?
         };
         let mut jh =
-            JobHandle { client: self.clone(), key, handle: Bytes::new(), deadline, ended: false };
+            JobHandle { state, key, handle: Bytes::new(), server: addr, deadline, ended: false };
         match jh.next_delivery().await {
             Ok(Delivery::Created(h)) => {
                 jh.handle = h;
@@ -238,50 +331,52 @@ impl Client {
     }
 
     /// Submits a background job (`SUBMIT_JOB_BG` and its priorities, or `SUBMIT_JOB_EPOCH`)
-    /// and returns its handle; follow it with [`status`](Self::status).
-    pub async fn submit_background(&self, job: Job) -> Result<Bytes, Error> {
+    /// and returns its handle and server; follow it with [`status`](Self::status).
+    pub async fn submit_background(&self, job: Job) -> Result<JobRef, Error> {
         job.check()?;
+        let (state, server) = self.server_for(&job.unique).await?;
         let key = match job.epoch {
             Some(epoch) => {
                 let e = epoch.to_string();
-                self.request(
+                request(
+                    &state,
                     PacketType::SubmitJobEpoch,
                     &[&job.function, &job.unique, e.as_bytes(), &job.workload],
                     false,
                 )?
             }
-            None => self.request(
+            None => request(
+                &state,
                 job.packet_type(true),
                 &[&job.function, &job.unique, &job.workload],
                 false,
             )?,
         };
-        match self.reply(key).await? {
-            Delivery::Created(h) => Ok(h),
+        match reply(&state, key).await? {
+            Delivery::Created(handle) => Ok(JobRef { handle, server }),
             other => Err(unexpected(other)),
         }
     }
 
-    /// `GET_STATUS`: what the server knows of a job handle. An unknown handle is not an error:
-    /// gearmand answers `known: false` and zeros.
-    pub async fn status(&self, handle: &[u8]) -> Result<JobStatus, Error> {
-        let key = self.request(PacketType::GetStatus, &[handle], false)?;
-        match self.reply(key).await? {
-            Delivery::Reply(p) => Ok(JobStatus {
-                known: p.arg_ref(1) == b"1",
-                running: p.arg_ref(2) == b"1",
-                numerator: p.number(3, "numerator").unwrap_or(0),
-                denominator: p.number(4, "denominator").unwrap_or(0),
-                waiting: 0,
-            }),
-            other => Err(unexpected(other)),
-        }
+    /// `GET_STATUS`, asked of the server that holds the job. An unknown handle is not an
+    /// error: gearmand answers `known: false` and zeros.
+    pub async fn status(&self, job: &JobRef) -> Result<JobStatus, Error> {
+        let state = self.server_at(job.server).await?;
+        status_on(&state, &job.handle).await
     }
 
-    /// `GET_STATUS_UNIQUE`: status by unique ID, with the number of waiting clients.
+    /// `GET_STATUS` of a bare handle (from another program, say), asked of the first server up.
+    pub async fn status_handle(&self, handle: &[u8]) -> Result<JobStatus, Error> {
+        let (state, _) = self.server_for(b"").await?;
+        status_on(&state, handle).await
+    }
+
+    /// `GET_STATUS_UNIQUE`: status by unique ID, with the number of waiting clients, asked of
+    /// the server the unique ID maps to.
     pub async fn status_unique(&self, unique: &[u8]) -> Result<JobStatus, Error> {
-        let key = self.request(PacketType::GetStatusUnique, &[unique], false)?;
-        match self.reply(key).await? {
+        let (state, _) = self.server_for(unique).await?;
+        let key = request(&state, PacketType::GetStatusUnique, &[unique], false)?;
+        match reply(&state, key).await? {
             Delivery::Reply(p) => Ok(JobStatus {
                 known: p.arg_ref(1) == b"1",
                 running: p.arg_ref(2) == b"1",
@@ -295,52 +390,177 @@ impl Client {
 
     /// `ECHO_REQ`: the server sends `data` back.
     pub async fn echo(&self, data: &[u8]) -> Result<Bytes, Error> {
-        let key = self.request(PacketType::EchoReq, &[data], false)?;
-        match self.reply(key).await? {
+        let (state, _) = self.server_for(b"").await?;
+        let key = request(&state, PacketType::EchoReq, &[data], false)?;
+        match reply(&state, key).await? {
             Delivery::Reply(p) => Ok(p.arg(0)),
             other => Err(unexpected(other)),
         }
     }
 
-    /// `OPTION_REQ "exceptions"`: the server forwards WORK_EXCEPTION instead of turning it
-    /// into WORK_FAIL.
+    /// `OPTION_REQ "exceptions"` on every connected server: the server forwards
+    /// WORK_EXCEPTION instead of turning it into WORK_FAIL. Connections made later get it too.
     pub async fn enable_exceptions(&self) -> Result<(), Error> {
         self.set_option(b"exceptions").await
     }
 
     /// `OPTION_REQ`: sets a connection option; an unknown one is an [`Error::Server`].
     pub async fn set_option(&self, name: &[u8]) -> Result<(), Error> {
-        let key = self.request(PacketType::OptionReq, &[name], false)?;
-        match self.reply(key).await? {
+        let (state, _) = self.server_for(b"").await?;
+        state.borrow_mut().options.push(Bytes::copy_from_slice(name));
+        let key = request(&state, PacketType::OptionReq, &[name], false)?;
+        match reply(&state, key).await? {
             Delivery::Reply(_) => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
-    fn request(&self, kind: PacketType, args: &[&[u8]], foreground: bool) -> Result<usize, Error> {
-        let (key, driver) = {
-            let mut st = self.state.borrow_mut();
-            let key = st.request(kind, args, foreground)?;
-            (key, st.driver.clone())
-        };
-        if let Some(w) = driver {
-            w.wake();
+    /// The connection to use for a job with this unique ID: hashed or first up, failing over
+    /// in order, connecting (or reconnecting) when needed.
+    async fn server_for(&self, unique: &[u8]) -> Result<(Rc<RefCell<State>>, SocketAddr), Error> {
+        let n = self.inner.servers.borrow().len();
+        if n == 0 {
+            return Err(Error::InvalidArgument("no servers"));
         }
-        Ok(key)
+        let start = if self.inner.options.hash_by_unique && !unique.is_empty() {
+            fnv1a(unique) as usize % n
+        } else {
+            0
+        };
+        let mut last = Error::Disconnected;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            match self.connection(idx).await {
+                Ok(found) => return Ok(found),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
-    /// Waits for a direct reply, then frees the slot.
-    async fn reply(&self, key: usize) -> Result<Delivery, Error> {
-        let d = poll_fn(|cx| match self.state.borrow_mut().poll_slot(key, cx.waker()) {
-            Some(d) => Poll::Ready(d),
-            None => Poll::Pending,
-        })
-        .await;
-        self.state.borrow_mut().release(key);
-        match d {
-            Delivery::Failed(e) => Err(e),
-            d => Ok(d),
+    async fn server_at(&self, addr: SocketAddr) -> Result<Rc<RefCell<State>>, Error> {
+        let idx = self.inner.servers.borrow().iter().position(|s| s.addr == addr);
+        match idx {
+            Some(idx) => self.connection(idx).await.map(|(s, _)| s),
+            None => Err(Error::InvalidArgument("that server is not one of this client's")),
         }
+    }
+
+    /// The live connection to server `idx`, connecting if it has none and is not backing off.
+    /// Callers that arrive while a connect is under way wait for it rather than start another.
+    async fn connection(&self, idx: usize) -> Result<(Rc<RefCell<State>>, SocketAddr), Error> {
+        let addr = poll_fn(|cx| {
+            let mut servers = self.inner.servers.borrow_mut();
+            let slot = &mut servers[idx];
+            if let Some(st) = &slot.state {
+                if !st.borrow().dead {
+                    return Poll::Ready(Ok(Err((st.clone(), slot.addr))));
+                }
+            }
+            if slot.connecting {
+                slot.waiters.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            if slot.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Poll::Ready(Err(Error::Disconnected));
+            }
+            slot.connecting = true;
+            Poll::Ready(Ok(Ok(slot.addr)))
+        })
+        .await?;
+        let addr = match addr {
+            Err(live) => return Ok(live),
+            Ok(addr) => addr,
+        };
+        let connected = Conn::connect(addr, &self.inner.handle).await;
+        let mut servers = self.inner.servers.borrow_mut();
+        let slot = &mut servers[idx];
+        slot.connecting = false;
+        for w in slot.waiters.drain(..) {
+            w.wake();
+        }
+        match connected {
+            Ok(conn) => {
+                let state = Rc::new(RefCell::new(State::new()));
+                // Options set on the old connection carry over to the new one.
+                if let Some(old) = &slot.state {
+                    let options = old.borrow().options.clone();
+                    let mut st = state.borrow_mut();
+                    for o in &options {
+                        if let Ok(key) = st.request(PacketType::OptionReq, &[o], false) {
+                            st.release(key);
+                        }
+                    }
+                    st.options = options;
+                }
+                self.inner.handle.spawn_local(driver::drive(conn, state.clone())).detach();
+                slot.state = Some(state.clone());
+                slot.failures = 0;
+                slot.retry_at = None;
+                Ok((state, addr))
+            }
+            Err(e) => {
+                slot.failures += 1;
+                let o = &self.inner.options;
+                let backoff = o
+                    .backoff_initial
+                    .saturating_mul(1 << (slot.failures - 1).min(16))
+                    .min(o.backoff_max);
+                slot.retry_at = Some(Instant::now() + backoff);
+                Err(Error::Io(e))
+            }
+        }
+    }
+}
+
+/// 32-bit FNV-1a, for picking a server by unique ID: stable across runs and processes, so
+/// every client sends a unique ID to the same server.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+fn request(
+    state: &Rc<RefCell<State>>,
+    kind: PacketType,
+    args: &[&[u8]],
+    foreground: bool,
+) -> Result<usize, Error> {
+    let (key, driver) = {
+        let mut st = state.borrow_mut();
+        let key = st.request(kind, args, foreground)?;
+        (key, st.driver.clone())
+    };
+    if let Some(w) = driver {
+        w.wake();
+    }
+    Ok(key)
+}
+
+/// Waits for a direct reply, then frees the slot.
+async fn reply(state: &Rc<RefCell<State>>, key: usize) -> Result<Delivery, Error> {
+    let d = poll_fn(|cx| match state.borrow_mut().poll_slot(key, cx.waker()) {
+        Some(d) => Poll::Ready(d),
+        None => Poll::Pending,
+    })
+    .await;
+    state.borrow_mut().release(key);
+    match d {
+        Delivery::Failed(e) => Err(e),
+        d => Ok(d),
+    }
+}
+
+async fn status_on(state: &Rc<RefCell<State>>, handle: &[u8]) -> Result<JobStatus, Error> {
+    let key = request(state, PacketType::GetStatus, &[handle], false)?;
+    match reply(state, key).await? {
+        Delivery::Reply(p) => Ok(JobStatus {
+            known: p.arg_ref(1) == b"1",
+            running: p.arg_ref(2) == b"1",
+            numerator: p.number(3, "numerator").unwrap_or(0),
+            denominator: p.number(4, "denominator").unwrap_or(0),
+            waiting: 0,
+        }),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -351,41 +571,19 @@ fn unexpected(d: Delivery) -> Error {
     }
 }
 
-impl Clone for Client {
-    fn clone(&self) -> Self {
-        self.state.borrow_mut().handles += 1;
-        Client { state: self.state.clone(), handle: self.handle.clone() }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let driver = {
-            let mut st = self.state.borrow_mut();
-            st.handles -= 1;
-            if st.handles == 0 {
-                st.driver.take()
-            } else {
-                None
-            }
-        };
-        if let Some(w) = driver {
-            w.wake();
-        }
-    }
-}
-
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("dead", &self.state.borrow().dead).finish_non_exhaustive()
+        let servers: Vec<SocketAddr> = self.inner.servers.borrow().iter().map(|s| s.addr).collect();
+        f.debug_struct("Client").field("servers", &servers).finish_non_exhaustive()
     }
 }
 
 /// A submitted foreground job: its handle and its stream of events.
 pub struct JobHandle {
-    client: Client,
+    state: Rc<RefCell<State>>,
     key: usize,
     handle: Bytes,
+    server: SocketAddr,
     deadline: Option<Sleep>,
     ended: bool,
 }
@@ -394,6 +592,11 @@ impl JobHandle {
     /// The handle the server assigned (e.g. `H:host:42`).
     pub fn handle(&self) -> &Bytes {
         &self.handle
+    }
+
+    /// The server running the job.
+    pub fn server(&self) -> SocketAddr {
+        self.server
     }
 
     /// The next event. After the terminal event, [`Error::Finished`]; after the job's deadline,
@@ -440,7 +643,7 @@ impl JobHandle {
 
     async fn next_delivery(&mut self) -> Result<Delivery, Error> {
         let key = self.key;
-        let state = self.client.state.clone();
+        let state = self.state.clone();
         let deadline = &mut self.deadline;
         poll_fn(|cx| {
             if let Some(d) = state.borrow_mut().poll_slot(key, cx.waker()) {
@@ -461,7 +664,7 @@ use std::future::Future;
 
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        self.client.state.borrow_mut().release(self.key);
+        self.state.borrow_mut().release(self.key);
     }
 }
 

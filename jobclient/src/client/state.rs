@@ -53,6 +53,8 @@ pub(crate) struct State {
     routes: HashMap<Bytes, Route>,
     pub(crate) dead: bool,
     pub(crate) handles: usize,
+    /// Options set on this connection (OPTION_REQ), re-sent on a reconnect.
+    pub(crate) options: Vec<Bytes>,
 }
 
 impl State {

@@ -21,11 +21,23 @@ impl Gearmand {
     /// Starts gearmand with its defaults (in-memory queue) plus `extra` arguments, e.g.
     /// `["--exceptions"]` or `["-t", "2"]`.
     pub fn start(extra: &[&str]) -> io::Result<Gearmand> {
+        Gearmand::launch(None, extra)
+    }
+
+    /// Starts gearmand on a given port: to restart a server where its clients expect it.
+    pub fn start_on(port: u16, extra: &[&str]) -> io::Result<Gearmand> {
+        Gearmand::launch(Some(port), extra)
+    }
+
+    fn launch(fixed: Option<u16>, extra: &[&str]) -> io::Result<Gearmand> {
         let bin = require_binary("gearmand", "gearman-job-server")?;
         let mut last = None;
         for _ in 0..3 {
             let dir = scratch_dir("gearmand")?;
-            let port = free_port()?;
+            let port = match fixed {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let mut child = Command::new(&bin)
                 .args([
                     "-L",

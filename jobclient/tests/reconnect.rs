@@ -1,0 +1,188 @@
+//! Several servers, failover, reconnection and draining, against real gearmand.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use evcore::Executor;
+use jobclient::proto::{encode, Decoder, Frame, Magic, PacketType};
+use jobclient::{Client, ClientOptions, Error, Job, Stopper, Worker};
+use peers::Gearmand;
+
+/// Our worker on its own thread, serving `addrs` with reconnection, until `jobs` are done.
+fn worker_thread(addrs: Vec<SocketAddr>, jobs: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let ex = Executor::new().unwrap();
+        let h = ex.handle();
+        let mut w = Worker::new();
+        w.client_id("reconnecting")
+            .register("up", |job| Ok(job.workload().to_ascii_uppercase().into()));
+        ex.block_on(w.run(&addrs, &h, Some(jobs), Stopper::new()))
+    })
+}
+
+/// Retries `f` a few times while it fails with `Disconnected`: the request that meets a dead
+/// connection fails, and the next one reconnects.
+async fn retrying<T, F: std::future::Future<Output = Result<T, Error>>>(
+    mut f: impl FnMut() -> F,
+) -> T {
+    for _ in 0..5 {
+        match f().await {
+            Ok(v) => return v,
+            Err(Error::Disconnected | Error::Io(_)) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no reconnection after 5 attempts");
+}
+
+#[test]
+fn server_restarted_under_a_running_client_and_worker() {
+    let first = Gearmand::start(&[]).unwrap();
+    let port = first.port();
+    let addr = first.addr();
+    let worker = worker_thread(vec![addr], 2);
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let client = ex.block_on(Client::connect(addr, &h)).unwrap();
+    assert_eq!(&ex.block_on(client.do_job("up", "", "before")).unwrap()[..], b"BEFORE");
+    drop(first);
+    let _second = Gearmand::start_on(port, &[]).unwrap();
+    let got = ex.block_on(retrying(|| client.do_job("up", "", "after")));
+    assert_eq!(&got[..], b"AFTER", "client and worker both reconnected");
+    assert_eq!(worker.join().unwrap(), 2);
+}
+
+#[test]
+fn fails_over_in_order_when_a_server_dies() {
+    let a = Gearmand::start(&[]).unwrap();
+    let b = Gearmand::start(&[]).unwrap();
+    let (a_addr, b_addr) = (a.addr(), b.addr());
+    let worker = worker_thread(vec![a_addr, b_addr], 2);
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let client = Client::with_servers(&[a_addr, b_addr], &h, ClientOptions::default());
+    ex.block_on(async {
+        let mut job = client.submit(Job::new("up", "one")).await.unwrap();
+        assert_eq!(job.server(), a_addr, "the first server is used while it is up");
+        assert_eq!(&job.result().await.unwrap()[..], b"ONE");
+    });
+    drop(a);
+    ex.block_on(async {
+        let mut job = retrying(|| client.submit(Job::new("up", "two"))).await;
+        assert_eq!(job.server(), b_addr, "the job failed over to the second server");
+        assert_eq!(&job.result().await.unwrap()[..], b"TWO");
+    });
+    assert_eq!(worker.join().unwrap(), 2);
+}
+
+#[test]
+fn hashing_by_unique_spreads_jobs_and_keeps_each_unique_on_one_server() {
+    let a = Gearmand::start(&[]).unwrap();
+    let b = Gearmand::start(&[]).unwrap();
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let mut options = ClientOptions::default();
+    options.hash_by_unique = true;
+    let client = Client::with_servers(&[a.addr(), b.addr()], &h, options);
+    ex.block_on(async {
+        let mut on_a = 0;
+        for i in 0..20 {
+            let unique = format!("key-{i}");
+            let first = client
+                .submit_background(Job::new("nobody", "x").unique(unique.clone()))
+                .await
+                .unwrap();
+            let again =
+                client.submit_background(Job::new("nobody", "x").unique(unique)).await.unwrap();
+            assert_eq!(first, again, "one unique, one server, one (coalesced) job");
+            if first.server == a.addr() {
+                on_a += 1;
+            }
+            assert!(client.status(&first).await.unwrap().known);
+        }
+        assert!(on_a > 0 && on_a < 20, "both servers get jobs ({on_a} of 20 on the first)");
+    });
+}
+
+#[test]
+fn a_stopped_worker_drains_and_unregisters() {
+    let server = Gearmand::start(&[]).unwrap();
+    let addr = server.addr();
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let stop = Stopper::new();
+    let mut w = Worker::new();
+    w.register("up", |job| Ok(job.workload().to_ascii_uppercase().into()));
+    let running = h.spawn_local(w.run(&[addr], &h, None, stop.clone()));
+    let client = ex.block_on(Client::connect(addr, &h)).unwrap();
+    assert_eq!(&ex.block_on(client.do_job("up", "", "x")).unwrap()[..], b"X");
+    stop.stop();
+    assert_eq!(ex.block_on(running), 1, "the worker returns after the job it did");
+    // The server no longer counts it as able to do the function.
+    let status = admin(addr, "status");
+    assert!(status.iter().any(|l| l.starts_with("up\t") && l.ends_with("\t0")), "{status:?}");
+}
+
+fn admin(addr: SocketAddr, command: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "{command}\r\n").unwrap();
+    std::io::BufReader::new(s).lines().map_while(Result::ok).take_while(|l| l != ".").collect()
+}
+
+#[test]
+fn the_poll_interval_finds_work_when_no_noop_comes() {
+    // A server that never sends NOOP: the first GRAB gets NO_JOB, the next one a job.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = BytesMut::new();
+        let d = Decoder::server();
+        let mut grabs = 0;
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            if n == 0 {
+                return grabs;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            while let Ok(Some(Frame::Packet(p))) = d.decode(&mut buf) {
+                let mut out = BytesMut::new();
+                match p.kind() {
+                    PacketType::GrabJobAll => {
+                        grabs += 1;
+                        if grabs == 1 {
+                            encode(&mut out, Magic::Res, PacketType::NoJob, &[]).unwrap();
+                        } else {
+                            encode(
+                                &mut out,
+                                Magic::Res,
+                                PacketType::JobAssignAll,
+                                &[b"H:fake:1", b"up", b"", b"", b"late"],
+                            )
+                            .unwrap();
+                        }
+                    }
+                    PacketType::WorkComplete => {
+                        assert_eq!(p.arg_ref(1), b"LATE");
+                        return grabs;
+                    }
+                    _ => {}
+                }
+                s.write_all(&out).unwrap();
+            }
+        }
+    });
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let mut w = Worker::new();
+    w.poll_interval(Duration::from_millis(20))
+        .register("up", |job| Ok(Bytes::from(job.workload().to_ascii_uppercase())));
+    let done = ex.block_on(w.work(addr, &h, Some(1))).unwrap();
+    assert_eq!(done, 1);
+    assert_eq!(fake.join().unwrap(), 2, "one GRAB before sleeping, one on the poll interval");
+}
