@@ -24,7 +24,10 @@
 //!   `workers`, `version`, `maxqueue`, `cancel job`, `show jobs`, `getpid`, `shutdown`) shares
 //!   the port, told apart by the first byte as gearmand does. A connection sending bad magic,
 //!   an unknown type, an oversized length or a response packet is closed with the reason
-//!   logged; the others keep being served.
+//!   logged; the others keep being served. `CAN_DO_TIMEOUT` is enforced (a job its worker
+//!   overruns is requeued, as gearmand does), `SUBMIT_JOB_EPOCH` jobs wait for their time,
+//!   and [`Server::durable_queue`] keeps background jobs in an append-only file, replayed and
+//!   compacted at start, written before the client hears `JOB_CREATED`.
 //! - **Programs**: `jobd` (the server, gearmand's `-L -p -t -l` flags) and `jobc` (client and
 //!   worker with the `gearman` tool's `-h -p -f -w -b -I -L -u -s -n -t` flags, worker
 //!   `-- command args`; unlike the `gearman` tool it exits non-zero when a job fails, and feeds
@@ -59,13 +62,14 @@
 //! | `gearman_worker_add_server`, `gearman_worker_work` | [`Worker::work`] (one server), [`Worker::run`] (several, reconnecting and re-registering) |
 //! | `gearman_worker_set_timeout` | [`Worker::poll_interval`] |
 //! | stopping a worker cleanly | [`Stopper`]: finish the job in hand, `RESET_ABILITIES`, return |
+//! | `gearadmin --status`, `--workers`, `--server-version`, `--show-jobs`, `--getpid`, `--shutdown` | [`Admin::status`], `workers`, `version`, `show_jobs`, `getpid`, `shutdown`; also `set_max_queue`, `cancel_job` |
 //! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
 //! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
 //!
 //! # Not yet
 //!
 //! Still to come: a worker that runs several jobs at once (today one at a time per
-//! connection); the `Admin` client; `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH`
+//! connection); `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH`
 //! scheduling in the server (today an epoch job is queued at once) and its optional durable
 //! queue; `cargo xtask fuzz` for the decoder; closing the throughput gaps the benchmarks show
 //! (`cargo bench -p benches --bench gearman`).
@@ -78,6 +82,7 @@
 //! `futures-io` (the socket traits), `thiserror`.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod client;
 mod conn;
 mod error;
@@ -86,6 +91,7 @@ pub mod proto;
 mod server;
 mod worker;
 
+pub use admin::{Admin, FunctionStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]

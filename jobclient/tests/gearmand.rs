@@ -341,3 +341,26 @@ fn our_client_with_our_worker_carries_payloads_exactly() {
         },
     );
 }
+
+#[test]
+fn admin_client_against_gearmand() {
+    let server = Gearmand::start(&[]).unwrap();
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    ex.block_on(async {
+        let client = Client::connect(server.addr(), &h).await.unwrap();
+        client.submit_background(Job::new("queued", "x")).await.unwrap();
+        let mut admin = jobclient::Admin::connect(server.addr(), &h).await.unwrap();
+        assert!(admin.version().await.unwrap().starts_with("1.1."));
+        assert_eq!(admin.getpid().await.unwrap(), server.pid());
+        let status = admin.status().await.unwrap();
+        let q = status.iter().find(|f| f.function == "queued").expect("the function is listed");
+        assert_eq!((q.total, q.running, q.workers), (1, 0, 0));
+        assert_eq!(admin.show_jobs().await.unwrap().len(), 1);
+        admin.set_max_queue("queued", 10).await.unwrap();
+        let workers = admin.workers().await.unwrap();
+        assert!(!workers.is_empty(), "our own connections are listed");
+        // gearmand 1.1.20 has no shutdown: a typed error, not a hang.
+        assert!(matches!(admin.shutdown().await, Err(Error::Server { .. })));
+    });
+}

@@ -24,6 +24,11 @@ struct Running {
 
 impl Running {
     fn start() -> Running {
+        Running::start_with(None)
+    }
+
+    /// A server keeping background jobs in `queue_file`.
+    fn start_with(queue_file: Option<std::path::PathBuf>) -> Running {
         let (tx, rx) = std::sync::mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
@@ -32,6 +37,9 @@ impl Running {
             let h = ex.handle();
             let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
             server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
+            if let Some(path) = queue_file {
+                server.durable_queue(path)?;
+            }
             tx.send(server.local_addr()?).unwrap();
             ex.block_on(server.run())
         });
@@ -382,4 +390,152 @@ fn admin_protocol() {
             assert!(matches!(e, Err(Error::Server { .. })), "{e:?}");
         })
     });
+}
+
+#[test]
+fn admin_client_against_our_server() {
+    let mut server = Running::start();
+    let addr = server.addr;
+    block_on(move |h| {
+        Box::pin(async move {
+            let mut admin = jobclient::Admin::connect(addr, &h).await.unwrap();
+            assert!(admin.version().await.unwrap().starts_with("jobd"));
+            assert!(admin.cancel_job("H:none:1").await.is_err());
+            admin.shutdown().await.unwrap();
+        })
+    });
+    // The server stopped on its own; nothing is left for Drop to shut down.
+    server.thread.take().unwrap().join().unwrap().unwrap();
+}
+
+#[test]
+fn a_worker_past_its_can_do_timeout_loses_the_job_to_another() {
+    let server = Running::start();
+    let addr = server.addr;
+    let client = std::thread::spawn(move || {
+        block_on(move |h| {
+            Box::pin(async move {
+                Client::connect(addr, &h).await.unwrap().do_job("slow", "", "p").await
+            })
+        })
+    });
+    // This worker promises 50 ms, takes the job and never answers.
+    let mut late = Raw::connect(addr);
+    late.send(PacketType::CanDoTimeout, &[b"slow", b"50"]);
+    late.send(PacketType::PreSleep, &[]);
+    assert_eq!(late.recv().kind(), PacketType::Noop, "woken by the submission");
+    late.send(PacketType::GrabJobAll, &[]);
+    assert_eq!(late.recv().kind(), PacketType::JobAssignAll);
+    // Once the timeout passes the job is requeued for a worker that answers.
+    let good = spawn_worker(addr, 1, |w| {
+        w.register("slow", |_| Ok(Bytes::from_static(b"finished")));
+    });
+    assert_eq!(&client.join().unwrap().unwrap()[..], b"finished");
+    good.join().unwrap().unwrap();
+    // The late worker's answer, when it finally comes, is ignored: the job is not its any more.
+    drop(late);
+    assert!(server.admin("show jobs").is_empty());
+}
+
+#[test]
+fn epoch_jobs_wait_for_their_time() {
+    let server = Running::start();
+    let addr = server.addr;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let later = block_on(move |h| {
+        Box::pin(async move {
+            let c = Client::connect(addr, &h).await.unwrap();
+            // One in the past runs at once; one a second ahead waits.
+            c.submit_background(Job::new("timed", "past").at_epoch(now - 10)).await.unwrap();
+            c.submit_background(Job::new("timed", "future").at_epoch(now + 1)).await.unwrap()
+        })
+    });
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::CanDo, &[b"timed"]);
+    w.send(PacketType::GrabJobAll, &[]);
+    let first = w.recv();
+    assert_eq!(first.arg_ref(4), b"past");
+    w.send(PacketType::WorkComplete, &[first.arg_ref(0), b""]);
+    w.send(PacketType::GrabJobAll, &[]);
+    assert_eq!(w.recv().kind(), PacketType::NoJob, "the future job is not offered before its time");
+    assert!(server
+        .admin("show jobs")
+        .iter()
+        .any(|l| l.starts_with(&*String::from_utf8_lossy(&later.handle))));
+    // Sleep until it is due: the NOOP that follows is what wakes us.
+    w.send(PacketType::PreSleep, &[]);
+    assert_eq!(w.recv().kind(), PacketType::Noop);
+    w.send(PacketType::GrabJobAll, &[]);
+    let second = w.recv();
+    assert_eq!(second.arg_ref(4), b"future");
+    let due = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(due > now, "offered before its epoch");
+}
+
+#[test]
+fn the_durable_queue_survives_a_restart() {
+    let dir = peers::scratch_dir("durable").unwrap();
+    let file = dir.join("queue.log");
+    let first = Running::start_with(Some(file.clone()));
+    let addr = first.addr;
+    let handles = block_on(move |h| {
+        Box::pin(async move {
+            let c = Client::connect(addr, &h).await.unwrap();
+            let mut out = Vec::new();
+            for (data, prio) in
+                [("low", Priority::Low), ("done", Priority::Normal), ("high", Priority::High)]
+            {
+                out.push(
+                    c.submit_background(Job::new(data, data).priority(prio)).await.unwrap().handle,
+                );
+            }
+            out
+        })
+    });
+    // One of them is finished before the restart; it must not come back.
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::CanDo, &[b"done"]);
+    w.send(PacketType::GrabJobAll, &[]);
+    let p = w.recv();
+    w.send(PacketType::WorkComplete, &[p.arg_ref(0), b""]);
+    w.send(PacketType::EchoReq, &[b"sync"]);
+    assert_eq!(w.recv().kind(), PacketType::EchoRes);
+    drop(w);
+    drop(first);
+    // A new server on the same file has the other two, with their handles and priorities.
+    let second = Running::start_with(Some(file));
+    let mut w = Raw::connect(second.addr);
+    for f in [&b"low"[..], b"high", b"done"] {
+        w.send(PacketType::CanDo, &[f]);
+    }
+    let mut got = Vec::new();
+    loop {
+        w.send(PacketType::GrabJobAll, &[]);
+        let p = w.recv();
+        if p.kind() == PacketType::NoJob {
+            break;
+        }
+        got.push((p.arg(0), p.arg(4)));
+        w.send(PacketType::WorkComplete, &[p.arg_ref(0), b""]);
+    }
+    assert_eq!(
+        got,
+        [
+            (handles[2].clone(), Bytes::from_static(b"high")),
+            (handles[0].clone(), Bytes::from_static(b"low"))
+        ]
+    );
+    // New handles continue after the restored ones.
+    let fresh = block_on(move |h| {
+        let addr = second.addr;
+        Box::pin(async move {
+            Client::connect(addr, &h)
+                .await
+                .unwrap()
+                .submit_background(Job::new("x", "y"))
+                .await
+                .unwrap()
+        })
+    });
+    assert!(!handles.contains(&fresh.handle));
 }

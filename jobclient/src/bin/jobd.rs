@@ -2,7 +2,8 @@
 //!
 //! Flags follow gearmand's: `-L ADDRESS` (default 127.0.0.1), `-p PORT` (default 4730),
 //! `-t THREADS` (accepted for compatibility; one event loop serves all connections), `-l LOG`
-//! (`stderr`, or a file to append to; default: no log). Stop it with the admin `shutdown`
+//! (`stderr`, or a file to append to; default: no log), and `-q FILE` / `--queue-file FILE`
+//! to keep background jobs in a file across restarts. Stop it with the admin `shutdown`
 //! command or a signal.
 
 use std::io::Write;
@@ -12,12 +13,14 @@ use std::process::ExitCode;
 use evcore::Executor;
 use jobclient::Server;
 
-const USAGE: &str = "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] [-V]";
+const USAGE: &str =
+    "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] [-q QUEUE_FILE] [-V]";
 
 fn main() -> ExitCode {
     let mut ip: IpAddr = [127, 0, 0, 1].into();
     let mut port = 4730u16;
     let mut log: Option<String> = None;
+    let mut queue: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
             "-t" | "--threads" => value()
                 .and_then(|v| v.parse::<u32>().map(|_| ()).map_err(|e| format!("-t {v}: {e}"))),
             "-l" | "--log-file" => value().map(|v| log = Some(v)),
+            "-q" | "--queue-file" => value().map(|v| queue = Some(v)),
             "-V" | "--version" => {
                 println!("{}", jobclient::VERSION);
                 return ExitCode::SUCCESS;
@@ -45,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match serve(SocketAddr::new(ip, port), log) {
+    match serve(SocketAddr::new(ip, port), log, queue) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobd: {e}");
@@ -54,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr, log: Option<String>) -> std::io::Result<()> {
+fn serve(addr: SocketAddr, log: Option<String>, queue: Option<String>) -> std::io::Result<()> {
     let ex = Executor::new()?;
     let h = ex.handle();
     let server = Server::bind(addr, &h)?;
@@ -67,6 +71,10 @@ fn serve(addr: SocketAddr, log: Option<String>) -> std::io::Result<()> {
                 let _ = writeln!(file, "{line}");
             });
         }
+    }
+    if let Some(path) = queue {
+        let restored = server.durable_queue(&path)?;
+        eprintln!("jobd: durable queue {path}: {restored} background jobs restored");
     }
     eprintln!("jobd: listening on {}", server.local_addr()?);
     ex.block_on(server.run())

@@ -1,7 +1,8 @@
 //! The job server's state machine, with no I/O: connections, functions, queued and running
 //! jobs. Packets go in; packets (and admin text) for each connection come out in its buffer.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -9,6 +10,31 @@ use crate::proto::{encode, Magic, Packet, PacketType, ProtoError};
 
 /// Names a connection.
 pub(crate) type ConnId = usize;
+
+/// The time, as the driver gives it: monotonic for timeouts, Unix seconds for epoch jobs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Now {
+    pub(crate) mono: Instant,
+    pub(crate) unix: u64,
+}
+
+impl Now {
+    pub(crate) fn system() -> Now {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Now { mono: Instant::now(), unix }
+    }
+}
+
+/// Something waiting for a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timed {
+    /// A job run under CAN_DO_TIMEOUT: requeued if that worker still has it then.
+    Assignment { job: usize, worker: ConnId },
+    /// A SUBMIT_JOB_EPOCH job: queued then.
+    Epoch { job: usize },
+}
 type JobId = usize;
 
 const PRIORITIES: usize = 3;
@@ -20,6 +46,8 @@ pub(crate) struct ConnState {
     client_id: Bytes,
     /// Functions this connection can do, in registration order.
     abilities: Vec<Bytes>,
+    /// CAN_DO_TIMEOUT limits, by function.
+    timeouts: HashMap<Bytes, Duration>,
     sleeping: bool,
     exceptions: bool,
     /// Jobs assigned to this connection as a worker.
@@ -41,6 +69,8 @@ struct Job {
     worker: Option<ConnId>,
     status: (u64, u64),
     retries: u32,
+    /// The Unix time an epoch job runs at; 0 otherwise.
+    epoch: u64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +110,11 @@ pub(crate) struct Core {
     prefix: String,
     /// Connections with output waiting, each listed once.
     pub(crate) dirty: Vec<ConnId>,
+    timers: BTreeMap<(Instant, u64), Timed>,
+    timer_seq: u64,
+    /// Journal records for the durable queue, for the driver to append to its file; `None`
+    /// when the queue is in memory only.
+    pub(crate) journal: Option<BytesMut>,
 }
 
 impl Core {
@@ -95,6 +130,9 @@ impl Core {
             next_handle: 1,
             prefix: format!("H:{host}:"),
             dirty: Vec::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            journal: None,
         }
     }
 
@@ -195,6 +233,11 @@ impl Core {
     fn remove_job(&mut self, job_id: JobId) {
         let Some(job) = self.jobs.get_mut(job_id).and_then(Option::take) else { return };
         self.free_jobs.push(job_id);
+        if job.background {
+            if let Some(journal) = self.journal.as_mut() {
+                super::journal::done(journal, &job.handle);
+            }
+        }
         self.by_handle.remove(&job.handle);
         if !job.unique.is_empty() {
             self.by_unique.remove(&(job.function.clone(), job.unique.clone()));
@@ -214,7 +257,12 @@ impl Core {
     }
 
     /// Handles one packet from a connection.
-    pub(crate) fn packet(&mut self, from: ConnId, p: &Packet) -> Result<Action, ProtoError> {
+    pub(crate) fn packet(
+        &mut self,
+        from: ConnId,
+        p: &Packet,
+        now: Now,
+    ) -> Result<Action, ProtoError> {
         use PacketType as T;
         if p.magic() != Magic::Req {
             return Err(ProtoError::Unexpected { magic: p.magic(), kind: p.kind() });
@@ -222,12 +270,12 @@ impl Core {
         p.check_limits()?;
         match p.kind() {
             T::EchoReq => self.send(from, T::EchoRes, &[p.arg_ref(0)]),
-            T::SubmitJob => self.submit(from, p, 1, false),
-            T::SubmitJobHigh => self.submit(from, p, 0, false),
-            T::SubmitJobLow => self.submit(from, p, 2, false),
-            T::SubmitJobBg | T::SubmitJobEpoch => self.submit(from, p, 1, true),
-            T::SubmitJobHighBg => self.submit(from, p, 0, true),
-            T::SubmitJobLowBg => self.submit(from, p, 2, true),
+            T::SubmitJob => self.submit(from, p, 1, false, now),
+            T::SubmitJobHigh => self.submit(from, p, 0, false, now),
+            T::SubmitJobLow => self.submit(from, p, 2, false, now),
+            T::SubmitJobBg | T::SubmitJobEpoch => self.submit(from, p, 1, true, now),
+            T::SubmitJobHighBg => self.submit(from, p, 0, true, now),
+            T::SubmitJobLowBg => self.submit(from, p, 2, true, now),
             T::GetStatus => self.get_status(from, p.arg(0)),
             T::GetStatusUnique => self.get_status_unique(from, p.arg(0)),
             T::OptionReq => {
@@ -240,7 +288,11 @@ impl Core {
                     self.error(from, "UNKNOWN_OPTION", "Server does not recognize given option");
                 }
             }
-            T::CanDo | T::CanDoTimeout => self.can_do(from, p.arg(0)),
+            T::CanDo => self.can_do(from, p.arg(0), None),
+            T::CanDoTimeout => {
+                let ms = p.number(1, "timeout")?;
+                self.can_do(from, p.arg(0), Some(Duration::from_millis(ms)));
+            }
             T::CantDo => self.cant_do(from, &p.arg(0)),
             T::ResetAbilities => {
                 let abilities =
@@ -266,7 +318,7 @@ impl Core {
                     c.sleeping = true;
                 }
             }
-            T::GrabJob | T::GrabJobUniq | T::GrabJobAll => self.grab(from, p.kind()),
+            T::GrabJob | T::GrabJobUniq | T::GrabJobAll => self.grab(from, p.kind(), now),
             T::WorkData
             | T::WorkWarning
             | T::WorkStatus
@@ -280,7 +332,7 @@ impl Core {
         Ok(Action::Continue)
     }
 
-    fn submit(&mut self, from: ConnId, p: &Packet, priority: usize, background: bool) {
+    fn submit(&mut self, from: ConnId, p: &Packet, priority: usize, background: bool, now: Now) {
         let (function, unique) = (p.arg(0), p.arg(1));
         let data = match p.kind() {
             PacketType::SubmitJobEpoch => p.arg(3),
@@ -303,6 +355,20 @@ impl Core {
                 return;
             }
         }
+        // An epoch job waits for its time, unqueued; a time already past queues it at once.
+        let run_at = match p.kind() {
+            PacketType::SubmitJobEpoch => match p.number(2, "epoch") {
+                Ok(epoch) if epoch > now.unix => {
+                    Some(now.mono + Duration::from_secs(epoch - now.unix))
+                }
+                Ok(_) => None,
+                Err(_) => {
+                    self.error(from, "INVALID_EPOCH", "The epoch is not a number");
+                    return;
+                }
+            },
+            _ => None,
+        };
         let f = self.functions.entry(function.clone()).or_default();
         let max = f.max_queue[priority];
         if max > 0 && f.queues[priority].len() >= max {
@@ -322,6 +388,10 @@ impl Core {
             worker: None,
             status: (0, 0),
             retries: 0,
+            epoch: match p.kind() {
+                PacketType::SubmitJobEpoch => p.number(2, "epoch").unwrap_or(0),
+                _ => 0,
+            },
         };
         let job_id = match self.free_jobs.pop() {
             Some(id) => {
@@ -334,6 +404,23 @@ impl Core {
             }
         };
         self.by_handle.insert(handle.clone(), job_id);
+        if background {
+            if let Some(journal) = self.journal.as_mut() {
+                let j = self.jobs[job_id].as_ref().expect("just stored");
+                let epoch = j.epoch;
+                super::journal::add(
+                    journal,
+                    &super::journal::Saved {
+                        handle: j.handle.clone(),
+                        function: j.function.clone(),
+                        unique: j.unique.clone(),
+                        data: j.data.clone(),
+                        priority: priority as u8,
+                        epoch,
+                    },
+                );
+            }
+        }
         if !unique.is_empty() {
             self.by_unique.insert((function.clone(), unique), job_id);
         }
@@ -342,10 +429,58 @@ impl Core {
                 c.waiting.push(job_id);
             }
         }
-        self.functions.get_mut(&function).expect("created above").queues[priority]
-            .push_back(job_id);
         self.send(from, PacketType::JobCreated, &[&handle]);
-        self.wake_workers(&function);
+        match run_at {
+            Some(at) => self.add_timer(at, Timed::Epoch { job: job_id }),
+            None => {
+                self.functions.get_mut(&function).expect("created above").queues[priority]
+                    .push_back(job_id);
+                self.wake_workers(&function);
+            }
+        }
+    }
+
+    fn add_timer(&mut self, at: Instant, what: Timed) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), what);
+    }
+
+    /// When [`expire`](Self::expire) next has work.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Acts on every timer due at `now`: epoch jobs are queued; a job still run by the worker
+    /// whose CAN_DO_TIMEOUT passed is taken from it and requeued.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            match entry.remove() {
+                Timed::Epoch { job } => {
+                    let Some(Some(j)) = self.jobs.get(job) else { continue };
+                    let (function, priority) = (j.function.clone(), j.priority);
+                    if let Some(f) = self.functions.get_mut(&function) {
+                        f.queues[priority].push_back(job);
+                    }
+                    self.wake_workers(&function);
+                }
+                Timed::Assignment { job, worker } => {
+                    let still = self
+                        .jobs
+                        .get(job)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|j| j.worker == Some(worker));
+                    if still {
+                        if let Some(c) = self.conn_mut(worker) {
+                            c.running.retain(|&j| j != job);
+                        }
+                        self.requeue(job);
+                    }
+                }
+            }
+        }
     }
 
     fn get_status(&mut self, from: ConnId, handle: Bytes) {
@@ -384,8 +519,12 @@ impl Core {
         );
     }
 
-    fn can_do(&mut self, from: ConnId, function: Bytes) {
+    fn can_do(&mut self, from: ConnId, function: Bytes, timeout: Option<Duration>) {
         let Some(c) = self.conn_mut(from) else { return };
+        match timeout {
+            Some(t) => c.timeouts.insert(function.clone(), t),
+            None => c.timeouts.remove(&function),
+        };
         if c.abilities.contains(&function) {
             return;
         }
@@ -414,7 +553,7 @@ impl Core {
         }
     }
 
-    fn grab(&mut self, from: ConnId, kind: PacketType) {
+    fn grab(&mut self, from: ConnId, kind: PacketType, now: Now) {
         let abilities = match self.conn_mut(from) {
             Some(c) => {
                 c.sleeping = false;
@@ -443,8 +582,12 @@ impl Core {
         job.worker = Some(from);
         let (h, f, u, d) =
             (job.handle.clone(), job.function.clone(), job.unique.clone(), job.data.clone());
-        if let Some(c) = self.conn_mut(from) {
+        let timeout = self.conn_mut(from).and_then(|c| {
             c.running.push(job_id);
+            c.timeouts.get(&f).copied()
+        });
+        if let Some(t) = timeout {
+            self.add_timer(now.mono + t, Timed::Assignment { job: job_id, worker: from });
         }
         match kind {
             PacketType::GrabJobAll => {
@@ -499,6 +642,65 @@ impl Core {
             }
             self.remove_job(job_id);
         }
+    }
+
+    /// Re-creates background jobs from the durable queue, queued (or timed) as they were.
+    pub(crate) fn restore(&mut self, jobs: Vec<super::journal::Saved>, now: Now) {
+        for saved in jobs {
+            // Handles keep their numbers; new ones continue after the highest.
+            if let Some(n) = std::str::from_utf8(&saved.handle)
+                .ok()
+                .and_then(|h| h.rsplit(':').next()?.parse::<u64>().ok())
+            {
+                self.next_handle = self.next_handle.max(n + 1);
+            }
+            let priority = usize::from(saved.priority).min(PRIORITIES - 1);
+            let job = Job {
+                handle: saved.handle.clone(),
+                function: saved.function.clone(),
+                unique: saved.unique.clone(),
+                data: saved.data,
+                priority,
+                background: true,
+                clients: Vec::new(),
+                worker: None,
+                status: (0, 0),
+                retries: 0,
+                epoch: saved.epoch,
+            };
+            self.jobs.push(Some(job));
+            let job_id = self.jobs.len() - 1;
+            self.by_handle.insert(saved.handle, job_id);
+            if !saved.unique.is_empty() {
+                self.by_unique.insert((saved.function.clone(), saved.unique), job_id);
+            }
+            let f = self.functions.entry(saved.function).or_default();
+            if saved.epoch > now.unix {
+                self.add_timer(
+                    now.mono + Duration::from_secs(saved.epoch - now.unix),
+                    Timed::Epoch { job: job_id },
+                );
+            } else {
+                f.queues[priority].push_back(job_id);
+            }
+        }
+    }
+
+    /// The live background jobs, as the durable queue keeps them (for compaction).
+    pub(crate) fn saved_jobs(&self) -> Vec<super::journal::Saved> {
+        self.jobs
+            .iter()
+            .flatten()
+            .filter(|j| j.background)
+            .map(|j| super::journal::Saved {
+                handle: j.handle.clone(),
+                function: j.function.clone(),
+                unique: j.unique.clone(),
+                data: j.data.clone(),
+                priority: j.priority as u8,
+                epoch: j.epoch,
+            })
+            .collect()
     }
 
     /// `status` rows: function, queued + running, running, capable workers.

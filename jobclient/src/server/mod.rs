@@ -9,10 +9,12 @@
 
 mod admin;
 mod core;
+mod journal;
 
 use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
@@ -23,7 +25,7 @@ use bytes::BytesMut;
 use evcore::{Async, Handle};
 use futures_io::{AsyncRead, AsyncWrite};
 
-use self::core::{Action, ConnId, Core};
+use self::core::{Action, ConnId, Core, Now};
 use crate::proto::{Decoder, Frame};
 
 pub use admin::VERSION;
@@ -36,18 +38,42 @@ struct Shared {
     wakers: Vec<Option<Waker>>,
     shutdown: bool,
     accept_waker: Option<Waker>,
+    timer_waker: Option<Waker>,
     log: Option<Log>,
+    /// The durable queue's file, appended to after each batch of packets.
+    journal_file: Option<std::fs::File>,
 }
 
 impl Shared {
+    fn sync_journal(&mut self) {
+        use std::io::Write as _;
+        let Some(buf) = self.core.journal.as_mut() else { return };
+        if buf.is_empty() {
+            return;
+        }
+        let records = buf.split();
+        if let Some(file) = self.journal_file.as_mut() {
+            if let Err(e) = file.write_all(&records) {
+                let msg = format!("durable queue write failed: {e}");
+                self.log(&msg);
+            }
+        }
+    }
+
     fn log(&mut self, msg: &str) {
         if let Some(log) = self.log.as_mut() {
             log(msg);
         }
     }
 
-    /// Wakes every connection that has output waiting.
+    /// Wakes every connection that has output waiting, and the timer task when the core may
+    /// have a new earliest deadline. The journal is written first, so that a client hears
+    /// JOB_CREATED only for a background job already in the file.
     fn flush_dirty(&mut self) {
+        self.sync_journal();
+        if let Some(w) = self.timer_waker.take() {
+            w.wake();
+        }
         for id in std::mem::take(&mut self.core.dirty) {
             if let Some(Some(w)) = self.wakers.get_mut(id).map(Option::take) {
                 w.wake();
@@ -84,9 +110,44 @@ impl Server {
             wakers: Vec::new(),
             shutdown: false,
             accept_waker: None,
+            timer_waker: None,
             log: None,
+            journal_file: None,
         };
         Ok(Server { listener, handle: handle.clone(), shared: Rc::new(RefCell::new(shared)) })
+    }
+
+    /// Keeps background jobs in `path` so that a restart loses none: the file is replayed
+    /// (and compacted) now, and every background job added or finished is appended to it
+    /// before the client hears of it. The file survives the process being killed; it is not
+    /// synced to disk on every job, so a power cut can lose the last few.
+    pub fn durable_queue(&self, path: impl AsRef<std::path::Path>) -> io::Result<usize> {
+        use std::io::Write as _;
+        let path = path.as_ref();
+        let old = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let (jobs, problem) = journal::replay(&old);
+        let mut sh = self.shared.borrow_mut();
+        if let Some(p) = problem {
+            let msg = format!("durable queue {}: {p}", path.display());
+            sh.log(&msg);
+        }
+        let restored = jobs.len();
+        sh.core.restore(jobs, core::Now::system());
+        // Compact: rewrite the live jobs only, then append from there.
+        let mut fresh = BytesMut::new();
+        for job in sh.core.saved_jobs() {
+            journal::add(&mut fresh, &job);
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::File::create(&tmp)?.write_all(&fresh)?;
+        std::fs::rename(&tmp, path)?;
+        sh.journal_file = Some(std::fs::OpenOptions::new().append(true).open(path)?);
+        sh.core.journal = Some(BytesMut::new());
+        Ok(restored)
     }
 
     /// Where it listens.
@@ -101,6 +162,13 @@ impl Server {
 
     /// Serves until an admin `shutdown`.
     pub async fn run(self) -> io::Result<()> {
+        let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
+        let result = self.accept_loop().await;
+        drop(timers);
+        result
+    }
+
+    async fn accept_loop(&self) -> io::Result<()> {
         loop {
             let accepted = poll_fn(|cx| {
                 if self.shared.borrow().shutdown {
@@ -209,7 +277,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 }
             };
             let action = match frame {
-                Frame::Packet(p) => match sh.core.packet(id, &p) {
+                Frame::Packet(p) => match sh.core.packet(id, &p, Now::system()) {
                     Ok(a) => a,
                     Err(e) => {
                         sh.flush_dirty();
@@ -240,6 +308,38 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
     sh.core.disconnect(id);
     sh.wakers[id] = None;
     sh.flush_dirty();
+}
+
+/// Sleeps until the core's next deadline (or until a packet may have set an earlier one),
+/// then lets the core act on what is due.
+async fn timer_task(shared: Rc<RefCell<Shared>>, handle: Handle) {
+    loop {
+        let next = shared.borrow().core.next_deadline();
+        let mut sleep = next.map(|at| handle.sleep_until(at));
+        let mut armed = false;
+        poll_fn(|cx| {
+            if let Some(s) = sleep.as_mut() {
+                if Pin::new(s).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            // The first poll registers for "a packet arrived"; a later wake-up through it means
+            // the deadline may have moved.
+            if armed {
+                return Poll::Ready(());
+            }
+            armed = true;
+            shared.borrow_mut().timer_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let mut sh = shared.borrow_mut();
+        sh.core.expire(std::time::Instant::now());
+        sh.flush_dirty();
+        if sh.shutdown {
+            return;
+        }
+    }
 }
 
 fn hostname() -> String {

@@ -1,0 +1,209 @@
+//! `Admin`: the administrative text protocol (`gearadmin`'s commands) as typed calls.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::net::{SocketAddr, TcpStream};
+use std::pin::Pin;
+
+use evcore::{Async, Handle};
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::Error;
+
+/// One row of `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionStatus {
+    /// The function name.
+    pub function: String,
+    /// Jobs queued or running.
+    pub total: u64,
+    /// Jobs running.
+    pub running: u64,
+    /// Workers able to do it.
+    pub workers: u64,
+}
+
+/// One row of `workers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    /// The server's identifier for the connection (gearmand: its descriptor).
+    pub id: String,
+    /// The worker's address.
+    pub address: String,
+    /// Its SET_CLIENT_ID, or `-`.
+    pub client_id: String,
+    /// The functions it registered.
+    pub functions: Vec<String>,
+}
+
+/// A connection speaking the admin protocol.
+///
+/// ```no_run
+/// use evcore::Executor;
+/// use jobclient::Admin;
+///
+/// let ex = Executor::new()?;
+/// let h = ex.handle();
+/// ex.block_on(async {
+///     let mut admin = Admin::connect("127.0.0.1:4730".parse().unwrap(), &h).await?;
+///     for f in admin.status().await? {
+///         println!("{}: {} queued, {} running, {} workers", f.function, f.total, f.running, f.workers);
+///     }
+///     Ok::<(), jobclient::Error>(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Admin {
+    sock: Async<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Admin {
+    /// Connects.
+    pub async fn connect(addr: SocketAddr, handle: &Handle) -> Result<Admin, Error> {
+        Ok(Admin { sock: Async::<TcpStream>::connect(addr, handle).await?, buf: Vec::new() })
+    }
+
+    /// `status`: every function with its queued, running and worker counts.
+    pub async fn status(&mut self) -> Result<Vec<FunctionStatus>, Error> {
+        let lines = self.list("status").await?;
+        lines
+            .iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let n = |i: usize| {
+                    f.get(i)
+                        .and_then(|v| v.trim().parse().ok())
+                        .ok_or(Error::InvalidArgument("malformed status line"))
+                };
+                Ok(FunctionStatus {
+                    function: f[0].to_string(),
+                    total: n(1)?,
+                    running: n(2)?,
+                    workers: n(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `workers`: every connection with its address, client ID and functions.
+    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, Error> {
+        let lines = self.list("workers").await?;
+        Ok(lines
+            .iter()
+            .map(|l| {
+                let (left, right) = l.split_once(" :").unwrap_or((l.as_str(), ""));
+                let mut it = left.split_whitespace();
+                WorkerInfo {
+                    id: it.next().unwrap_or_default().to_string(),
+                    address: it.next().unwrap_or_default().to_string(),
+                    client_id: it.next().unwrap_or_default().to_string(),
+                    functions: right.split_whitespace().map(str::to_string).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// `version`: the server's version (without the `OK `).
+    pub async fn version(&mut self) -> Result<String, Error> {
+        self.ok_line("version").await
+    }
+
+    /// `getpid`: the server's process ID.
+    pub async fn getpid(&mut self) -> Result<u32, Error> {
+        self.ok_line("getpid")
+            .await?
+            .trim()
+            .parse()
+            .map_err(|_| Error::InvalidArgument("malformed getpid answer"))
+    }
+
+    /// `maxqueue FUNCTION N`: at most `max` queued jobs per priority (0: no limit).
+    pub async fn set_max_queue(&mut self, function: &str, max: u32) -> Result<(), Error> {
+        self.ok_line(&format!("maxqueue {function} {max}")).await.map(drop)
+    }
+
+    /// `cancel job HANDLE`: removes a queued job. Servers that lack it answer an error.
+    pub async fn cancel_job(&mut self, handle: &str) -> Result<(), Error> {
+        self.ok_line(&format!("cancel job {handle}")).await.map(drop)
+    }
+
+    /// `show jobs`: the raw rows (handle, retries, ignore flag, queued flag).
+    pub async fn show_jobs(&mut self) -> Result<Vec<String>, Error> {
+        self.list("show jobs").await
+    }
+
+    /// `shutdown`: stops the server (ours; gearmand 1.1.20 lacks it and answers an error).
+    pub async fn shutdown(&mut self) -> Result<(), Error> {
+        self.ok_line("shutdown").await.map(drop)
+    }
+
+    /// Sends a command whose answer is one line starting `OK`; an `ERR` line is an error.
+    async fn ok_line(&mut self, command: &str) -> Result<String, Error> {
+        self.send(command).await?;
+        let line = self.line().await?;
+        if let Some(rest) = line.strip_prefix("OK") {
+            return Ok(rest.trim_start().to_string());
+        }
+        let mut words = line.splitn(3, ' ');
+        let _err = words.next();
+        let code = words.next().unwrap_or("ERR").to_string();
+        let text = words.next().unwrap_or_default().replace('+', " ");
+        Err(Error::Server { code, text })
+    }
+
+    /// Sends a command whose answer is lines up to a `.` line.
+    async fn list(&mut self, command: &str) -> Result<Vec<String>, Error> {
+        self.send(command).await?;
+        let mut out = Vec::new();
+        loop {
+            let line = self.line().await?;
+            if line == "." {
+                return Ok(out);
+            }
+            if line.starts_with("ERR ") && out.is_empty() {
+                return Err(Error::Server { code: "ERR".into(), text: line });
+            }
+            out.push(line);
+        }
+    }
+
+    async fn send(&mut self, command: &str) -> Result<(), Error> {
+        let data = format!("{command}\r\n").into_bytes();
+        let mut sent = 0;
+        while sent < data.len() {
+            let n = poll_fn(|cx| Pin::new(&mut self.sock).poll_write(cx, &data[sent..])).await?;
+            if n == 0 {
+                return Err(Error::Disconnected);
+            }
+            sent += n;
+        }
+        Ok(())
+    }
+
+    async fn line(&mut self) -> Result<String, Error> {
+        loop {
+            if let Some(p) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=p).collect();
+                return Ok(String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string());
+            }
+            if self.buf.len() > crate::proto::MAX_LINE {
+                return Err(crate::proto::ProtoError::LineTooLong(crate::proto::MAX_LINE).into());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = poll_fn(|cx| Pin::new(&mut self.sock).poll_read(cx, &mut chunk)).await?;
+            if n == 0 {
+                return Err(Error::Disconnected);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
