@@ -15,7 +15,9 @@
 //!   `STATUS_RES`, `OPTION_RES`, and gearmand's `ERROR`) are matched to requests in order, which
 //!   is how gearmand answers.
 //! - **A worker** that asks with `GRAB_JOB_ALL` and, when there is nothing, sends `PRE_SLEEP`
-//!   and waits for `NOOP` without polling.
+//!   and waits for `NOOP` without polling. Plain functions run one job at a time; async
+//!   functions ([`Worker::register_async`]) run up to [`Worker::max_concurrent`] jobs at once
+//!   on one connection, the worker grabbing more while they run.
 //! - **An embedded job server** (feature `server`, [`Server`]): a sans-I/O core (jobs in a
 //!   slab, three priority queues per function with priority global across functions as
 //!   gearmand documents, coalescing by function and unique, NOOP wake-ups) run with one task
@@ -57,7 +59,7 @@
 //! | `gearman_client_set_options(GEARMAN_CLIENT_EXCEPTIONS)` | [`Client::enable_exceptions`] |
 //! | `SUBMIT_JOB_EPOCH` | [`Job::at_epoch`] |
 //! | `gearman_client_set_timeout` | [`Job::timeout`]: per job, a typed [`Error::TimedOut`] even when no worker exists |
-//! | `gearman_worker_add_function` | [`Worker::register`], [`Worker::register_with_timeout`] (`CAN_DO_TIMEOUT`) |
+//! | `gearman_worker_add_function` | [`Worker::register`], [`Worker::register_with_timeout`] (`CAN_DO_TIMEOUT`), [`Worker::register_async`] with [`Worker::max_concurrent`] |
 //! | `gearman_worker_set_identifier` | [`Worker::client_id`] |
 //! | `gearman_worker_add_server`, `gearman_worker_work` | [`Worker::work`] (one server), [`Worker::run`] (several, reconnecting and re-registering) |
 //! | `gearman_worker_set_timeout` | [`Worker::poll_interval`] |
@@ -96,4 +98,4 @@ pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobSta
 pub use error::Error;
 #[cfg(feature = "server")]
 pub use server::{Server, VERSION};
-pub use worker::{Stopper, WorkError, Worker, WorkerJob};
+pub use worker::{AsyncJob, Stopper, WorkError, Worker, WorkerJob};

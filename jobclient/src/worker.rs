@@ -10,8 +10,8 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
-use evcore::Handle;
+use bytes::{Bytes, BytesMut};
+use evcore::{Handle, Sleep};
 
 use crate::conn::Conn;
 use crate::proto::{Packet, PacketType, MAX_FUNCTION};
@@ -88,11 +88,94 @@ impl fmt::Debug for WorkerJob<'_> {
     }
 }
 
-type Function = Box<dyn FnMut(&mut WorkerJob<'_>) -> Result<Bytes, WorkError>>;
+type SyncFunction = Box<dyn FnMut(&mut WorkerJob<'_>) -> Result<Bytes, WorkError>>;
+type JobFuture = Pin<Box<dyn Future<Output = Result<Bytes, WorkError>>>>;
+type AsyncFunction = Box<dyn Fn(AsyncJob) -> JobFuture>;
+
+enum Function {
+    /// Runs to completion when assigned, on the worker's thread.
+    Sync(SyncFunction),
+    /// Runs as a future, alongside others up to [`Worker::max_concurrent`].
+    Async(AsyncFunction),
+}
 
 struct Ability {
     function: Function,
     timeout: Option<Duration>,
+}
+
+/// Where a running async job's data, warnings and status go: appended here, moved into the
+/// connection by the worker loop, which the job wakes.
+#[derive(Default)]
+struct JobOut {
+    buf: RefCell<BytesMut>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A job assigned to an async function ([`Worker::register_async`]): owned, so it can live
+/// across awaits.
+pub struct AsyncJob {
+    handle: Bytes,
+    function: Bytes,
+    unique: Bytes,
+    workload: Bytes,
+    out: Rc<JobOut>,
+}
+
+impl AsyncJob {
+    /// The server's handle for the job.
+    pub fn handle(&self) -> &Bytes {
+        &self.handle
+    }
+
+    /// The function name.
+    pub fn function(&self) -> &Bytes {
+        &self.function
+    }
+
+    /// The client's unique ID.
+    pub fn unique(&self) -> &Bytes {
+        &self.unique
+    }
+
+    /// The workload.
+    pub fn workload(&self) -> &Bytes {
+        &self.workload
+    }
+
+    /// Sends a chunk of the result to the client (WORK_DATA).
+    pub fn send_data(&self, data: &[u8]) -> Result<(), WorkError> {
+        self.send(PacketType::WorkData, &[&self.handle, data])
+    }
+
+    /// Sends a warning (WORK_WARNING).
+    pub fn send_warning(&self, data: &[u8]) -> Result<(), WorkError> {
+        self.send(PacketType::WorkWarning, &[&self.handle, data])
+    }
+
+    /// Reports progress (WORK_STATUS).
+    pub fn send_status(&self, numerator: u64, denominator: u64) -> Result<(), WorkError> {
+        let (n, d) = (numerator.to_string(), denominator.to_string());
+        self.send(PacketType::WorkStatus, &[&self.handle, n.as_bytes(), d.as_bytes()])
+    }
+
+    fn send(&self, kind: PacketType, args: &[&[u8]]) -> Result<(), WorkError> {
+        crate::proto::encode(&mut self.out.buf.borrow_mut(), crate::proto::Magic::Req, kind, args)
+            .map_err(|_| WorkError::Fail)?;
+        if let Some(w) = self.out.waker.borrow_mut().take() {
+            w.wake();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AsyncJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncJob")
+            .field("handle", &String::from_utf8_lossy(&self.handle))
+            .field("function", &String::from_utf8_lossy(&self.function))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A worker: functions registered by name, run one job at a time.
@@ -116,6 +199,7 @@ pub struct Worker {
     abilities: HashMap<Bytes, Ability>,
     client_id: Option<Bytes>,
     poll_interval: Option<Duration>,
+    max_concurrent: usize,
 }
 
 /// Stops a running worker gracefully: it finishes the job in hand, tells each server it can do
@@ -186,7 +270,30 @@ impl Worker {
         name: impl Into<Bytes>,
         function: impl FnMut(&mut WorkerJob<'_>) -> Result<Bytes, WorkError> + 'static,
     ) -> &mut Worker {
-        self.abilities.insert(name.into(), Ability { function: Box::new(function), timeout: None });
+        self.abilities.insert(
+            name.into(),
+            Ability { function: Function::Sync(Box::new(function)), timeout: None },
+        );
+        self
+    }
+
+    /// Registers an async function: its future runs alongside other jobs on the same
+    /// connection, up to [`max_concurrent`](Self::max_concurrent) at once.
+    pub fn register_async<F, Fut>(&mut self, name: impl Into<Bytes>, function: F) -> &mut Worker
+    where
+        F: Fn(AsyncJob) -> Fut + 'static,
+        Fut: Future<Output = Result<Bytes, WorkError>> + 'static,
+    {
+        let boxed: AsyncFunction = Box::new(move |job| Box::pin(function(job)));
+        self.abilities
+            .insert(name.into(), Ability { function: Function::Async(boxed), timeout: None });
+        self
+    }
+
+    /// How many jobs one connection runs at once (default 1). Above 1, the worker grabs more
+    /// work while async jobs are running.
+    pub fn max_concurrent(&mut self, jobs: usize) -> &mut Worker {
+        self.max_concurrent = jobs.max(1);
         self
     }
 
@@ -198,8 +305,10 @@ impl Worker {
         timeout: Duration,
         function: impl FnMut(&mut WorkerJob<'_>) -> Result<Bytes, WorkError> + 'static,
     ) -> &mut Worker {
-        self.abilities
-            .insert(name.into(), Ability { function: Box::new(function), timeout: Some(timeout) });
+        self.abilities.insert(
+            name.into(),
+            Ability { function: Function::Sync(Box::new(function)), timeout: Some(timeout) },
+        );
         self
     }
 
@@ -319,6 +428,15 @@ fn register(shared: &Shared, conn: &mut Conn) -> Result<(), Error> {
 
 /// Takes and runs jobs on one connection until the worker is finished or the connection fails.
 async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), Error> {
+    let concurrent = {
+        let w = shared.worker.borrow();
+        w.max_concurrent > 1
+            || w.abilities.values().any(|a| matches!(a.function, Function::Async(_)))
+    };
+    if concurrent {
+        serve_concurrent(shared, conn, handle).await?;
+        return finish(shared, conn).await;
+    }
     loop {
         if shared.finished() {
             if shared.stop.is_stopped() {
@@ -350,6 +468,158 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
             _ => {}
         }
     }
+}
+
+/// The end of a connection's work: on a stop, unregister and wait until the server has
+/// processed it (the echo's answer comes after the reset on the same connection).
+async fn finish(shared: &Shared, conn: &mut Conn) -> Result<(), Error> {
+    if shared.stop.is_stopped() {
+        conn.queue(PacketType::ResetAbilities, &[])?;
+        conn.queue(PacketType::EchoReq, &[b"drained"])?;
+        conn.flush().await?;
+        while conn.packet().await?.kind() != PacketType::EchoRes {}
+    } else {
+        conn.flush().await?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grab {
+    /// Free to ask for a job.
+    Idle,
+    /// Asked; the answer has not come.
+    Asked,
+    /// Told there is none and sent PRE_SLEEP; waiting for NOOP (or a job of ours to end).
+    Asleep,
+}
+
+/// Runs up to `max_concurrent` jobs at once on one connection, until the worker is finished
+/// and every running job has ended.
+async fn serve_concurrent(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), Error> {
+    let (limit, interval) = {
+        let w = shared.worker.borrow();
+        (w.max_concurrent.max(1), w.poll_interval)
+    };
+    let out = Rc::new(JobOut::default());
+    let mut running: Vec<(Bytes, JobFuture)> = Vec::new();
+    let mut grab = Grab::Idle;
+    let mut tick: Option<Sleep> = None;
+    poll_fn(|cx| loop {
+        let mut progressed = false;
+        *out.waker.borrow_mut() = Some(cx.waker().clone());
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    let (h, _) = running.swap_remove(i);
+                    // What the job sent while running goes out before its result.
+                    conn.wbuf.unsplit(out.buf.borrow_mut().split());
+                    queue_result(conn, &h, result)?;
+                    shared.done.set(shared.done.get() + 1);
+                    if grab == Grab::Asleep {
+                        grab = Grab::Idle;
+                    }
+                    progressed = true;
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        conn.wbuf.unsplit(out.buf.borrow_mut().split());
+        let finished = shared.finished();
+        if finished && running.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        if !finished && grab == Grab::Idle && running.len() < limit {
+            conn.queue(PacketType::GrabJobAll, &[])?;
+            grab = Grab::Asked;
+        }
+        if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+            return Poll::Ready(Err(e.into()));
+        }
+        match conn.poll_packet(cx) {
+            Poll::Ready(Ok(p)) => {
+                progressed = true;
+                match p.kind() {
+                    PacketType::NoJob => {
+                        conn.queue(PacketType::PreSleep, &[])?;
+                        grab = Grab::Asleep;
+                        tick = interval.map(|i| handle.sleep(i));
+                    }
+                    PacketType::Noop if grab == Grab::Asleep => grab = Grab::Idle,
+                    PacketType::JobAssignAll
+                    | PacketType::JobAssignUniq
+                    | PacketType::JobAssign => {
+                        grab = Grab::Idle;
+                        let mut worker = shared.worker.borrow_mut();
+                        let (h, function, unique, workload) = assignment(&p);
+                        match worker.abilities.get_mut(&function).map(|a| &mut a.function) {
+                            Some(Function::Async(f)) => {
+                                let job = AsyncJob {
+                                    handle: h.clone(),
+                                    function,
+                                    unique,
+                                    workload,
+                                    out: out.clone(),
+                                };
+                                running.push((h, f(job)));
+                            }
+                            _ => {
+                                drop(worker);
+                                shared.worker.borrow_mut().run_job(conn, &p)?;
+                                shared.done.set(shared.done.get() + 1);
+                            }
+                        }
+                    }
+                    PacketType::Error => return Poll::Ready(Err(server_error(&p))),
+                    _ => {}
+                }
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if grab == Grab::Asleep {
+            if let Some(t) = tick.as_mut() {
+                if Pin::new(t).poll(cx).is_ready() {
+                    grab = Grab::Idle;
+                    tick = None;
+                    progressed = true;
+                }
+            }
+        }
+        if !progressed {
+            if shared.stop.poll_stopped(cx.waker()) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
+/// Handle, function, unique and workload of a JOB_ASSIGN of any flavour.
+fn assignment(p: &Packet) -> (Bytes, Bytes, Bytes, Bytes) {
+    let (unique, workload) = match p.kind() {
+        PacketType::JobAssignAll => (p.arg(2), p.arg(4)),
+        PacketType::JobAssignUniq => (p.arg(2), p.arg(3)),
+        _ => (Bytes::new(), p.arg(2)),
+    };
+    (p.arg(0), p.arg(1), unique, workload)
+}
+
+fn queue_result(
+    conn: &mut Conn,
+    handle: &Bytes,
+    result: Result<Bytes, WorkError>,
+) -> Result<(), Error> {
+    match result {
+        Ok(data) => conn.queue(PacketType::WorkComplete, &[handle, &data])?,
+        Err(WorkError::Fail) => conn.queue(PacketType::WorkFail, &[handle])?,
+        Err(WorkError::Exception(data)) => {
+            conn.queue(PacketType::WorkException, &[handle, &data])?
+        }
+    }
+    Ok(())
 }
 
 /// Waits for the server's NOOP without polling it; wakes early for a stop, or on the poll
@@ -392,29 +662,18 @@ async fn next_reply(conn: &mut Conn) -> Result<Packet, Error> {
 
 impl Worker {
     fn run_job(&mut self, conn: &mut Conn, p: &Packet) -> Result<(), Error> {
-        let (handle, function) = (p.arg(0), p.arg(1));
-        let (unique, workload) = match p.kind() {
-            PacketType::JobAssignAll => (p.arg(2), p.arg(4)),
-            PacketType::JobAssignUniq => (p.arg(2), p.arg(3)),
-            _ => (Bytes::new(), p.arg(2)),
-        };
-        let outcome = match self.abilities.get_mut(&function) {
-            Some(ability) => {
+        let (handle, function, unique, workload) = assignment(p);
+        let outcome = match self.abilities.get_mut(&function).map(|a| &mut a.function) {
+            Some(Function::Sync(f)) => {
                 let mut job =
                     WorkerJob { conn, handle: handle.clone(), function, unique, workload };
-                (ability.function)(&mut job)
+                f(&mut job)
             }
-            // Assigned a function we never registered: fail it rather than hold it forever.
-            None => Err(WorkError::Fail),
+            // An async function outside the concurrent loop cannot happen (its presence selects
+            // that loop); a function we never registered is failed rather than held forever.
+            _ => Err(WorkError::Fail),
         };
-        match outcome {
-            Ok(result) => conn.queue(PacketType::WorkComplete, &[&handle, &result])?,
-            Err(WorkError::Fail) => conn.queue(PacketType::WorkFail, &[&handle])?,
-            Err(WorkError::Exception(data)) => {
-                conn.queue(PacketType::WorkException, &[&handle, &data])?
-            }
-        }
-        Ok(())
+        queue_result(conn, &handle, outcome)
     }
 }
 

@@ -364,3 +364,51 @@ fn admin_client_against_gearmand() {
         assert!(matches!(admin.shutdown().await, Err(Error::Server { .. })));
     });
 }
+
+#[test]
+fn an_async_worker_runs_jobs_concurrently_up_to_its_limit() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let server = Gearmand::start(&[]).unwrap();
+    let addr = server.addr();
+    let worker = std::thread::spawn(move || {
+        let ex = Executor::new().unwrap();
+        let h = ex.handle();
+        let (active, peak) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let mut w = Worker::new();
+        let (a, p, h2) = (active.clone(), peak.clone(), h.clone());
+        w.max_concurrent(4).register_async("nap", move |job| {
+            let (active, peak, h) = (a.clone(), p.clone(), h2.clone());
+            async move {
+                active.set(active.get() + 1);
+                peak.set(peak.get().max(active.get()));
+                job.send_data(b"<")?;
+                h.sleep(Duration::from_millis(30)).await;
+                active.set(active.get() - 1);
+                Ok(job.workload().clone())
+            }
+        });
+        let done = ex.block_on(w.work(addr, &h, Some(8))).unwrap();
+        (done, peak.get())
+    });
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    ex.block_on(async {
+        let client = Client::connect(addr, &h).await.unwrap();
+        let jobs = (0..8).map(|i| {
+            let c = client.clone();
+            async move { c.do_job("nap", "", format!("{i}")).await }
+        });
+        let results = futures_util::future::join_all(jobs).await;
+        for (i, r) in results.into_iter().enumerate() {
+            assert_eq!(
+                r.unwrap(),
+                format!("<{i}").as_bytes(),
+                "data sent mid-job comes before the result"
+            );
+        }
+    });
+    let (done, peak) = worker.join().unwrap();
+    assert_eq!(done, 8);
+    assert_eq!(peak, 4, "the worker ran up to its limit at once, and no more");
+}
