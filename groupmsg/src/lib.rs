@@ -1,11 +1,68 @@
-//! groupmsg: Corosync CPG semantics (closed process groups with total-order multicast and
-//! membership changes).
+//! groupmsg: Corosync CPG semantics. Closed process groups with totally ordered multicast
+//! and membership changes (virtual synchrony).
 //!
-//! This crate is a skeleton today: the CPG API (`initialize`, `dispatch`, `join`, `mcast_joined`,
-//! the deliver and confchg callbacks), the local backend with its `groupd` daemon, and the
-//! corosync backend land with its own issue, on the shared [`evcore`] reactor and its
-//! [`evcore::Dispatch`] modes.
-
+//! A [`Cpg`] handle is one member, `(nodeid, pid)`, of at most one group at a time. Every
+//! member of a group sees the same sequence of events: the messages multicast to the group,
+//! its own included, and the membership changes (join, leave, a member whose process ended),
+//! interleaved in one total order. Events wait in the handle until [`Cpg::dispatch`] runs the
+//! [`Handler`]'s callbacks, in one of `cpg_dispatch`'s four modes; [`Cpg::fd`] is readable
+//! while events wait, so the handle fits any event loop.
+//!
+//! # Backends
+//!
+//! - **Local** ([`LocalBus`], today): groups inside one process. One lock is the sequencer: the
+//!   order in which operations take it is the total order every member sees. Each handle gets
+//!   its own pid, so several handles in a process are distinct members. A handle dropped while
+//!   in a group is reported as PROCDOWN.
+//! - Still to come: the local daemon `groupd` on a Unix socket (groups across the processes
+//!   of a host, with the same rules), the `corosync` feature (libcpg from Debian, without
+//!   rust-corosync 3.2.0's defects), the async stream of events, the `groupd` and `groupcat`
+//!   programs, and the benchmarks against a cpgbench-shaped C harness.
+//!
+//! # From cpg.h to groupmsg
+//!
+//! | cpg.h | groupmsg |
+//! |---|---|
+//! | `cpg_initialize`, `cpg_model_initialize` | [`Cpg::initialize`] with a [`Backend`] and a [`Handler`] |
+//! | `cpg_finalize` | dropping the [`Cpg`] |
+//! | `cpg_fd_get` | [`Cpg::fd`] (level: readable while events wait) |
+//! | `cpg_dispatch(CS_DISPATCH_ONE / ALL / BLOCKING / ONE_NONBLOCKING)` | [`Cpg::dispatch`] with [`Dispatch`]; a blocking dispatch ends through [`Cpg::stopper`] |
+//! | `cpg_join`, `cpg_leave` | [`Cpg::join`], [`Cpg::leave`] |
+//! | `cpg_mcast_joined` | [`Cpg::mcast_joined`] with a [`Guarantee`] and `IoSlice`s |
+//! | `cpg_membership_get` | [`Cpg::membership_get`] |
+//! | `cpg_local_get` | [`Cpg::local_get`] |
+//! | `cpg_context_get`, `cpg_context_set` | [`Cpg::context_get`], [`Cpg::context_set`] |
+//! | `cpg_max_atomic_msgsize_get` | [`Cpg::max_atomic_msgsize`] |
+//! | `cpg_flow_control_state_get` | [`Cpg::flow_control_state`] |
+//! | `cpg_iteration_initialize` / `_next` / `_finalize` | [`Cpg::groups`] |
+//! | `cpg_deliver_fn_t`, `cpg_confchg_fn_t`, `cpg_totem_confchg_fn_t` | [`Handler::deliver`], [`Handler::confchg`], [`Handler::totem_confchg`] |
+//! | `cs_error_t` | [`CsError`], code for code ([`CsError::code`], [`CsError::from_code`]) |
+//! | `CPG_REASON_*` | [`Reason`] |
+//!
+//! # Deliberate differences from corosync 3.1.7
+//!
+//! - A multicast before joining is an error ([`CsError::NotExist`]); corosync returns OK and
+//!   drops the message.
+//! - Leaving and joining again on one handle works; corosync keeps answering BUSY.
+//! - Flow control is a real signal: when some member has more than its limit of undelivered
+//!   events, multicasts return [`CsError::TryAgain`] and [`Cpg::flow_control_state`] says
+//!   [`FlowControl::Enabled`], until that member catches up.
+//! - Messages are delivered whole or refused with [`CsError::TooBig`] (corosync fragments
+//!   above 1,047,552 bytes). Every guarantee is delivered as AGREED, as corosync does.
+//!
+//! Dependencies: `evcore` (the `Dispatch` modes), `rustix` (the eventfd and `poll`),
+//! `thiserror`.
 #![forbid(unsafe_code)]
 
+mod cpg;
+mod error;
+mod local;
+mod types;
+
+pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
+pub use error::CsError;
 pub use evcore::Dispatch;
+pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, LOCAL_MAX_MESSAGE};
+pub use types::{
+    Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,
+};

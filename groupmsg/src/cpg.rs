@@ -1,0 +1,310 @@
+//! The CPG handle: `cpg_initialize` to `cpg_finalize`.
+
+use std::any::Any;
+use std::fmt;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use evcore::Dispatch;
+use rustix::event::{PollFd, PollFlags};
+
+use crate::local::LocalBus;
+use crate::{Change, CpgEvent, CsError, FlowControl, GroupName, Guarantee, Member};
+
+/// The callbacks of `cpg_callbacks_t` (and `cpg_model_v1_data_t`'s totem callback).
+pub trait Handler {
+    /// A message for the group (`cpg_deliver_fn_t`).
+    fn deliver(&mut self, group: &GroupName, sender: Member, msg: &[u8]);
+    /// A membership change (`cpg_confchg_fn_t`): the members after it, who left, who joined.
+    fn confchg(
+        &mut self,
+        group: &GroupName,
+        members: &[Member],
+        left: &[Change],
+        joined: &[Change],
+    );
+    /// The ring changed (`cpg_totem_confchg_fn_t`): the nodes in it. The local backend has one
+    /// node and no ring, and never calls it.
+    fn totem_confchg(&mut self, ring_id: u64, nodes: &[u32]) {
+        let _ = (ring_id, nodes);
+    }
+}
+
+/// A handler that keeps every event, for tests and for callers who prefer a queue.
+#[derive(Debug, Default)]
+pub struct Collect {
+    /// The events, oldest first.
+    pub events: Vec<CpgEvent>,
+}
+
+impl Handler for Collect {
+    fn deliver(&mut self, group: &GroupName, sender: Member, msg: &[u8]) {
+        self.events.push(CpgEvent::Deliver { group: group.clone(), sender, msg: msg.to_vec() });
+    }
+
+    fn confchg(
+        &mut self,
+        group: &GroupName,
+        members: &[Member],
+        left: &[Change],
+        joined: &[Change],
+    ) {
+        self.events.push(CpgEvent::ConfChg {
+            group: group.clone(),
+            members: members.to_vec(),
+            left: left.to_vec(),
+            joined: joined.to_vec(),
+        });
+    }
+}
+
+/// Where a handle's groups live.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Backend {
+    /// In-process groups on a [`LocalBus`].
+    Local(LocalBus),
+}
+
+/// Ends a [`Dispatch::Blocking`] from any thread (`cpg_finalize` from elsewhere, in effect).
+#[derive(Clone, Debug)]
+pub struct DispatchStopper {
+    flag: Arc<AtomicBool>,
+    signal: Arc<OwnedFd>,
+}
+
+impl DispatchStopper {
+    /// Makes the blocking dispatch return after the callback in progress.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        let _ = rustix::io::write(&*self.signal, &1u64.to_ne_bytes());
+    }
+}
+
+/// A CPG handle: one member identity, at most one group at a time.
+///
+/// ```
+/// use evcore::Dispatch;
+/// use groupmsg::{Backend, Collect, Cpg, CpgEvent, GroupName, Guarantee, LocalBus};
+/// use std::io::IoSlice;
+///
+/// let bus = LocalBus::new();
+/// let mut a = Cpg::initialize(Backend::Local(bus.clone()), Collect::default())?;
+/// let mut b = Cpg::initialize(Backend::Local(bus), Collect::default())?;
+/// let group = GroupName::new("cluster")?;
+/// a.join(&group)?;
+/// b.join(&group)?;
+/// a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"hello")])?;
+/// b.dispatch(Dispatch::All)?;
+/// let delivered: Vec<_> = b.handler().events.iter().filter_map(|e| match e {
+///     CpgEvent::Deliver { msg, .. } => Some(msg.clone()),
+///     _ => None,
+/// }).collect();
+/// assert_eq!(delivered, [b"hello".to_vec()]);
+/// # Ok::<(), groupmsg::CsError>(())
+/// ```
+pub struct Cpg<H: Handler> {
+    bus: LocalBus,
+    id: u64,
+    member: Member,
+    signal: Arc<OwnedFd>,
+    stop: Arc<AtomicBool>,
+    handler: H,
+    context: Option<Box<dyn Any + Send>>,
+}
+
+impl<H: Handler> Cpg<H> {
+    /// `cpg_initialize` (`cpg_model_initialize`): a handle on `backend` calling `handler`.
+    pub fn initialize(backend: Backend, handler: H) -> Result<Cpg<H>, CsError> {
+        let Backend::Local(bus) = backend;
+        let (id, member, signal) = bus.register()?;
+        Ok(Cpg {
+            bus,
+            id,
+            member,
+            signal,
+            stop: Arc::new(AtomicBool::new(false)),
+            handler,
+            context: None,
+        })
+    }
+
+    /// `cpg_fd_get`: readable while events wait to be dispatched (level), for an event loop.
+    pub fn fd(&self) -> RawFd {
+        self.signal.as_raw_fd()
+    }
+
+    /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG.
+    pub fn join(&mut self, group: &GroupName) -> Result<(), CsError> {
+        self.bus.join(self.id, group)
+    }
+
+    /// `cpg_leave`. Joining again afterwards works (corosync 3.1.7 hangs there).
+    pub fn leave(&mut self) -> Result<(), CsError> {
+        self.bus.leave(self.id)
+    }
+
+    /// `cpg_mcast_joined`: sends the concatenated slices to every member, this one included,
+    /// in the group's total order. Not joined: `NotExist` (corosync drops the message
+    /// silently). Some member too far behind: `TryAgain` (see
+    /// [`flow_control_state`](Self::flow_control_state)).
+    pub fn mcast_joined(
+        &mut self,
+        guarantee: Guarantee,
+        iov: &[IoSlice<'_>],
+    ) -> Result<(), CsError> {
+        let _ = guarantee;
+        let mut msg = Vec::with_capacity(iov.iter().map(|s| s.len()).sum());
+        for s in iov {
+            msg.extend_from_slice(s);
+        }
+        self.bus.mcast(self.id, msg)
+    }
+
+    /// `cpg_dispatch`: runs callbacks as `mode` says. `One` waits for an event and delivers
+    /// exactly one; `All` delivers what is pending without waiting; `OneNonBlocking` delivers
+    /// at most one, `TryAgain` when none is pending; `Blocking` delivers until a
+    /// [`DispatchStopper`] fires. Returns how many callbacks ran.
+    pub fn dispatch(&mut self, mode: Dispatch) -> Result<usize, CsError> {
+        match mode {
+            Dispatch::OneNonBlocking => match self.bus.pop(self.id)? {
+                Some(e) => {
+                    self.deliver(e);
+                    Ok(1)
+                }
+                None => Err(CsError::TryAgain),
+            },
+            Dispatch::All => {
+                let mut n = 0;
+                let pending = self.bus.pending(self.id)?;
+                while n < pending {
+                    let Some(e) = self.bus.pop(self.id)? else { break };
+                    self.deliver(e);
+                    n += 1;
+                }
+                Ok(n)
+            }
+            Dispatch::One => loop {
+                if let Some(e) = self.bus.pop(self.id)? {
+                    self.deliver(e);
+                    return Ok(1);
+                }
+                self.wait()?;
+            },
+            Dispatch::Blocking => {
+                let mut n = 0;
+                loop {
+                    if self.stop.swap(false, Ordering::AcqRel) {
+                        return Ok(n);
+                    }
+                    match self.bus.pop(self.id)? {
+                        Some(e) => {
+                            self.deliver(e);
+                            n += 1;
+                        }
+                        None => self.wait()?,
+                    }
+                }
+            }
+            _ => Err(CsError::InvalidParam),
+        }
+    }
+
+    /// Waits until the signal descriptor is readable (an event, or a stop).
+    fn wait(&self) -> Result<(), CsError> {
+        let mut fds = [PollFd::new(&self.signal, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+            Err(_) => Err(CsError::Library),
+        }
+    }
+
+    fn deliver(&mut self, e: CpgEvent) {
+        match e {
+            CpgEvent::Deliver { group, sender, msg } => self.handler.deliver(&group, sender, &msg),
+            CpgEvent::ConfChg { group, members, left, joined } => {
+                self.handler.confchg(&group, &members, &left, &joined)
+            }
+        }
+    }
+
+    /// A handle another thread can use to end a blocking dispatch.
+    pub fn stopper(&self) -> DispatchStopper {
+        DispatchStopper { flag: self.stop.clone(), signal: self.signal.clone() }
+    }
+
+    /// `cpg_membership_get`: the members of the joined group.
+    pub fn membership_get(&self) -> Result<Vec<Member>, CsError> {
+        self.bus.members(self.id)
+    }
+
+    /// `cpg_local_get`: this node's id.
+    pub fn local_get(&self) -> u32 {
+        self.member.nodeid
+    }
+
+    /// This handle's identity in its group.
+    pub fn member(&self) -> Member {
+        self.member
+    }
+
+    /// `cpg_max_atomic_msgsize_get`: the largest message delivered whole.
+    pub fn max_atomic_msgsize(&self) -> usize {
+        crate::local::LOCAL_MAX_MESSAGE
+    }
+
+    /// `cpg_flow_control_state_get`.
+    pub fn flow_control_state(&self) -> FlowControl {
+        if self.bus.flow_control(self.id) {
+            FlowControl::Enabled
+        } else {
+            FlowControl::Disabled
+        }
+    }
+
+    /// `cpg_iteration_*`: every group on the backend with its members.
+    pub fn groups(&self) -> Vec<(GroupName, Vec<Member>)> {
+        self.bus.groups()
+    }
+
+    /// `cpg_context_set`.
+    pub fn context_set(&mut self, context: Box<dyn Any + Send>) {
+        self.context = Some(context);
+    }
+
+    /// `cpg_context_get` (kept across the handle's life, unlike rust-corosync 3.2.0).
+    pub fn context_get(&self) -> Option<&(dyn Any + Send)> {
+        self.context.as_deref()
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+}
+
+impl<H: Handler> AsFd for Cpg<H> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.signal.as_fd()
+    }
+}
+
+impl<H: Handler> Drop for Cpg<H> {
+    /// `cpg_finalize`: a handle still in a group leaves it as PROCDOWN.
+    fn drop(&mut self) {
+        self.bus.finalize(self.id);
+    }
+}
+
+impl<H: Handler> fmt::Debug for Cpg<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cpg").field("member", &self.member).finish_non_exhaustive()
+    }
+}
