@@ -10,6 +10,7 @@ use std::sync::Arc;
 use evcore::Dispatch;
 use rustix::event::{PollFd, PollFlags};
 
+use crate::daemon_client::DaemonClient;
 use crate::local::LocalBus;
 use crate::{Change, CpgEvent, CsError, FlowControl, GroupName, Guarantee, Member};
 
@@ -66,6 +67,14 @@ impl Handler for Collect {
 pub enum Backend {
     /// In-process groups on a [`LocalBus`].
     Local(LocalBus),
+    /// Groups across the processes of a host, through the `groupd` daemon at this socket path
+    /// (see [`default_socket_path`](crate::default_socket_path)).
+    Daemon(std::path::PathBuf),
+}
+
+enum Conn {
+    Local { bus: LocalBus, id: u64 },
+    Daemon(Box<DaemonClient>),
 }
 
 /// Ends a [`Dispatch::Blocking`] from any thread (`cpg_finalize` from elsewhere, in effect).
@@ -106,10 +115,12 @@ impl DispatchStopper {
 /// # Ok::<(), groupmsg::CsError>(())
 /// ```
 pub struct Cpg<H: Handler> {
-    bus: LocalBus,
-    id: u64,
+    conn: Conn,
     member: Member,
+    /// What to poll for readiness (also `fd()`).
     signal: Arc<OwnedFd>,
+    /// What a stopper writes to wake a blocking dispatch.
+    wake: Arc<OwnedFd>,
     stop: Arc<AtomicBool>,
     handler: H,
     context: Option<Box<dyn Any + Send>>,
@@ -118,17 +129,34 @@ pub struct Cpg<H: Handler> {
 impl<H: Handler> Cpg<H> {
     /// `cpg_initialize` (`cpg_model_initialize`): a handle on `backend` calling `handler`.
     pub fn initialize(backend: Backend, handler: H) -> Result<Cpg<H>, CsError> {
-        let Backend::Local(bus) = backend;
-        let (id, member, signal) = bus.register()?;
+        let (conn, member, signal, wake) = match backend {
+            Backend::Local(bus) => {
+                let (id, member, signal) = bus.register()?;
+                (Conn::Local { bus, id }, member, signal.clone(), signal)
+            }
+            Backend::Daemon(path) => {
+                let client = DaemonClient::connect(&path)?;
+                let (member, signal, wake) =
+                    (client.member, client.epoll.clone(), client.wake.clone());
+                (Conn::Daemon(Box::new(client)), member, signal, wake)
+            }
+        };
         Ok(Cpg {
-            bus,
-            id,
+            conn,
             member,
             signal,
+            wake,
             stop: Arc::new(AtomicBool::new(false)),
             handler,
             context: None,
         })
+    }
+
+    fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
+        match &mut self.conn {
+            Conn::Local { bus, id } => bus.pop(*id),
+            Conn::Daemon(c) => c.pop(),
+        }
     }
 
     /// `cpg_fd_get`: readable while events wait to be dispatched (level), for an event loop.
@@ -138,12 +166,18 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG.
     pub fn join(&mut self, group: &GroupName) -> Result<(), CsError> {
-        self.bus.join(self.id, group)
+        match &mut self.conn {
+            Conn::Local { bus, id } => bus.join(*id, group),
+            Conn::Daemon(c) => c.join(group),
+        }
     }
 
     /// `cpg_leave`. Joining again afterwards works (corosync 3.1.7 hangs there).
     pub fn leave(&mut self) -> Result<(), CsError> {
-        self.bus.leave(self.id)
+        match &mut self.conn {
+            Conn::Local { bus, id } => bus.leave(*id),
+            Conn::Daemon(c) => c.leave(),
+        }
     }
 
     /// `cpg_mcast_joined`: sends the concatenated slices to every member, this one included,
@@ -160,7 +194,10 @@ impl<H: Handler> Cpg<H> {
         for s in iov {
             msg.extend_from_slice(s);
         }
-        self.bus.mcast(self.id, msg)
+        match &mut self.conn {
+            Conn::Local { bus, id } => bus.mcast(*id, msg),
+            Conn::Daemon(c) => c.mcast(msg),
+        }
     }
 
     /// `cpg_dispatch`: runs callbacks as `mode` says. `One` waits for an event and delivers
@@ -169,7 +206,7 @@ impl<H: Handler> Cpg<H> {
     /// [`DispatchStopper`] fires. Returns how many callbacks ran.
     pub fn dispatch(&mut self, mode: Dispatch) -> Result<usize, CsError> {
         match mode {
-            Dispatch::OneNonBlocking => match self.bus.pop(self.id)? {
+            Dispatch::OneNonBlocking => match self.pop()? {
                 Some(e) => {
                     self.deliver(e);
                     Ok(1)
@@ -178,16 +215,19 @@ impl<H: Handler> Cpg<H> {
             },
             Dispatch::All => {
                 let mut n = 0;
-                let pending = self.bus.pending(self.id)?;
+                let pending = match &mut self.conn {
+                    Conn::Local { bus, id } => bus.pending(*id)?,
+                    Conn::Daemon(c) => c.pending()?,
+                };
                 while n < pending {
-                    let Some(e) = self.bus.pop(self.id)? else { break };
+                    let Some(e) = self.pop()? else { break };
                     self.deliver(e);
                     n += 1;
                 }
                 Ok(n)
             }
             Dispatch::One => loop {
-                if let Some(e) = self.bus.pop(self.id)? {
+                if let Some(e) = self.pop()? {
                     self.deliver(e);
                     return Ok(1);
                 }
@@ -197,9 +237,10 @@ impl<H: Handler> Cpg<H> {
                 let mut n = 0;
                 loop {
                     if self.stop.swap(false, Ordering::AcqRel) {
+                        self.clear_stop();
                         return Ok(n);
                     }
-                    match self.bus.pop(self.id)? {
+                    match self.pop()? {
                         Some(e) => {
                             self.deliver(e);
                             n += 1;
@@ -221,6 +262,14 @@ impl<H: Handler> Cpg<H> {
         }
     }
 
+    /// Drains a stopper's wake-up when it is a separate descriptor (the daemon backend).
+    fn clear_stop(&self) {
+        if !Arc::ptr_eq(&self.signal, &self.wake) {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&*self.wake, &mut buf);
+        }
+    }
+
     fn deliver(&mut self, e: CpgEvent) {
         match e {
             CpgEvent::Deliver { group, sender, msg } => self.handler.deliver(&group, sender, &msg),
@@ -232,12 +281,15 @@ impl<H: Handler> Cpg<H> {
 
     /// A handle another thread can use to end a blocking dispatch.
     pub fn stopper(&self) -> DispatchStopper {
-        DispatchStopper { flag: self.stop.clone(), signal: self.signal.clone() }
+        DispatchStopper { flag: self.stop.clone(), signal: self.wake.clone() }
     }
 
     /// `cpg_membership_get`: the members of the joined group.
-    pub fn membership_get(&self) -> Result<Vec<Member>, CsError> {
-        self.bus.members(self.id)
+    pub fn membership_get(&mut self) -> Result<Vec<Member>, CsError> {
+        match &mut self.conn {
+            Conn::Local { bus, id } => bus.members(*id),
+            Conn::Daemon(c) => c.members(),
+        }
     }
 
     /// `cpg_local_get`: this node's id.
@@ -257,7 +309,11 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_flow_control_state_get`.
     pub fn flow_control_state(&self) -> FlowControl {
-        if self.bus.flow_control(self.id) {
+        let on = match &self.conn {
+            Conn::Local { bus, id } => bus.flow_control(*id),
+            Conn::Daemon(c) => c.flow_control(),
+        };
+        if on {
             FlowControl::Enabled
         } else {
             FlowControl::Disabled
@@ -265,8 +321,11 @@ impl<H: Handler> Cpg<H> {
     }
 
     /// `cpg_iteration_*`: every group on the backend with its members.
-    pub fn groups(&self) -> Vec<(GroupName, Vec<Member>)> {
-        self.bus.groups()
+    pub fn groups(&mut self) -> Vec<(GroupName, Vec<Member>)> {
+        match &mut self.conn {
+            Conn::Local { bus, .. } => bus.groups(),
+            Conn::Daemon(c) => c.groups().unwrap_or_default(),
+        }
     }
 
     /// `cpg_context_set`.
@@ -299,7 +358,10 @@ impl<H: Handler> AsFd for Cpg<H> {
 impl<H: Handler> Drop for Cpg<H> {
     /// `cpg_finalize`: a handle still in a group leaves it as PROCDOWN.
     fn drop(&mut self) {
-        self.bus.finalize(self.id);
+        // A daemon connection closing is its finalize: groupd reports PROCDOWN if joined.
+        if let Conn::Local { bus, id } = &self.conn {
+            bus.finalize(*id);
+        }
     }
 }
 

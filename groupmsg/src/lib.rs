@@ -10,14 +10,25 @@
 //!
 //! # Backends
 //!
-//! - **Local** ([`LocalBus`], today): groups inside one process. One lock is the sequencer: the
-//!   order in which operations take it is the total order every member sees. Each handle gets
-//!   its own pid, so several handles in a process are distinct members. A handle dropped while
-//!   in a group is reported as PROCDOWN.
-//! - Still to come: the local daemon `groupd` on a Unix socket (groups across the processes
-//!   of a host, with the same rules), the `corosync` feature (libcpg from Debian, without
-//!   rust-corosync 3.2.0's defects), the async stream of events, the `groupd` and `groupcat`
-//!   programs, and the benchmarks against a cpgbench-shaped C harness.
+//! - **Local** ([`LocalBus`]): groups inside one process. One lock is the sequencer: the order
+//!   in which operations take it is the total order every member sees. Each handle gets its
+//!   own pid, so several handles in a process are distinct members. A handle dropped while in
+//!   a group is reported as PROCDOWN.
+//! - **Daemon** ([`Backend::Daemon`], served by [`Groupd`] and the `groupd` program): groups
+//!   across the processes of a host. The daemon puts every connection on one `LocalBus`, so
+//!   the rules are the same code; a member's pid is its process's (from the socket's peer
+//!   credentials), and a process that dies is PROCDOWN. Frames are length-prefixed, checked
+//!   before allocating; a malformed one closes that connection only ([`WireError`]).
+//! - Still to come: the `corosync` feature (libcpg from Debian, without rust-corosync 3.2.0's
+//!   defects), the async stream of events, and the benchmarks against a cpgbench-shaped C
+//!   harness.
+//!
+//! # Programs
+//!
+//! `groupd [--socket PATH]` runs the daemon; `groupcat [--socket PATH] [--json] GROUP` joins a
+//! group, multicasts each line of its input and prints every event, one per line (`--json`:
+//! one object per line, as documented on the program). The socket defaults to
+//! [`default_socket_path`].
 //!
 //! # From cpg.h to groupmsg
 //!
@@ -50,19 +61,24 @@
 //! - Messages are delivered whole or refused with [`CsError::TooBig`] (corosync fragments
 //!   above 1,047,552 bytes). Every guarantee is delivered as AGREED, as corosync does.
 //!
-//! Dependencies: `evcore` (the `Dispatch` modes), `rustix` (the eventfd and `poll`),
-//! `thiserror`.
+//! Dependencies: `evcore` (the `Dispatch` modes), `rustix` (eventfd, epoll, `poll`, peer
+//! credentials), `bytes` (frames), `thiserror`.
 #![forbid(unsafe_code)]
 
 mod cpg;
+mod daemon;
+mod daemon_client;
 mod error;
 mod local;
 mod types;
+mod wire;
 
 pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
+pub use daemon::{default_socket_path, Groupd};
 pub use error::CsError;
 pub use evcore::Dispatch;
 pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, LOCAL_MAX_MESSAGE};
 pub use types::{
     Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,
 };
+pub use wire::{WireError, MAX_FRAME};

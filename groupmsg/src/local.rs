@@ -89,6 +89,14 @@ impl LocalBus {
     /// A new handle: its id, identity and signal descriptor. Each handle gets its own pid so
     /// that several handles in one process are distinct members.
     pub(crate) fn register(&self) -> Result<(u64, Member, Arc<OwnedFd>), CsError> {
+        self.register_as(None)
+    }
+
+    /// A new handle with a given pid (groupd uses the peer process's), or the next virtual one.
+    pub(crate) fn register_as(
+        &self,
+        pid: Option<u32>,
+    ) -> Result<(u64, Member, Arc<OwnedFd>), CsError> {
         let signal = Arc::new(
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|_| CsError::Library)?,
@@ -96,8 +104,14 @@ impl LocalBus {
         let mut bus = self.lock();
         let id = bus.next_id;
         bus.next_id += 1;
-        let member = Member { nodeid: bus.nodeid, pid: bus.next_pid };
-        bus.next_pid = bus.next_pid.wrapping_add(1);
+        let member = match pid {
+            Some(pid) => Member { nodeid: bus.nodeid, pid },
+            None => {
+                let m = Member { nodeid: bus.nodeid, pid: bus.next_pid };
+                bus.next_pid = bus.next_pid.wrapping_add(1);
+                m
+            }
+        };
         bus.handles.insert(
             id,
             HandleState {
@@ -180,8 +194,9 @@ impl LocalBus {
         let mut bus = self.lock();
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         let event = h.inbox.pop_front();
-        if h.inbox.is_empty() && h.signalled {
+        if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
+            // Also drained when nothing was pending, for a wake-up a stopper left behind.
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(&*h.signal, &mut buf);
             h.signalled = false;

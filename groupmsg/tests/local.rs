@@ -309,3 +309,18 @@ fn context_and_group_iteration() {
     assert_eq!(groups[0].1, [a.member()]);
     assert_eq!(a.local_get(), 1);
 }
+
+#[test]
+fn a_stop_leaves_no_spurious_wakeup_behind() {
+    let bus = LocalBus::new();
+    let mut a = handle(&bus);
+    a.join(&group()).unwrap();
+    drain(&mut a);
+    a.stopper().stop();
+    assert_eq!(a.dispatch(Dispatch::Blocking), Ok(0));
+    // The stop's wake-up must not leave the descriptor readable with nothing pending.
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    let mut fds = [rustix::event::PollFd::new(&a, rustix::event::PollFlags::IN)];
+    let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+    assert_eq!(rustix::event::poll(&mut fds, Some(&zero)).unwrap(), 0, "descriptor still readable");
+}

@@ -1,0 +1,209 @@
+//! `groupcat [--socket PATH] [--json] GROUP`: joins GROUP through `groupd`, multicasts each
+//! line of standard input, and prints every delivery and membership change, one per line.
+//! At the end of input it leaves the group and exits once its own leave comes back.
+//!
+//! With `--json`, one object per line:
+//! `{"event":"deliver","group":G,"nodeid":N,"pid":P,"msg":TEXT}` and
+//! `{"event":"confchg","group":G,"members":[{"nodeid":N,"pid":P}],"left":[{"nodeid":N,"pid":P,"reason":"procdown"}],"joined":[...]}`.
+
+use std::io::{BufRead, IoSlice, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use groupmsg::{Backend, Change, Cpg, Dispatch, GroupName, Guarantee, Handler, Member};
+use rustix::event::{PollFd, PollFlags};
+
+struct Printer {
+    json: bool,
+    me: Member,
+    left: bool,
+}
+
+fn json_str(s: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for c in String::from_utf8_lossy(s).chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn members_json(ms: &[Member]) -> String {
+    let items: Vec<String> =
+        ms.iter().map(|m| format!("{{\"nodeid\":{},\"pid\":{}}}", m.nodeid, m.pid)).collect();
+    format!("[{}]", items.join(","))
+}
+
+fn changes_json(cs: &[Change]) -> String {
+    let items: Vec<String> = cs
+        .iter()
+        .map(|c| {
+            format!(
+                "{{\"nodeid\":{},\"pid\":{},\"reason\":\"{}\"}}",
+                c.member.nodeid,
+                c.member.pid,
+                c.reason.name()
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+impl Handler for Printer {
+    fn deliver(&mut self, group: &GroupName, sender: Member, msg: &[u8]) {
+        let line = if self.json {
+            format!(
+                "{{\"event\":\"deliver\",\"group\":{},\"nodeid\":{},\"pid\":{},\"msg\":{}}}",
+                json_str(group.as_bytes()),
+                sender.nodeid,
+                sender.pid,
+                json_str(msg)
+            )
+        } else {
+            format!(
+                "deliver {group} {}:{} {}",
+                sender.nodeid,
+                sender.pid,
+                String::from_utf8_lossy(msg)
+            )
+        };
+        println!("{line}");
+    }
+
+    fn confchg(
+        &mut self,
+        group: &GroupName,
+        members: &[Member],
+        left: &[Change],
+        joined: &[Change],
+    ) {
+        if left.iter().any(|c| c.member == self.me) {
+            self.left = true;
+        }
+        let line = if self.json {
+            format!(
+                "{{\"event\":\"confchg\",\"group\":{},\"members\":{},\"left\":{},\"joined\":{}}}",
+                json_str(group.as_bytes()),
+                members_json(members),
+                changes_json(left),
+                changes_json(joined)
+            )
+        } else {
+            let list = |cs: &[Change]| {
+                cs.iter()
+                    .map(|c| format!("{}:{}({})", c.member.nodeid, c.member.pid, c.reason.name()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let ms: Vec<String> =
+                members.iter().map(|m| format!("{}:{}", m.nodeid, m.pid)).collect();
+            format!(
+                "confchg {group} members={} left={} joined={}",
+                ms.join(","),
+                list(left),
+                list(joined)
+            )
+        };
+        println!("{line}");
+    }
+}
+
+fn main() -> ExitCode {
+    let mut socket: Option<PathBuf> = None;
+    let mut json = false;
+    let mut group: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--socket" => socket = args.next().map(PathBuf::from),
+            "--json" => json = true,
+            "--corosync" => {
+                eprintln!("groupcat: this build has no corosync backend yet");
+                return ExitCode::from(2);
+            }
+            g if !g.starts_with('-') && group.is_none() => group = Some(g.to_string()),
+            other => {
+                eprintln!("groupcat: unknown argument {other}\nusage: groupcat [--socket PATH] [--json] GROUP");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(group) = group else {
+        eprintln!("usage: groupcat [--socket PATH] [--json] GROUP");
+        return ExitCode::from(2);
+    };
+    match run(socket.unwrap_or_else(groupmsg::default_socket_path), json, &group) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("groupcat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(socket: PathBuf, json: bool, group: &str) -> Result<(), String> {
+    let name = GroupName::new(group).map_err(|e| e.to_string())?;
+    let mut cpg = Cpg::initialize(
+        Backend::Daemon(socket.clone()),
+        Printer { json, me: Member { nodeid: 0, pid: 0 }, left: false },
+    )
+    .map_err(|e| format!("{}: {e}", socket.display()))?;
+    cpg.handler_mut().me = cpg.member();
+    cpg.join(&name).map_err(|e| e.to_string())?;
+    // A reader of our own over a copy of descriptor 0: std's stdin would buffer behind our back,
+    // and the poll below must know when no line is waiting in userspace.
+    let input = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
+    let mut lines = std::io::BufReader::new(std::fs::File::from(input));
+    let mut input_open = true;
+    loop {
+        cpg.dispatch(Dispatch::All).map_err(|e| e.to_string())?;
+        let _ = std::io::stdout().flush();
+        if cpg.handler().left {
+            return Ok(());
+        }
+        let stdin_fd = std::io::stdin();
+        let mut fds = vec![PollFd::new(&cpg, PollFlags::IN)];
+        if input_open {
+            fds.push(PollFd::from_borrowed_fd(stdin_fd.as_fd(), PollFlags::IN));
+        }
+        rustix::event::poll(&mut fds, None).map_err(|e| e.to_string())?;
+        let stdin_ready = input_open && !fds[1].revents().is_empty();
+        drop(fds);
+        if stdin_ready {
+            // Read every line already buffered, not just one: the descriptor will not signal
+            // for bytes the reader has taken in.
+            loop {
+                let mut line = String::new();
+                match lines.read_line(&mut line) {
+                    Ok(0) => {
+                        input_open = false;
+                        cpg.leave().map_err(|e| e.to_string())?;
+                        break;
+                    }
+                    Ok(_) => {
+                        let msg = line.trim_end_matches('\n');
+                        // Flow control: let the group catch up, then send.
+                        while let Err(groupmsg::CsError::TryAgain) =
+                            cpg.mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())])
+                        {
+                            cpg.dispatch(Dispatch::One).map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+                if lines.buffer().is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `groupd`: the local daemon that lets processes on one host form groups without corosync.
+//!
+//! Every connection becomes a handle on one [`LocalBus`], so ordering and membership rules are
+//! the local backend's, exactly. A member's identity is its process's pid (from the socket's
+//! peer credentials), so a process that dies is reported as PROCDOWN, as corosync does. Each
+//! connection has a reader thread (requests) and a writer thread (events, as the bus queues
+//! them), which share a write lock so frames never interleave. A connection that sends a
+//! frame which is not the protocol is closed, with its reason logged; the others go on.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use rustix::event::{PollFd, PollFlags};
+
+use crate::local::LocalBus;
+use crate::wire::{self, Request, Response};
+use crate::CsError;
+
+/// The socket path when none is given: `$GROUPMSG_SOCKET`, else `$XDG_RUNTIME_DIR/groupd.sock`,
+/// else `/run/groupd.sock`.
+pub fn default_socket_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("GROUPMSG_SOCKET") {
+        return PathBuf::from(p);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("groupd.sock"),
+        None => PathBuf::from("/run/groupd.sock"),
+    }
+}
+
+type Log = Arc<Mutex<Box<dyn FnMut(&str) + Send>>>;
+
+/// The daemon: a listening socket and the bus behind it.
+pub struct Groupd {
+    listener: UnixListener,
+    bus: LocalBus,
+    log: Log,
+}
+
+impl std::fmt::Debug for Groupd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groupd").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
+impl Groupd {
+    /// Listens on `path`, replacing a stale socket file left by a daemon that died.
+    pub fn bind(path: &Path) -> std::io::Result<Groupd> {
+        if path.exists() && UnixStream::connect(path).is_err() {
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        let log: Log = Arc::new(Mutex::new(Box::new(|line: &str| eprintln!("groupd: {line}"))));
+        Ok(Groupd { listener, bus: LocalBus::new(), log })
+    }
+
+    /// Sends log lines (a connection closed and why) to `log` instead of stderr.
+    pub fn log_to(&mut self, log: impl FnMut(&str) + Send + 'static) {
+        self.log = Arc::new(Mutex::new(Box::new(log)));
+    }
+
+    /// Serves connections until the listener fails.
+    pub fn run(self) -> std::io::Result<()> {
+        for stream in self.listener.incoming() {
+            let stream = stream?;
+            let (bus, log) = (self.bus.clone(), self.log.clone());
+            std::thread::spawn(move || {
+                if let Err(reason) = serve(stream, &bus) {
+                    (log.lock().unwrap_or_else(|e| e.into_inner()))(&format!(
+                        "closing a connection: {reason}"
+                    ));
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One client: requests in on this thread, events out on another.
+fn serve(stream: UnixStream, bus: &LocalBus) -> Result<(), String> {
+    let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
+    let pid = cred.pid.as_raw_nonzero().get() as u32;
+    let (id, member, signal) = bus.register_as(Some(pid)).map_err(|e| e.to_string())?;
+    let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));
+    send(&writer, &Response::Hello(member))?;
+    let events = {
+        let (bus, writer, signal) = (bus.clone(), writer.clone(), signal.clone());
+        std::thread::spawn(move || forward_events(&bus, id, &signal, &writer))
+    };
+    let result = read_requests(stream, bus, id, &writer);
+    // Leaving (as PROCDOWN if still in a group) and waking the event thread so it sees the
+    // handle is gone.
+    bus.finalize(id);
+    let _ = rustix::io::write(&*signal, &1u64.to_ne_bytes());
+    let _ = events.join();
+    result
+}
+
+fn read_requests(
+    mut stream: UnixStream,
+    bus: &LocalBus,
+    id: u64,
+    writer: &Mutex<UnixStream>,
+) -> Result<(), String> {
+    let mut buf = BytesMut::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        loop {
+            let request = match wire::decode_request(&mut buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => return Err(format!("protocol error: {e}")),
+            };
+            let response = match request {
+                Request::Join(g) => Response::Result(bus.join(id, &g)),
+                Request::Leave => Response::Result(bus.leave(id)),
+                Request::Mcast(m) => Response::Result(bus.mcast(id, m)),
+                Request::Membership => match bus.members(id) {
+                    Ok(ms) => Response::Members(ms),
+                    Err(e) => Response::Result(Err(e)),
+                },
+                Request::Groups => Response::Groups(bus.groups()),
+            };
+            send(writer, &response)?;
+        }
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn forward_events(bus: &LocalBus, id: u64, signal: &OwnedFd, writer: &Mutex<UnixStream>) {
+    loop {
+        let mut out = BytesMut::new();
+        loop {
+            match bus.pop(id) {
+                Ok(Some(e)) => wire::encode_response(&mut out, &Response::Event(e)),
+                Ok(None) => break,
+                Err(CsError::BadHandle) => return,
+                Err(_) => return,
+            }
+        }
+        if !out.is_empty() {
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            if w.write_all(&out).is_err() {
+                return;
+            }
+        }
+        let mut fds = [PollFd::new(signal, PollFlags::IN)];
+        if rustix::event::poll(&mut fds, None).is_err() {
+            return;
+        }
+    }
+}
+
+fn send(writer: &Mutex<UnixStream>, r: &Response) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    wire::encode_response(&mut out, r);
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    w.write_all(&out).map_err(|e| e.to_string())
+}

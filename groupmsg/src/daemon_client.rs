@@ -1,0 +1,201 @@
+//! A `Cpg` handle's connection to `groupd`.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+
+use crate::wire::{self, Request, Response};
+use crate::{CpgEvent, CsError, GroupName, Member};
+
+pub(crate) struct DaemonClient {
+    stream: UnixStream,
+    rbuf: BytesMut,
+    inbox: VecDeque<CpgEvent>,
+    /// Readable while the inbox holds events (and after a stop); part of `epoll`.
+    pub(crate) wake: Arc<OwnedFd>,
+    /// The socket and `wake`: readable when there is anything to dispatch.
+    pub(crate) epoll: Arc<OwnedFd>,
+    pub(crate) member: Member,
+    flow: bool,
+}
+
+impl DaemonClient {
+    pub(crate) fn connect(path: &Path) -> Result<DaemonClient, CsError> {
+        let mut stream = UnixStream::connect(path).map_err(|_| CsError::Library)?;
+        let mut rbuf = BytesMut::new();
+        // The daemon's first frame says who we are.
+        let member = loop {
+            if let Some(r) = wire::decode_response(&mut rbuf).map_err(|_| CsError::Library)? {
+                match r {
+                    Response::Hello(m) => break m,
+                    _ => return Err(CsError::Library),
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).map_err(|_| CsError::Library)?;
+            if n == 0 {
+                return Err(CsError::Library);
+            }
+            rbuf.extend_from_slice(&chunk[..n]);
+        };
+        stream.set_nonblocking(true).map_err(|_| CsError::Library)?;
+        let wake = Arc::new(
+            rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .map_err(|_| CsError::Library)?,
+        );
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|_| CsError::Library)?;
+        epoll::add(&ep, &stream, EventData::new_u64(0), EventFlags::IN)
+            .map_err(|_| CsError::Library)?;
+        epoll::add(&ep, &*wake, EventData::new_u64(1), EventFlags::IN)
+            .map_err(|_| CsError::Library)?;
+        let mut client = DaemonClient {
+            stream,
+            rbuf,
+            inbox: VecDeque::new(),
+            wake,
+            epoll: Arc::new(ep),
+            member,
+            flow: false,
+        };
+        client.parse_buffered()?;
+        Ok(client)
+    }
+
+    fn request(&mut self, r: &Request) -> Result<Response, CsError> {
+        let mut out = BytesMut::new();
+        wire::encode_request(&mut out, r);
+        let mut sent = 0;
+        while sent < out.len() {
+            match self.stream.write(&out[sent..]) {
+                Ok(0) => return Err(CsError::Library),
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The daemon is slow to read: take in its events meanwhile, then wait.
+                    self.read_available()?;
+                    let mut fds = [PollFd::new(&self.stream, PollFlags::OUT)];
+                    let _ = rustix::event::poll(&mut fds, None);
+                }
+                Err(_) => return Err(CsError::Library),
+            }
+        }
+        loop {
+            if let Some(resp) = self.next_reply()? {
+                return Ok(resp);
+            }
+            let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
+            let _ = rustix::event::poll(&mut fds, None);
+            self.read_available()?;
+        }
+    }
+
+    /// The first buffered frame that is not an event (events go to the inbox).
+    fn next_reply(&mut self) -> Result<Option<Response>, CsError> {
+        loop {
+            match wire::decode_response(&mut self.rbuf).map_err(|_| CsError::Library)? {
+                Some(Response::Event(e)) => self.push(e),
+                Some(Response::Flow(on)) => self.flow = on,
+                Some(r) => return Ok(Some(r)),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn push(&mut self, e: CpgEvent) {
+        if self.inbox.is_empty() {
+            let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+        }
+        self.inbox.push_back(e);
+    }
+
+    /// Reads what the socket holds, without blocking.
+    fn read_available(&mut self) -> Result<(), CsError> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(CsError::Library),
+                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(CsError::Library),
+            }
+        }
+    }
+
+    fn parse_buffered(&mut self) -> Result<(), CsError> {
+        while let Some(r) = self.next_reply()? {
+            // A reply with no request waiting cannot happen; drop it rather than stall.
+            let _ = r;
+        }
+        Ok(())
+    }
+
+    fn result(r: Response) -> Result<(), CsError> {
+        match r {
+            Response::Result(res) => res,
+            _ => Err(CsError::Library),
+        }
+    }
+
+    pub(crate) fn join(&mut self, g: &GroupName) -> Result<(), CsError> {
+        let r = self.request(&Request::Join(g.clone()))?;
+        Self::result(r)
+    }
+
+    pub(crate) fn leave(&mut self) -> Result<(), CsError> {
+        let r = self.request(&Request::Leave)?;
+        Self::result(r)
+    }
+
+    pub(crate) fn mcast(&mut self, msg: Vec<u8>) -> Result<(), CsError> {
+        let r = self.request(&Request::Mcast(msg))?;
+        let res = Self::result(r);
+        self.flow = res == Err(CsError::TryAgain);
+        res
+    }
+
+    pub(crate) fn members(&mut self) -> Result<Vec<Member>, CsError> {
+        match self.request(&Request::Membership)? {
+            Response::Members(m) => Ok(m),
+            Response::Result(Err(e)) => Err(e),
+            _ => Err(CsError::Library),
+        }
+    }
+
+    pub(crate) fn groups(&mut self) -> Result<Vec<(GroupName, Vec<Member>)>, CsError> {
+        match self.request(&Request::Groups)? {
+            Response::Groups(g) => Ok(g),
+            _ => Err(CsError::Library),
+        }
+    }
+
+    pub(crate) fn flow_control(&self) -> bool {
+        self.flow
+    }
+
+    /// The next event: buffered, or read now without blocking.
+    pub(crate) fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
+        if self.inbox.is_empty() {
+            self.read_available()?;
+            self.parse_buffered()?;
+        }
+        let e = self.inbox.pop_front();
+        if self.inbox.is_empty() {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&*self.wake, &mut buf);
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn pending(&mut self) -> Result<usize, CsError> {
+        self.read_available()?;
+        self.parse_buffered()?;
+        Ok(self.inbox.len())
+    }
+}

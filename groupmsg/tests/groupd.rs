@@ -1,0 +1,237 @@
+//! `groupd` and `groupcat` as processes, and the daemon backend of `Cpg`.
+
+use std::io::{BufRead, BufReader, IoSlice, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use groupmsg::{Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee};
+
+const GROUPD: &str = env!("CARGO_BIN_EXE_groupd");
+const GROUPCAT: &str = env!("CARGO_BIN_EXE_groupcat");
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A groupd on a socket of its own.
+struct Daemon {
+    socket: PathBuf,
+    _proc: Proc,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket =
+            std::env::temp_dir().join(format!("groupd-test-{}-{n}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(GROUPD)
+            .arg("--socket")
+            .arg(&socket)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "groupd did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Daemon { socket, _proc: Proc(child) }
+    }
+
+    fn handle(&self) -> Cpg<Collect> {
+        Cpg::initialize(Backend::Daemon(self.socket.clone()), Collect::default()).unwrap()
+    }
+}
+
+/// A groupcat process whose output lines arrive on a channel.
+struct Cat {
+    proc: Proc,
+    lines: Receiver<String>,
+}
+
+impl Cat {
+    fn start(d: &Daemon, group: &str) -> Cat {
+        let mut child = Command::new(GROUPCAT)
+            .arg("--socket")
+            .arg(&d.socket)
+            .args(["--json", group])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Cat { proc: Proc(child), lines: rx }
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.proc.0.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+
+    /// Lines until one contains `needle` (bounded wait); returns them all.
+    fn until(&self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"));
+            let done = line.contains(needle);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn groupcat_processes_share_a_group_and_see_a_killed_member_as_procdown() {
+    let d = Daemon::start();
+    let mut a = Cat::start(&d, "demo");
+    a.until("\"event\":\"confchg\"");
+    let b = Cat::start(&d, "demo");
+    let joined = format!("\"joined\":[{{\"nodeid\":1,\"pid\":{},\"reason\":\"join\"}}]", b.pid());
+    a.until(&joined);
+    b.until(&joined);
+    a.say("hello \"group\"");
+    let deliver = format!(
+        "{{\"event\":\"deliver\",\"group\":\"demo\",\"nodeid\":1,\"pid\":{},\"msg\":\"hello \\\"group\\\"\"}}",
+        a.pid()
+    );
+    assert_eq!(a.until("deliver").last().unwrap(), &deliver);
+    assert_eq!(b.until("deliver").last().unwrap(), &deliver, "same line at both members");
+    let b_pid = b.pid();
+    drop(b); // SIGKILL
+    let procdown = format!("\"left\":[{{\"nodeid\":1,\"pid\":{b_pid},\"reason\":\"procdown\"}}]");
+    a.until(&procdown);
+    // End of input: a leaves and exits cleanly, having printed its own leave.
+    drop(a.proc.0.stdin.take());
+    let leave = format!("\"left\":[{{\"nodeid\":1,\"pid\":{},\"reason\":\"leave\"}}]", a.pid());
+    a.until(&leave);
+    assert!(a.proc.0.wait().unwrap().success());
+}
+
+#[test]
+fn daemon_handles_agree_on_one_order() {
+    const EACH: usize = 200;
+    let d = Daemon::start();
+    let g = GroupName::new("order").unwrap();
+    let mut handles: Vec<Cpg<Collect>> = (0..3).map(|_| d.handle()).collect();
+    for h in &mut handles {
+        h.join(&g).unwrap();
+    }
+    let threads: Vec<_> = handles
+        .into_iter()
+        .enumerate()
+        .map(|(t, mut h)| {
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut sent = 0;
+                while seen.len() < 3 * EACH {
+                    if sent < EACH {
+                        let msg = format!("{t}:{sent}");
+                        match h.mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())]) {
+                            Ok(()) => sent += 1,
+                            Err(CsError::TryAgain) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    let _ = h.dispatch(Dispatch::All);
+                    for e in h.handler_mut().events.drain(..) {
+                        if let CpgEvent::Deliver { msg, .. } = e {
+                            seen.push(String::from_utf8(msg).unwrap());
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let orders: Vec<Vec<String>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(orders[0], orders[1]);
+    assert_eq!(orders[0], orders[2]);
+    for t in 0..3 {
+        let mine: Vec<&String> =
+            orders[0].iter().filter(|m| m.starts_with(&format!("{t}:"))).collect();
+        assert_eq!(mine.len(), EACH);
+    }
+}
+
+#[test]
+fn the_daemon_backend_keeps_the_cpg_contract() {
+    let d = Daemon::start();
+    let g = GroupName::new("contract").unwrap();
+    let mut a = d.handle();
+    assert_eq!(a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"x")]), Err(CsError::NotExist));
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    a.join(&g).unwrap();
+    assert_eq!(a.join(&g), Err(CsError::Exist));
+    a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"self")]).unwrap();
+    // ONE waits for, and delivers, exactly one event: first the join, then the message.
+    assert_eq!(a.dispatch(Dispatch::One), Ok(1));
+    assert_eq!(a.dispatch(Dispatch::One), Ok(1));
+    assert!(
+        matches!(a.handler().events.last(), Some(CpgEvent::Deliver { msg, .. }) if msg == b"self")
+    );
+    assert_eq!(a.membership_get().unwrap(), [a.member()]);
+    assert_eq!(a.groups().len(), 1);
+    a.leave().unwrap();
+    a.join(&g).unwrap();
+    let stop = a.stopper();
+    std::thread::spawn(move || stop.stop()).join().unwrap();
+    a.dispatch(Dispatch::Blocking).unwrap();
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let d = Daemon::start();
+    let g = GroupName::new("safe").unwrap();
+    let mut good = d.handle();
+    good.join(&g).unwrap();
+    // (bytes, what they are)
+    let cases: [(&[u8], &str); 3] = [
+        (&[0xff, 0xff, 0xff, 0xff, 1], "oversized length"),
+        (&[0, 0, 0, 1, 77], "unknown type"),
+        (&[0, 0, 0, 2, 2, 9], "trailing bytes"),
+    ];
+    for (bytes, what) in cases {
+        let mut bad = UnixStream::connect(&d.socket).unwrap();
+        bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        bad.write_all(bytes).unwrap();
+        let mut rest = Vec::new();
+        bad.read_to_end(&mut rest).unwrap();
+        // Only the daemon's hello came back before it closed the connection.
+        assert!(rest.len() < 32, "{what}: {} bytes back", rest.len());
+    }
+    good.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"still fine")]).unwrap();
+    // The join's confchg, then the message: two events, each dispatched by a blocking ONE.
+    for _ in 0..2 {
+        good.dispatch(Dispatch::One).unwrap();
+    }
+    assert!(
+        matches!(good.handler().events.last(), Some(CpgEvent::Deliver { msg, .. }) if msg == b"still fine")
+    );
+}
