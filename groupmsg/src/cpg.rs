@@ -70,11 +70,19 @@ pub enum Backend {
     /// Groups across the processes of a host, through the `groupd` daemon at this socket path
     /// (see [`default_socket_path`](crate::default_socket_path)).
     Daemon(std::path::PathBuf),
+    /// Real corosync through libcpg (feature `corosync`).
+    #[cfg(feature = "corosync")]
+    Corosync,
 }
 
 enum Conn {
-    Local { bus: LocalBus, id: u64 },
+    Local {
+        bus: LocalBus,
+        id: u64,
+    },
     Daemon(Box<DaemonClient>),
+    #[cfg(feature = "corosync")]
+    Corosync(Box<crate::corosync::CorosyncConn>),
 }
 
 /// Ends a [`Dispatch::Blocking`] from any thread (`cpg_finalize` from elsewhere, in effect).
@@ -140,6 +148,12 @@ impl<H: Handler> Cpg<H> {
                     (client.member, client.epoll.clone(), client.wake.clone());
                 (Conn::Daemon(Box::new(client)), member, signal, wake)
             }
+            #[cfg(feature = "corosync")]
+            Backend::Corosync => {
+                let c = crate::corosync::CorosyncConn::connect()?;
+                let (member, signal, wake) = (c.member, c.epoll.clone(), c.wake.clone());
+                (Conn::Corosync(Box::new(c)), member, signal, wake)
+            }
         };
         Ok(Cpg {
             conn,
@@ -156,6 +170,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, id } => bus.pop(*id),
             Conn::Daemon(c) => c.pop(),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.pop(),
         }
     }
 
@@ -169,6 +185,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, id } => bus.join(*id, group),
             Conn::Daemon(c) => c.join(group),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.join(group),
         }
     }
 
@@ -177,6 +195,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, id } => bus.leave(*id),
             Conn::Daemon(c) => c.leave(),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.leave(),
         }
     }
 
@@ -190,6 +210,11 @@ impl<H: Handler> Cpg<H> {
         iov: &[IoSlice<'_>],
     ) -> Result<(), CsError> {
         let _ = guarantee;
+        // libcpg takes the slices as they are; the other backends need one buffer.
+        #[cfg(feature = "corosync")]
+        if let Conn::Corosync(c) = &mut self.conn {
+            return c.mcast(iov);
+        }
         let mut msg = Vec::with_capacity(iov.iter().map(|s| s.len()).sum());
         for s in iov {
             msg.extend_from_slice(s);
@@ -197,6 +222,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, id } => bus.mcast(*id, msg),
             Conn::Daemon(c) => c.mcast(msg),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
         }
     }
 
@@ -218,6 +245,8 @@ impl<H: Handler> Cpg<H> {
                 let pending = match &mut self.conn {
                     Conn::Local { bus, id } => bus.pending(*id)?,
                     Conn::Daemon(c) => c.pending()?,
+                    #[cfg(feature = "corosync")]
+                    Conn::Corosync(c) => c.pending()?,
                 };
                 while n < pending {
                     let Some(e) = self.pop()? else { break };
@@ -289,6 +318,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, id } => bus.members(*id),
             Conn::Daemon(c) => c.members(),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.members(),
         }
     }
 
@@ -304,6 +335,10 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_max_atomic_msgsize_get`: the largest message delivered whole.
     pub fn max_atomic_msgsize(&self) -> usize {
+        #[cfg(feature = "corosync")]
+        if let Conn::Corosync(c) = &self.conn {
+            return c.max_atomic();
+        }
         crate::local::LOCAL_MAX_MESSAGE
     }
 
@@ -312,6 +347,8 @@ impl<H: Handler> Cpg<H> {
         let on = match &self.conn {
             Conn::Local { bus, id } => bus.flow_control(*id),
             Conn::Daemon(c) => c.flow_control(),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.flow_control(),
         };
         if on {
             FlowControl::Enabled
@@ -325,6 +362,8 @@ impl<H: Handler> Cpg<H> {
         match &mut self.conn {
             Conn::Local { bus, .. } => bus.groups(),
             Conn::Daemon(c) => c.groups().unwrap_or_default(),
+            #[cfg(feature = "corosync")]
+            Conn::Corosync(c) => c.groups(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! `groupcat [--socket PATH] [--json] GROUP`: joins GROUP through `groupd`, multicasts each
+//! `groupcat [--socket PATH | --corosync] [--json] GROUP`: joins GROUP through `groupd` (or,
+//! with `--corosync` in a build with that feature, through real corosync), multicasts each
 //! line of standard input, and prints every delivery and membership change, one per line.
 //! At the end of input it leaves the group and exits once its own leave comes back.
 //!
@@ -121,14 +122,19 @@ fn main() -> ExitCode {
     let mut socket: Option<PathBuf> = None;
     let mut json = false;
     let mut group: Option<String> = None;
+    let mut corosync = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--socket" => socket = args.next().map(PathBuf::from),
             "--json" => json = true,
             "--corosync" => {
-                eprintln!("groupcat: this build has no corosync backend yet");
-                return ExitCode::from(2);
+                if cfg!(feature = "corosync") {
+                    corosync = true;
+                } else {
+                    eprintln!("groupcat: built without the corosync feature");
+                    return ExitCode::from(2);
+                }
             }
             g if !g.starts_with('-') && group.is_none() => group = Some(g.to_string()),
             other => {
@@ -141,7 +147,12 @@ fn main() -> ExitCode {
         eprintln!("usage: groupcat [--socket PATH] [--json] GROUP");
         return ExitCode::from(2);
     };
-    match run(socket.unwrap_or_else(groupmsg::default_socket_path), json, &group) {
+    let backend = if corosync {
+        corosync_backend()
+    } else {
+        Backend::Daemon(socket.unwrap_or_else(groupmsg::default_socket_path))
+    };
+    match run(backend, json, &group) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupcat: {e}");
@@ -150,13 +161,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(socket: PathBuf, json: bool, group: &str) -> Result<(), String> {
+#[cfg(feature = "corosync")]
+fn corosync_backend() -> Backend {
+    Backend::Corosync
+}
+
+#[cfg(not(feature = "corosync"))]
+fn corosync_backend() -> Backend {
+    unreachable!("refused when parsing the arguments")
+}
+
+fn run(backend: Backend, json: bool, group: &str) -> Result<(), String> {
     let name = GroupName::new(group).map_err(|e| e.to_string())?;
-    let mut cpg = Cpg::initialize(
-        Backend::Daemon(socket.clone()),
-        Printer { json, me: Member { nodeid: 0, pid: 0 }, left: false },
-    )
-    .map_err(|e| format!("{}: {e}", socket.display()))?;
+    let what = format!("{backend:?}");
+    let mut cpg =
+        Cpg::initialize(backend, Printer { json, me: Member { nodeid: 0, pid: 0 }, left: false })
+            .map_err(|e| format!("{what}: {e}"))?;
     cpg.handler_mut().me = cpg.member();
     cpg.join(&name).map_err(|e| e.to_string())?;
     // A reader of our own over a copy of descriptor 0: std's stdin would buffer behind our back,

@@ -1,0 +1,446 @@
+//! The corosync backend (feature `corosync`): a thin FFI of our own over Debian's libcpg.
+//!
+//! Three defects of rust-corosync 3.2.0 are avoided by construction:
+//!
+//! - **The context is ours and stays put.** Each handle's `cpg_context_set` points at a boxed
+//!   inbox owned by this connection for the handle's whole life; it is never replaced.
+//! - **No user code runs inside libcpg.** The C callbacks only append events to that inbox;
+//!   the user's [`Handler`](crate::Handler) runs after `cpg_dispatch` has returned, so
+//!   dropping (finalizing) a handle from a callback cannot deadlock.
+//! - **No global lock.** Each handle is independent; nothing is shared across handles.
+//!
+//! And two of corosync 3.1.7's own behaviours are smoothed over: a multicast before joining is
+//! an error rather than silently dropped, and joining again after a leave, which never
+//! completes on the same libcpg handle, re-initializes the handle first (identity is
+//! `(nodeid, pid)`, so it is unchanged).
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::io::IoSlice;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::EventfdFlags;
+
+use crate::{Change, CpgEvent, CsError, GroupName, Member, Reason, MAX_MEMBERS, MAX_NAME};
+
+type Handle = u64;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CpgName {
+    length: u32,
+    value: [c_char; MAX_NAME],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CpgAddress {
+    nodeid: u32,
+    pid: u32,
+    reason: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IterDescription {
+    group: CpgName,
+    nodeid: u32,
+    pid: u32,
+}
+
+type DeliverFn = extern "C" fn(Handle, *const CpgName, u32, u32, *mut c_void, usize);
+type ConfchgFn = extern "C" fn(
+    Handle,
+    *const CpgName,
+    *const CpgAddress,
+    usize,
+    *const CpgAddress,
+    usize,
+    *const CpgAddress,
+    usize,
+);
+
+#[repr(C)]
+struct Callbacks {
+    deliver: Option<DeliverFn>,
+    confchg: Option<ConfchgFn>,
+}
+
+#[repr(C)]
+struct Iovec {
+    base: *const c_void,
+    len: usize,
+}
+
+const CS_OK: c_uint = 1;
+const CS_DISPATCH_ALL: c_uint = 2;
+const CPG_ITERATION_ALL: c_uint = 3;
+
+#[link(name = "cpg")]
+extern "C" {
+    fn cpg_initialize(handle: *mut Handle, callbacks: *mut Callbacks) -> c_uint;
+    fn cpg_finalize(handle: Handle) -> c_uint;
+    fn cpg_fd_get(handle: Handle, fd: *mut c_int) -> c_uint;
+    fn cpg_context_get(handle: Handle, context: *mut *mut c_void) -> c_uint;
+    fn cpg_context_set(handle: Handle, context: *mut c_void) -> c_uint;
+    fn cpg_dispatch(handle: Handle, flags: c_uint) -> c_uint;
+    fn cpg_join(handle: Handle, group: *const CpgName) -> c_uint;
+    fn cpg_leave(handle: Handle, group: *const CpgName) -> c_uint;
+    fn cpg_mcast_joined(
+        handle: Handle,
+        guarantee: c_uint,
+        iov: *const Iovec,
+        count: c_uint,
+    ) -> c_uint;
+    fn cpg_membership_get(
+        handle: Handle,
+        group: *mut CpgName,
+        members: *mut CpgAddress,
+        count: *mut c_int,
+    ) -> c_uint;
+    fn cpg_local_get(handle: Handle, nodeid: *mut c_uint) -> c_uint;
+    fn cpg_flow_control_state_get(handle: Handle, state: *mut c_uint) -> c_uint;
+    fn cpg_max_atomic_msgsize_get(handle: Handle, size: *mut u32) -> c_uint;
+    fn cpg_iteration_initialize(
+        handle: Handle,
+        kind: c_uint,
+        group: *const CpgName,
+        iter: *mut u64,
+    ) -> c_uint;
+    fn cpg_iteration_next(iter: u64, description: *mut IterDescription) -> c_uint;
+    fn cpg_iteration_finalize(iter: u64) -> c_uint;
+}
+
+fn check(code: c_uint) -> Result<(), CsError> {
+    if code == CS_OK {
+        Ok(())
+    } else {
+        Err(CsError::from_code(code).unwrap_or(CsError::Library))
+    }
+}
+
+fn c_name(g: &GroupName) -> CpgName {
+    let mut value = [0 as c_char; MAX_NAME];
+    for (d, s) in value.iter_mut().zip(g.as_bytes()) {
+        *d = *s as c_char;
+    }
+    CpgName { length: g.as_bytes().len() as u32, value }
+}
+
+/// Reads a `cpg_name` written by libcpg; a length past the array is clamped.
+fn from_c_name(n: &CpgName) -> Option<GroupName> {
+    let len = (n.length as usize).min(MAX_NAME);
+    let bytes: Vec<u8> = n.value[..len].iter().map(|&c| c as u8).collect();
+    GroupName::new(bytes).ok()
+}
+
+fn reason(code: u32) -> Reason {
+    match code {
+        1 => Reason::Join,
+        2 => Reason::Leave,
+        3 => Reason::NodeDown,
+        4 => Reason::NodeUp,
+        _ => Reason::ProcDown,
+    }
+}
+
+/// Where the callbacks put events: owned by the connection, its address given to libcpg.
+#[derive(Default)]
+struct Inbox {
+    events: VecDeque<CpgEvent>,
+}
+
+/// Finds a handle's inbox through its context.
+fn inbox_of(handle: Handle) -> Option<&'static mut Inbox> {
+    let mut ctx: *mut c_void = std::ptr::null_mut();
+    // SAFETY: cpg_context_get writes one pointer to `ctx`, a valid local.
+    let ok = unsafe { cpg_context_get(handle, &mut ctx) } == CS_OK;
+    if !ok || ctx.is_null() {
+        return None;
+    }
+    // SAFETY: the context is the `Box<Inbox>` of the connection owning this handle, set right
+    // after initialize and kept alive until after cpg_finalize. Callbacks run only inside
+    // cpg_dispatch, which only that connection calls, on its thread, while no other reference
+    // to the inbox exists; the 'static lifetime never escapes the callback.
+    Some(unsafe { &mut *(ctx as *mut Inbox) })
+}
+
+extern "C" fn on_deliver(
+    handle: Handle,
+    group: *const CpgName,
+    nodeid: u32,
+    pid: u32,
+    msg: *mut c_void,
+    len: usize,
+) {
+    let Some(inbox) = inbox_of(handle) else { return };
+    // SAFETY: libcpg passes a valid group name and `len` readable bytes at `msg` for the
+    // duration of this call; both are copied before returning.
+    let (group, msg) = unsafe {
+        (from_c_name(&*group), std::slice::from_raw_parts(msg as *const u8, len).to_vec())
+    };
+    if let Some(group) = group {
+        inbox.events.push_back(CpgEvent::Deliver { group, sender: Member { nodeid, pid }, msg });
+    }
+}
+
+/// Copies a list libcpg passes; at most the protocol's member limit is read.
+fn list(ptr: *const CpgAddress, n: usize) -> Vec<CpgAddress> {
+    if ptr.is_null() || n == 0 {
+        return Vec::new();
+    }
+    // SAFETY: libcpg passes `n` valid entries at `ptr` for the duration of the callback; the
+    // count is clamped to what a membership list can hold.
+    unsafe { std::slice::from_raw_parts(ptr, n.min(MAX_MEMBERS)).to_vec() }
+}
+
+#[allow(clippy::too_many_arguments)]
+extern "C" fn on_confchg(
+    handle: Handle,
+    group: *const CpgName,
+    members: *const CpgAddress,
+    n_members: usize,
+    left: *const CpgAddress,
+    n_left: usize,
+    joined: *const CpgAddress,
+    n_joined: usize,
+) {
+    let Some(inbox) = inbox_of(handle) else { return };
+    // SAFETY: libcpg passes a valid group name for the duration of this call.
+    let Some(group) = (unsafe { from_c_name(&*group) }) else { return };
+    let members =
+        list(members, n_members).iter().map(|a| Member { nodeid: a.nodeid, pid: a.pid }).collect();
+    let changes = |l: Vec<CpgAddress>| {
+        l.iter()
+            .map(|a| Change {
+                member: Member { nodeid: a.nodeid, pid: a.pid },
+                reason: reason(a.reason),
+            })
+            .collect()
+    };
+    inbox.events.push_back(CpgEvent::ConfChg {
+        group,
+        members,
+        left: changes(list(left, n_left)),
+        joined: changes(list(joined, n_joined)),
+    });
+}
+
+pub(crate) struct CorosyncConn {
+    handle: Handle,
+    inbox: Box<Inbox>,
+    group: Option<GroupName>,
+    has_left: bool,
+    /// libcpg's descriptor (duplicated) and `wake`: what `fd()` and waits poll.
+    pub(crate) epoll: Arc<OwnedFd>,
+    pub(crate) wake: Arc<OwnedFd>,
+    cpg_fd: OwnedFd,
+    pub(crate) member: Member,
+}
+
+impl CorosyncConn {
+    pub(crate) fn connect() -> Result<CorosyncConn, CsError> {
+        let mut inbox = Box::<Inbox>::default();
+        let (handle, cpg_fd) = open(&mut inbox)?;
+        let wake = Arc::new(
+            rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .map_err(|_| CsError::Library)?,
+        );
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|_| CsError::Library)?;
+        epoll::add(&ep, &cpg_fd, EventData::new_u64(0), EventFlags::IN)
+            .map_err(|_| CsError::Library)?;
+        epoll::add(&ep, &*wake, EventData::new_u64(1), EventFlags::IN)
+            .map_err(|_| CsError::Library)?;
+        let mut nodeid: c_uint = 0;
+        // SAFETY: writes one integer to a valid local.
+        check(unsafe { cpg_local_get(handle, &mut nodeid) })?;
+        let member = Member { nodeid, pid: std::process::id() };
+        Ok(CorosyncConn {
+            handle,
+            inbox,
+            group: None,
+            has_left: false,
+            epoll: Arc::new(ep),
+            wake,
+            cpg_fd,
+            member,
+        })
+    }
+
+    pub(crate) fn join(&mut self, g: &GroupName) -> Result<(), CsError> {
+        if self.group.is_some() {
+            return Err(CsError::Exist);
+        }
+        if self.has_left {
+            self.reopen()?;
+        }
+        let name = c_name(g);
+        // SAFETY: `name` is a valid cpg_name for the duration of the call.
+        check(unsafe { cpg_join(self.handle, &name) })?;
+        self.group = Some(g.clone());
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) -> Result<(), CsError> {
+        let g = self.group.clone().ok_or(CsError::NotExist)?;
+        let name = c_name(&g);
+        // SAFETY: `name` is a valid cpg_name for the duration of the call.
+        check(unsafe { cpg_leave(self.handle, &name) })?;
+        self.group = None;
+        self.has_left = true;
+        Ok(())
+    }
+
+    /// A fresh libcpg handle on the same descriptor set, keeping undelivered events.
+    fn reopen(&mut self) -> Result<(), CsError> {
+        // Collect what the old handle still has (its own leave, typically) before closing it.
+        self.fill()?;
+        let (handle, fd) = open(&mut self.inbox)?;
+        let _ = epoll::delete(&*self.epoll, &self.cpg_fd);
+        epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN)
+            .map_err(|_| CsError::Library)?;
+        // SAFETY: the old handle is finalized once, and not used after.
+        unsafe { cpg_finalize(self.handle) };
+        self.handle = handle;
+        self.cpg_fd = fd;
+        self.has_left = false;
+        Ok(())
+    }
+
+    pub(crate) fn mcast(&mut self, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
+        if self.group.is_none() {
+            return Err(CsError::NotExist);
+        }
+        let v: Vec<Iovec> =
+            iov.iter().map(|s| Iovec { base: s.as_ptr().cast(), len: s.len() }).collect();
+        // SAFETY: the iovecs point into the caller's slices, alive for the duration of the call;
+        // guarantee 2 is CPG_TYPE_AGREED, as corosync delivers every guarantee.
+        check(unsafe { cpg_mcast_joined(self.handle, 2, v.as_ptr(), v.len() as c_uint) })
+    }
+
+    /// Runs libcpg's dispatch without blocking; the callbacks fill the inbox.
+    fn fill(&mut self) -> Result<(), CsError> {
+        // SAFETY: callbacks reach `self.inbox` through the context; no other reference to it is
+        // alive during this call.
+        match unsafe { cpg_dispatch(self.handle, CS_DISPATCH_ALL) } {
+            CS_OK => Ok(()),
+            code => match CsError::from_code(code) {
+                Some(CsError::TryAgain) => Ok(()),
+                Some(e) => Err(e),
+                None => Err(CsError::Library),
+            },
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
+        if self.inbox.events.is_empty() {
+            self.fill()?;
+        }
+        let e = self.inbox.events.pop_front();
+        if self.inbox.events.is_empty() {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&*self.wake, &mut buf);
+        } else if e.is_some() {
+            // Events are waiting in the inbox: keep the descriptor readable for them.
+            let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+        }
+        Ok(e)
+    }
+
+    pub(crate) fn pending(&mut self) -> Result<usize, CsError> {
+        self.fill()?;
+        Ok(self.inbox.events.len())
+    }
+
+    pub(crate) fn members(&mut self) -> Result<Vec<Member>, CsError> {
+        let g = self.group.clone().ok_or(CsError::NotExist)?;
+        let mut name = c_name(&g);
+        let mut list = [CpgAddress::default(); MAX_MEMBERS];
+        let mut count: c_int = MAX_MEMBERS as c_int;
+        // SAFETY: libcpg writes at most `count` entries into `list`, which holds that many.
+        check(unsafe {
+            cpg_membership_get(self.handle, &mut name, list.as_mut_ptr(), &mut count)
+        })?;
+        let n = (count.max(0) as usize).min(MAX_MEMBERS);
+        Ok(list[..n].iter().map(|a| Member { nodeid: a.nodeid, pid: a.pid }).collect())
+    }
+
+    pub(crate) fn flow_control(&self) -> bool {
+        let mut state: c_uint = 0;
+        // SAFETY: writes one integer to a valid local.
+        unsafe { cpg_flow_control_state_get(self.handle, &mut state) == CS_OK && state == 1 }
+    }
+
+    pub(crate) fn max_atomic(&self) -> usize {
+        let mut size: u32 = 0;
+        // SAFETY: writes one integer to a valid local.
+        if unsafe { cpg_max_atomic_msgsize_get(self.handle, &mut size) } == CS_OK {
+            size as usize
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn groups(&mut self) -> Vec<(GroupName, Vec<Member>)> {
+        let mut out: Vec<(GroupName, Vec<Member>)> = Vec::new();
+        let mut iter: u64 = 0;
+        // SAFETY: writes one handle to a valid local; a null group asks for every group.
+        if unsafe {
+            cpg_iteration_initialize(self.handle, CPG_ITERATION_ALL, std::ptr::null(), &mut iter)
+        } != CS_OK
+        {
+            return out;
+        }
+        loop {
+            let mut d = IterDescription {
+                group: CpgName { length: 0, value: [0; MAX_NAME] },
+                nodeid: 0,
+                pid: 0,
+            };
+            // SAFETY: libcpg writes one description into a valid local.
+            if unsafe { cpg_iteration_next(iter, &mut d) } != CS_OK {
+                break;
+            }
+            let Some(g) = from_c_name(&d.group) else { continue };
+            let m = Member { nodeid: d.nodeid, pid: d.pid };
+            match out.iter_mut().find(|(n, _)| *n == g) {
+                Some((_, ms)) => ms.push(m),
+                None => out.push((g, vec![m])),
+            }
+        }
+        // SAFETY: the iteration handle is finalized once.
+        unsafe { cpg_iteration_finalize(iter) };
+        out.sort();
+        out
+    }
+}
+
+/// cpg_initialize with our callbacks and `inbox` as the context; returns the handle and a
+/// duplicate of its descriptor (libcpg owns the original).
+fn open(inbox: &mut Box<Inbox>) -> Result<(Handle, OwnedFd), CsError> {
+    let mut callbacks = Callbacks { deliver: Some(on_deliver), confchg: Some(on_confchg) };
+    let mut handle: Handle = 0;
+    // SAFETY: both pointers are valid for the call; libcpg copies the callbacks.
+    check(unsafe { cpg_initialize(&mut handle, &mut callbacks) })?;
+    let ctx: *mut Inbox = &mut **inbox;
+    // SAFETY: the context is the boxed inbox, whose address is stable and which outlives the
+    // handle (the connection finalizes the handle before dropping the box).
+    check(unsafe { cpg_context_set(handle, ctx.cast()) })?;
+    let mut fd: c_int = -1;
+    // SAFETY: writes one integer to a valid local.
+    check(unsafe { cpg_fd_get(handle, &mut fd) })?;
+    // SAFETY: libcpg keeps `fd` open for the life of the handle; it is only borrowed here to
+    // duplicate it.
+    let dup = rustix::io::fcntl_dupfd_cloexec(unsafe { BorrowedFd::borrow_raw(fd) }, 0)
+        .map_err(|_| CsError::Library)?;
+    Ok((handle, dup))
+}
+
+impl Drop for CorosyncConn {
+    fn drop(&mut self) {
+        // SAFETY: finalized once; the inbox (the context) is dropped only after this.
+        unsafe { cpg_finalize(self.handle) };
+    }
+}

@@ -1,0 +1,125 @@
+//! The corosync backend against real corosync 3.1.7 (one node on loopback, started by the
+//! `peers` crate; root only, as corosync requires).
+
+#![cfg(feature = "corosync")]
+
+use std::io::IoSlice;
+
+use groupmsg::{Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, Reason};
+
+fn handle() -> Cpg<Collect> {
+    Cpg::initialize(Backend::Corosync, Collect::default()).unwrap()
+}
+
+/// Dispatches until `n` events have been collected.
+fn collect(c: &mut Cpg<Collect>, n: usize) -> Vec<CpgEvent> {
+    while c.handler().events.len() < n {
+        c.dispatch(Dispatch::One).unwrap();
+    }
+    std::mem::take(&mut c.handler_mut().events)
+}
+
+#[test]
+fn the_cpg_contract_on_real_corosync() {
+    let _daemon = peers::Corosync::start().unwrap();
+    let g = GroupName::new("evstack-conformance").unwrap();
+    let mut a = handle();
+    assert!(a.max_atomic_msgsize() >= 1_000_000, "{}", a.max_atomic_msgsize());
+    assert_eq!(
+        a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"early")]),
+        Err(CsError::NotExist)
+    );
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    a.join(&g).unwrap();
+    assert_eq!(a.join(&g), Err(CsError::Exist));
+    let me = a.member();
+    let ev = collect(&mut a, 1);
+    assert!(
+        matches!(&ev[0], CpgEvent::ConfChg { joined, .. } if joined[0].member == me && joined[0].reason == Reason::Join),
+        "{ev:?}"
+    );
+    // Self-delivery, in order, of messages given as scattered slices.
+    for i in 0..100 {
+        let head = format!("{i}:");
+        a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(head.as_bytes()), IoSlice::new(b"tail")])
+            .unwrap();
+    }
+    let got: Vec<String> = collect(&mut a, 100)
+        .into_iter()
+        .map(|e| match e {
+            CpgEvent::Deliver { msg, sender, .. } => {
+                assert_eq!(sender, me);
+                String::from_utf8(msg).unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, (0..100).map(|i| format!("{i}:tail")).collect::<Vec<_>>());
+    assert_eq!(a.membership_get().unwrap(), [me]);
+    assert!(a.groups().iter().any(|(name, ms)| *name == g && ms.contains(&me)));
+    // Leave and join again on one handle (corosync 3.1.7 alone never completes this join).
+    a.leave().unwrap();
+    a.join(&g).unwrap();
+    a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"back")]).unwrap();
+    let mut events = Vec::new();
+    while !events.iter().any(|e| matches!(e, CpgEvent::Deliver { msg, .. } if msg == b"back")) {
+        events.extend(collect(&mut a, 1));
+    }
+}
+
+#[test]
+fn groupcat_processes_on_corosync_agree_and_see_procdown() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+    let _daemon = peers::Corosync::start().unwrap();
+    let start = |tag: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_groupcat"))
+            .args(["--corosync", "--json", "evstack-cat"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = channel::<String>();
+        let tag = tag.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+            drop(tag);
+        });
+        (child, rx)
+    };
+    let until = |rx: &std::sync::mpsc::Receiver<String>, needle: &str| {
+        let mut seen = Vec::new();
+        loop {
+            let l = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {needle:?} in {seen:?}"));
+            let done = l.contains(needle);
+            seen.push(l);
+            if done {
+                return seen;
+            }
+        }
+    };
+    let (mut a, ra) = start("a");
+    until(&ra, "\"joined\"");
+    let (mut b, rb) = start("b");
+    let joined = format!("\"pid\":{},\"reason\":\"join\"", b.id());
+    until(&ra, &joined);
+    until(&rb, &joined);
+    writeln!(a.stdin.as_mut().unwrap(), "over corosync").unwrap();
+    let da = until(&ra, "\"deliver\"").pop().unwrap();
+    let db = until(&rb, "\"deliver\"").pop().unwrap();
+    assert_eq!(da, db, "both members print the same delivery");
+    assert!(da.contains(&format!("\"pid\":{},\"msg\":\"over corosync\"", a.id())), "{da}");
+    let b_pid = b.id();
+    b.kill().unwrap();
+    b.wait().unwrap();
+    until(&ra, &format!("\"pid\":{b_pid},\"reason\":\"procdown\""));
+    drop(a.stdin.take());
+    assert!(a.wait().unwrap().success());
+}
