@@ -233,6 +233,8 @@ pub(crate) struct CorosyncConn {
     inbox: Box<Inbox>,
     group: Option<GroupName>,
     has_left: bool,
+    /// Whether `wake` is readable, so it is written and read only on transitions.
+    signalled: bool,
     /// libcpg's descriptor (duplicated) and `wake`: what `fd()` and waits poll.
     pub(crate) epoll: Arc<OwnedFd>,
     pub(crate) wake: Arc<OwnedFd>,
@@ -262,6 +264,7 @@ impl CorosyncConn {
             inbox,
             group: None,
             has_left: false,
+            signalled: false,
             epoll: Arc::new(ep),
             wake,
             cpg_fd,
@@ -339,12 +342,21 @@ impl CorosyncConn {
             self.fill()?;
         }
         let e = self.inbox.events.pop_front();
-        if self.inbox.events.is_empty() {
+        // Keep `wake` readable exactly while the inbox holds events libcpg's descriptor no
+        // longer shows, touching it only when that changes (not once per event).
+        let waiting = !self.inbox.events.is_empty();
+        if waiting != self.signalled {
+            if waiting {
+                let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
+            } else {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&*self.wake, &mut buf);
+            }
+            self.signalled = waiting;
+        } else if e.is_none() {
+            // A stopper's wake-up, with nothing pending: clear it.
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(&*self.wake, &mut buf);
-        } else if e.is_some() {
-            // Events are waiting in the inbox: keep the descriptor readable for them.
-            let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
         }
         Ok(e)
     }

@@ -1,0 +1,160 @@
+//! groupmsg against a cpgbench-shaped C harness over libcpg (`benches/c/cpg_bench.c`), on the
+//! same corosync, in one run; and the local backend, in-process and through `groupd`.
+//!
+//! Shape (both sides): one member multicasts N messages of a size as fast as flow control
+//! allows and counts its own deliveries; the round trip is one message at a time, waiting for
+//! it to come back. Three alternating rounds, medians. The table goes to stdout and to
+//! `target/peer-results/groupmsg.md`. Needs root (corosync does).
+
+use std::io::IoSlice;
+use std::process::Command;
+use std::time::Instant;
+
+use groupmsg::{
+    Backend, Change, Cpg, CsError, Dispatch, GroupName, Guarantee, Handler, LocalBus, Member,
+};
+
+const ROUNDS: usize = 3;
+const SIZES: &[(usize, usize)] = &[(64, 50_000), (1_600, 30_000), (40_000, 5_000)];
+const RTT_COUNT: usize = 2_000;
+
+struct Count(usize);
+
+impl Handler for Count {
+    fn deliver(&mut self, _: &GroupName, _: Member, _: &[u8]) {
+        self.0 += 1;
+    }
+    fn confchg(&mut self, _: &GroupName, _: &[Member], _: &[Change], _: &[Change]) {}
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if !filter.is_empty() && !filter.iter().any(|f| "groupmsg".contains(f.as_str())) {
+        return;
+    }
+    peers::ensure_packages(&["corosync", "libcpg-dev", "pkg-config"]).unwrap();
+    let root = peers::workspace_root();
+    let harness =
+        peers::build_c(&root.join("benches/c/cpg_bench.c"), "cpg_bench", &["libcpg"]).unwrap();
+    let _corosync = peers::Corosync::start().unwrap();
+    let socket = std::env::temp_dir().join(format!("groupd-bench-{}.sock", std::process::id()));
+    let daemon = groupmsg::Groupd::bind(&socket).unwrap();
+    std::thread::spawn(move || daemon.run());
+    let mut rows = Vec::new();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for &(size, count) in SIZES {
+        let (mut c, mut ours, mut local, mut daemon) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            c.push(run_c(&harness, "throughput", size, count));
+            ours.push(throughput(Backend::Corosync, size, count));
+            local.push(throughput(Backend::Local(LocalBus::new()), size, count));
+            daemon.push(throughput(Backend::Daemon(socket.clone()), size, count.min(20_000)));
+        }
+        let (c, ours, local, daemon) = (median(c), median(ours), median(local), median(daemon));
+        rows.push(format!("| {size} B: corosync backend vs libcpg | {ours:.0}/s | {c:.0}/s | {:.2}x | ≥ 0.95x | {} |", ours / c, met(ours / c >= 0.95)));
+        let lt = if size <= 1_600 { 10.0 } else { 0.0 };
+        rows.push(format!(
+            "| {size} B: local backend, in-process, vs libcpg on corosync | {local:.0}/s | {c:.0}/s | {:.1}x | {} | {} |",
+            local / c,
+            if lt > 0.0 { "≥ 10x" } else { "-" },
+            if lt > 0.0 { met(local / c >= lt) } else { "-" }
+        ));
+        rows.push(format!(
+            "| {size} B: local backend through groupd, vs libcpg on corosync | {daemon:.0}/s | {c:.0}/s | {:.1}x | {} | {} |",
+            daemon / c,
+            if lt > 0.0 { "≥ 10x" } else { "-" },
+            if lt > 0.0 { met(daemon / c >= lt) } else { "-" }
+        ));
+    }
+    let (mut c, mut ours, mut local, mut daemon) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        c.push(run_c(&harness, "rtt", 64, RTT_COUNT));
+        ours.push(rtt(Backend::Corosync, RTT_COUNT));
+        local.push(rtt(Backend::Local(LocalBus::new()), RTT_COUNT));
+        daemon.push(rtt(Backend::Daemon(socket.clone()), RTT_COUNT));
+    }
+    let (c, ours, local, daemon) = (median(c), median(ours), median(local), median(daemon));
+    rows.push(format!("| self-delivery round trip: corosync backend vs libcpg | {ours:.1} µs | {c:.1} µs | {:.2}x | ≤ 1.05x | {} |", ours / c, met(ours / c <= 1.05)));
+    rows.push(format!(
+        "| self-delivery round trip: groupd | {daemon:.1} µs | {c:.1} µs | {:.2}x | < 20 µs | {} |",
+        daemon / c,
+        met(daemon < 20.0)
+    ));
+    rows.push(format!("| self-delivery round trip: in-process | {local:.2} µs | {c:.1} µs | {:.3}x | < 2 µs | {} |", local / c, met(local < 2.0)));
+    let table = format!(
+        "| group messaging (median of {ROUNDS}) | ours | libcpg | ours/peer | target | met |\n|---|---|---|---|---|---|\n{}\n",
+        rows.join("\n")
+    );
+    println!("\n{table}");
+    let dir = root.join("target/peer-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("groupmsg.md"), table).unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn member(backend: Backend) -> Cpg<Count> {
+    let mut c = Cpg::initialize(backend, Count(0)).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    c.join(&GroupName::new(format!("evstack-bench-{n}")).unwrap()).unwrap();
+    c
+}
+
+/// Messages per second, counting self-deliveries.
+fn throughput(backend: Backend, size: usize, count: usize) -> f64 {
+    let mut c = member(backend);
+    let msg = vec![0u8; size];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        match c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&msg)]) {
+            Ok(()) => sent += 1,
+            Err(CsError::TryAgain) => {
+                c.dispatch(Dispatch::All).unwrap();
+            }
+            Err(e) => panic!("mcast: {e}"),
+        }
+    }
+    while c.handler().0 < count {
+        c.dispatch(Dispatch::One).unwrap();
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Mean microseconds from multicast to its self-delivery.
+fn rtt(backend: Backend, count: usize) -> f64 {
+    let mut c = member(backend);
+    let msg = [0u8; 64];
+    let start = Instant::now();
+    for i in 0..count {
+        while let Err(CsError::TryAgain) = c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&msg)])
+        {
+            c.dispatch(Dispatch::All).unwrap();
+        }
+        while c.handler().0 <= i {
+            c.dispatch(Dispatch::One).unwrap();
+        }
+    }
+    start.elapsed().as_secs_f64() / count as f64 * 1e6
+}
+
+fn run_c(harness: &std::path::Path, mode: &str, size: usize, count: usize) -> f64 {
+    let out =
+        Command::new(harness).args([mode, &size.to_string(), &count.to_string()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("cpg_bench: {text:?} {}", String::from_utf8_lossy(&out.stderr)))
+}
