@@ -25,8 +25,10 @@
 //!   returns (so dropping a handle from a callback cannot deadlock); nothing is shared across
 //!   handles. These are rust-corosync 3.2.0's three defects, avoided. A join after a leave
 //!   re-initializes the libcpg handle, since corosync 3.1.7 never completes it otherwise.
-//! - Still to come: the async stream of events; a two-node corosync test in network
-//!   namespaces; the benchmarks against a cpgbench-shaped C harness.
+//! - Still to come: a two-node corosync test in network namespaces; closing the throughput
+//!   gaps the benchmarks show (`cargo bench -p benches --bench groupmsg`).
+//!
+//! [`EventStream`] turns a handle into an async `Stream` of events on the evcore executor.
 //!
 //! # Programs
 //!
@@ -80,6 +82,7 @@ mod daemon;
 mod daemon_client;
 mod error;
 mod local;
+mod stream;
 mod types;
 mod wire;
 
@@ -87,6 +90,7 @@ pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
 pub use daemon::{default_socket_path, Groupd};
 pub use error::CsError;
 pub use evcore::Dispatch;
+pub use stream::EventStream;
 pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, LOCAL_MAX_MESSAGE};
 pub use types::{
     Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,

@@ -324,3 +324,35 @@ fn a_stop_leaves_no_spurious_wakeup_behind() {
     let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
     assert_eq!(rustix::event::poll(&mut fds, Some(&zero)).unwrap(), 0, "descriptor still readable");
 }
+
+#[test]
+fn events_as_an_async_stream() {
+    use futures_util::StreamExt;
+    let ex = evcore::Executor::new().unwrap();
+    let h = ex.handle();
+    let bus = LocalBus::new();
+    let mut events = groupmsg::EventStream::new(handle(&bus), &h).unwrap();
+    events.cpg_mut().join(&group()).unwrap();
+    let mut other = handle(&bus);
+    other.join(&group()).unwrap();
+    // Another thread sends while the stream waits: the executor must wake for it.
+    let sender = std::thread::spawn(move || {
+        for i in 0..3 {
+            other.mcast_joined(Guarantee::Agreed, &[IoSlice::new(format!("m{i}").as_bytes())]).unwrap();
+        }
+        other
+    });
+    let got: Vec<String> = ex.block_on(async {
+        let mut msgs = Vec::new();
+        while msgs.len() < 3 {
+            match events.next().await {
+                Some(Ok(CpgEvent::Deliver { msg, .. })) => msgs.push(String::from_utf8(msg).unwrap()),
+                Some(Ok(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        msgs
+    });
+    drop(sender.join().unwrap());
+    assert_eq!(got, ["m0", "m1", "m2"]);
+}
