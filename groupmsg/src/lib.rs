@@ -25,8 +25,12 @@
 //!   returns (so dropping a handle from a callback cannot deadlock); nothing is shared across
 //!   handles. These are rust-corosync 3.2.0's three defects, avoided. A join after a leave
 //!   re-initializes the libcpg handle, since corosync 3.1.7 never completes it otherwise.
-//! - Still to come: a two-node corosync test in network namespaces; closing the throughput
-//!   gaps the benchmarks show (`cargo bench -p benches --bench groupmsg`).
+//! - Two corosync nodes are tested by `cargo xtask interop` (as root): one network namespace per
+//!   node joined by veth, a daemon per namespace with its own `/run`, a `groupcat --corosync` in
+//!   each; both must deliver one order, and a killed node must show as NODEDOWN.
+//! - Still to come: closing the throughput gaps the benchmarks show (`cargo bench -p benches
+//!   --bench groupmsg`): `groupd` answers every multicast before the next (a round trip per
+//!   message), and 1,600-byte messages on the corosync backend run at half libcpg's rate.
 //!
 //! [`EventStream`] turns a handle into an async `Stream` of events on the evcore executor.
 //!
@@ -90,8 +94,8 @@ pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
 pub use daemon::{default_socket_path, Groupd};
 pub use error::CsError;
 pub use evcore::Dispatch;
-pub use stream::EventStream;
 pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, LOCAL_MAX_MESSAGE};
+pub use stream::EventStream;
 pub use types::{
     Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,
 };

@@ -82,6 +82,9 @@ impl Stream for EventStream {
 
 impl fmt::Debug for EventStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventStream").field("cpg", &self.cpg).field("buffered", &self.buffered.len()).finish()
+        f.debug_struct("EventStream")
+            .field("cpg", &self.cpg)
+            .field("buffered", &self.buffered.len())
+            .finish()
     }
 }

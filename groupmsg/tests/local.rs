@@ -338,7 +338,9 @@ fn events_as_an_async_stream() {
     // Another thread sends while the stream waits: the executor must wake for it.
     let sender = std::thread::spawn(move || {
         for i in 0..3 {
-            other.mcast_joined(Guarantee::Agreed, &[IoSlice::new(format!("m{i}").as_bytes())]).unwrap();
+            other
+                .mcast_joined(Guarantee::Agreed, &[IoSlice::new(format!("m{i}").as_bytes())])
+                .unwrap();
         }
         other
     });
@@ -346,7 +348,9 @@ fn events_as_an_async_stream() {
         let mut msgs = Vec::new();
         while msgs.len() < 3 {
             match events.next().await {
-                Some(Ok(CpgEvent::Deliver { msg, .. })) => msgs.push(String::from_utf8(msg).unwrap()),
+                Some(Ok(CpgEvent::Deliver { msg, .. })) => {
+                    msgs.push(String::from_utf8(msg).unwrap())
+                }
                 Some(Ok(_)) => {}
                 other => panic!("{other:?}"),
             }

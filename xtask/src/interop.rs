@@ -2,7 +2,9 @@
 //!
 //! The crates' own interop tests start the peers they need through the `peers` crate; this
 //! command is the quick proof that a machine can run them, and the first thing to run when an
-//! interop test fails for a reason that looks like the environment.
+//! interop test fails for a reason that looks like the environment. It also runs the one check
+//! that needs more than a test can set up: two corosync nodes in network namespaces
+//! (`twonode.rs`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -16,6 +18,7 @@ pub(crate) fn run() -> Result {
         ("gearmand and the gearman CLI", gearman as fn() -> Result<String>),
         ("nginx", nginx),
         ("corosync", corosync),
+        ("corosync, two nodes (groupmsg)", two_nodes),
     ] {
         match check() {
             Ok(what) => println!("  {name}: {what}"),
@@ -85,4 +88,19 @@ fn nginx() -> Result<String> {
 fn corosync() -> Result<String> {
     let daemon = peers::Corosync::start().map_err(|e| e.to_string())?;
     Ok(format!("single node on 127.0.0.1 (pid {}), CPG service answering", daemon.pid()))
+}
+
+fn two_nodes() -> Result<String> {
+    if !rustix_is_root() {
+        return Err("needs root (network and mount namespaces)".into());
+    }
+    crate::twonode::run()
+}
+
+fn rustix_is_root() -> bool {
+    // Running as root is what creating namespaces needs; `id -u` answers without a dependency.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -17,6 +17,7 @@ mod ci;
 mod demo;
 mod interop;
 mod tidy;
+mod twonode;
 mod util;
 
 use std::process::ExitCode;
