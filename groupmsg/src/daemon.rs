@@ -18,7 +18,6 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::local::LocalBus;
 use crate::wire::{self, Request, Response};
-use crate::CsError;
 
 /// The socket path when none is given: `$GROUPMSG_SOCKET`, else `$XDG_RUNTIME_DIR/groupd.sock`,
 /// else `/run/groupd.sock`.
@@ -126,6 +125,7 @@ fn read_requests(
                 Request::Groups => Response::Groups(bus.groups()),
             };
             send(writer, &response)?;
+            flush_events(bus, id, writer);
         }
         let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
         if n == 0 {
@@ -137,26 +137,31 @@ fn read_requests(
 
 fn forward_events(bus: &LocalBus, id: u64, signal: &OwnedFd, writer: &Mutex<UnixStream>) {
     loop {
-        let mut out = BytesMut::new();
-        loop {
-            match bus.pop(id) {
-                Ok(Some(e)) => wire::encode_response(&mut out, &Response::Event(e)),
-                Ok(None) => break,
-                Err(CsError::BadHandle) => return,
-                Err(_) => return,
-            }
-        }
-        if !out.is_empty() {
-            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-            if w.write_all(&out).is_err() {
-                return;
-            }
+        if !flush_events(bus, id, writer) {
+            return;
         }
         let mut fds = [PollFd::new(signal, PollFlags::IN)];
         if rustix::event::poll(&mut fds, None).is_err() {
             return;
         }
     }
+}
+
+/// Writes every event waiting for this handle. Popping and writing both happen under the write
+/// lock, so the reader thread (which flushes its own member's events right after a request,
+/// saving a thread hop for self-delivery) and the event thread cannot reorder them. Returns
+/// `false` once the handle or the socket is gone.
+fn flush_events(bus: &LocalBus, id: u64, writer: &Mutex<UnixStream>) -> bool {
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = BytesMut::new();
+    loop {
+        match bus.pop(id) {
+            Ok(Some(e)) => wire::encode_response(&mut out, &Response::Event(e)),
+            Ok(None) => break,
+            Err(_) => return false,
+        }
+    }
+    out.is_empty() || w.write_all(&out).is_ok()
 }
 
 fn send(writer: &Mutex<UnixStream>, r: &Response) -> Result<(), String> {
