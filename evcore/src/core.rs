@@ -162,3 +162,50 @@ impl Drop for Core {
         self.shared.close();
     }
 }
+
+/// The `Reactor` methods every backend forwards to its [`Core`] unchanged (timers, time,
+/// immediates, the remote, dispatch state), written once. Used inside `impl Reactor for X`
+/// where `X` has a `core: Core` field.
+macro_rules! delegate_to_core {
+    () => {
+        #[inline]
+        fn add_timer(
+            &mut self,
+            deadline: std::time::Instant,
+            token: $crate::Token,
+        ) -> $crate::TimerId {
+            self.core.add_timer(deadline, token)
+        }
+
+        #[inline]
+        fn reset_timer(&mut self, id: $crate::TimerId, deadline: std::time::Instant) -> bool {
+            self.core.reset_timer(id, deadline)
+        }
+
+        #[inline]
+        fn cancel_timer(&mut self, id: $crate::TimerId) -> bool {
+            self.core.cancel_timer(id)
+        }
+
+        fn next_deadline(&self) -> Option<std::time::Instant> {
+            self.core.next_deadline()
+        }
+
+        fn now(&self) -> std::time::Instant {
+            self.core.now()
+        }
+
+        fn schedule_immediate(&mut self, token: $crate::Token) {
+            self.core.schedule_immediate(token);
+        }
+
+        fn remote(&self) -> $crate::Remote {
+            self.core.remote()
+        }
+
+        fn dispatch_state(&mut self) -> &mut $crate::DispatchState {
+            &mut self.core.dispatch
+        }
+    };
+}
+pub(crate) use delegate_to_core;

@@ -2,7 +2,7 @@
 //!
 //! One `epoll_pwait2` per turn and nothing else: no timerfd to re-arm (the timeout goes to the
 //! wait itself, in nanoseconds), and the cross-thread wake-up is an eventfd that is written only
-//! when the loop is actually asleep (see [`Remote`]). The `polling` crate, which DESIGN.md first
+//! when the loop is actually asleep (see [`Remote`](crate::Remote)). The `polling` crate, which DESIGN.md first
 //! named here, arms a timerfd and re-arms its epoll registration on every wait: measured on
 //! this machine class, a non-blocking turn cost 1.44 µs through it against 135 ns for the bare
 //! syscall, which every crate on this reactor would pay per turn. rustix gives safe wrappers
@@ -12,7 +12,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::{EventfdFlags, Timespec};
@@ -20,7 +20,7 @@ use rustix::io::Errno;
 
 use crate::core::Core;
 use crate::remote::Wake;
-use crate::{Clock, DispatchState, Event, Interest, Reactor, Ready, Remote, TimerId, Token};
+use crate::{Clock, Event, Interest, Reactor, Ready, Token};
 
 /// The epoll data of the loop's own eventfd; descriptors use their number, which is smaller.
 const WAKE_KEY: u64 = u64::MAX;
@@ -227,36 +227,7 @@ impl Reactor for Loop {
         }
     }
 
-    #[inline]
-    fn add_timer(&mut self, deadline: Instant, token: Token) -> TimerId {
-        self.core.add_timer(deadline, token)
-    }
-
-    #[inline]
-    fn reset_timer(&mut self, id: TimerId, deadline: Instant) -> bool {
-        self.core.reset_timer(id, deadline)
-    }
-
-    #[inline]
-    fn cancel_timer(&mut self, id: TimerId) -> bool {
-        self.core.cancel_timer(id)
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.core.next_deadline()
-    }
-
-    fn now(&self) -> Instant {
-        self.core.now()
-    }
-
-    fn schedule_immediate(&mut self, token: Token) {
-        self.core.schedule_immediate(token);
-    }
-
-    fn remote(&self) -> Remote {
-        self.core.remote()
-    }
+    crate::core::delegate_to_core!();
 
     fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Event>) -> io::Result<usize> {
         let start = out.len();
@@ -293,9 +264,5 @@ impl Reactor for Loop {
         }
         self.core.after_wait(out);
         Ok(out.len() - start)
-    }
-
-    fn dispatch_state(&mut self) -> &mut DispatchState {
-        &mut self.core.dispatch
     }
 }

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags};
 use tokio::io::unix::AsyncFd;
@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use crate::core::Core;
 use crate::remote::Wake;
-use crate::{Clock, DispatchState, Event, Interest, Reactor, Ready, Remote, TimerId, Token};
+use crate::{Clock, Event, Interest, Reactor, Ready, Token};
 
 /// The [`Reactor`] contract driven by tokio's I/O driver.
 ///
@@ -188,44 +188,48 @@ impl TokioReactor {
 fn level_ready(reg: &Registration, cx: &mut std::task::Context<'_>) -> Ready {
     let mut ready = Ready::EMPTY;
     if reg.interest.is_readable() {
-        loop {
-            match reg.fd.poll_read_ready(cx) {
-                Poll::Ready(Ok(mut guard)) => {
-                    let now = poll_now(reg.fd.get_ref().0, PollFlags::IN);
-                    if now.is_readable() || now.is_error() || now.is_hangup() {
-                        ready = ready.union(now);
-                        break;
-                    }
-                    guard.clear_ready();
-                }
-                Poll::Ready(Err(_)) => {
-                    ready = ready.union(Ready::new(false, false, true, false));
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
+        ready = ready.union(confirm(
+            reg,
+            PollFlags::IN,
+            |fd| fd.poll_read_ready(cx),
+            Ready::is_readable,
+        ));
     }
     if reg.interest.is_writable() {
-        loop {
-            match reg.fd.poll_write_ready(cx) {
-                Poll::Ready(Ok(mut guard)) => {
-                    let now = poll_now(reg.fd.get_ref().0, PollFlags::OUT);
-                    if now.is_writable() || now.is_error() || now.is_hangup() {
-                        ready = ready.union(now);
-                        break;
-                    }
-                    guard.clear_ready();
-                }
-                Poll::Ready(Err(_)) => {
-                    ready = ready.union(Ready::new(false, false, true, false));
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
+        ready = ready.union(confirm(
+            reg,
+            PollFlags::OUT,
+            |fd| fd.poll_write_ready(cx),
+            Ready::is_writable,
+        ));
     }
     ready
+}
+
+/// One direction: while tokio says ready, ask `poll(2)`; readiness that no longer holds is
+/// cleared so that tokio waits for the next edge, readiness that holds is reported (and stays
+/// cached, so the next turn reports it again: level semantics).
+fn confirm<'a>(
+    reg: &'a Registration,
+    flags: PollFlags,
+    mut poll_ready: impl FnMut(
+        &'a AsyncFd<Fd>,
+    ) -> Poll<io::Result<tokio::io::unix::AsyncFdReadyGuard<'a, Fd>>>,
+    holds: fn(Ready) -> bool,
+) -> Ready {
+    loop {
+        match poll_ready(&reg.fd) {
+            Poll::Ready(Ok(mut guard)) => {
+                let now = poll_now(reg.fd.get_ref().0, flags);
+                if holds(now) || now.is_error() || now.is_hangup() {
+                    return now;
+                }
+                guard.clear_ready();
+            }
+            Poll::Ready(Err(_)) => return Ready::new(false, false, true, false),
+            Poll::Pending => return Ready::EMPTY,
+        }
+    }
 }
 
 /// A zero-timeout `poll(2)` of one descriptor.
@@ -304,33 +308,7 @@ impl Reactor for TokioReactor {
         Ok(())
     }
 
-    fn add_timer(&mut self, deadline: Instant, token: Token) -> TimerId {
-        self.core.add_timer(deadline, token)
-    }
-
-    fn reset_timer(&mut self, id: TimerId, deadline: Instant) -> bool {
-        self.core.reset_timer(id, deadline)
-    }
-
-    fn cancel_timer(&mut self, id: TimerId) -> bool {
-        self.core.cancel_timer(id)
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.core.next_deadline()
-    }
-
-    fn now(&self) -> Instant {
-        self.core.now()
-    }
-
-    fn schedule_immediate(&mut self, token: Token) {
-        self.core.schedule_immediate(token);
-    }
-
-    fn remote(&self) -> Remote {
-        self.core.remote()
-    }
+    crate::core::delegate_to_core!();
 
     fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Event>) -> io::Result<usize> {
         match self.runtime.take() {
@@ -344,10 +322,6 @@ impl Reactor for TokioReactor {
                 handle.block_on(self.turn_async(timeout, out))
             }
         }
-    }
-
-    fn dispatch_state(&mut self) -> &mut DispatchState {
-        &mut self.core.dispatch
     }
 }
 

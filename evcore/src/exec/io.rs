@@ -301,12 +301,7 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.get_ref().read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_readable(cx))?,
-                result => return Poll::Ready(result),
-            }
-        }
+        Pin::new(&mut &*self).poll_read(cx, buf)
     }
 }
 
@@ -319,12 +314,7 @@ where
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.get_ref().write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_writable(cx))?,
-                result => return Poll::Ready(result),
-            }
-        }
+        Pin::new(&mut &*self).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -377,13 +377,7 @@ impl Client {
         let (state, _) = self.server_for(unique).await?;
         let key = request(&state, PacketType::GetStatusUnique, &[unique], false)?;
         match reply(&state, key).await? {
-            Delivery::Reply(p) => Ok(JobStatus {
-                known: p.arg_ref(1) == b"1",
-                running: p.arg_ref(2) == b"1",
-                numerator: p.number(3, "numerator").unwrap_or(0),
-                denominator: p.number(4, "denominator").unwrap_or(0),
-                waiting: p.number(5, "waiting").unwrap_or(0),
-            }),
+            Delivery::Reply(p) => Ok(parse_status(&p, true)),
             other => Err(unexpected(other)),
         }
     }
@@ -553,14 +547,20 @@ async fn reply(state: &Rc<RefCell<State>>, key: usize) -> Result<Delivery, Error
 async fn status_on(state: &Rc<RefCell<State>>, handle: &[u8]) -> Result<JobStatus, Error> {
     let key = request(state, PacketType::GetStatus, &[handle], false)?;
     match reply(state, key).await? {
-        Delivery::Reply(p) => Ok(JobStatus {
-            known: p.arg_ref(1) == b"1",
-            running: p.arg_ref(2) == b"1",
-            numerator: p.number(3, "numerator").unwrap_or(0),
-            denominator: p.number(4, "denominator").unwrap_or(0),
-            waiting: 0,
-        }),
+        Delivery::Reply(p) => Ok(parse_status(&p, false)),
         other => Err(unexpected(other)),
+    }
+}
+
+/// STATUS_RES (handle, known, running, numerator, denominator) and STATUS_RES_UNIQUE (the
+/// same, then the number of waiting clients).
+fn parse_status(p: &crate::proto::Packet, with_waiting: bool) -> JobStatus {
+    JobStatus {
+        known: p.arg_ref(1) == b"1",
+        running: p.arg_ref(2) == b"1",
+        numerator: p.number(3, "numerator").unwrap_or(0),
+        denominator: p.number(4, "denominator").unwrap_or(0),
+        waiting: if with_waiting { p.number(5, "waiting").unwrap_or(0) } else { 0 },
     }
 }
 
