@@ -69,41 +69,48 @@ fn our_client_with_a_gearman_cli_worker() {
     });
 }
 
+/// Runs the `gearman` CLI client with `input` on stdin against `port`; returns its stdout.
+fn cli_client(port: u16, function: &str, input: &[u8]) -> Vec<u8> {
+    let bin = peers::require_binary("gearman", "gearman-tools").unwrap();
+    let mut cli = Command::new(&bin)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-f", function])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = cli.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = cli.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    out.stdout
+}
+
 #[test]
 fn gearman_cli_client_with_our_worker() {
     let server = Gearmand::start(&[]).unwrap();
     let addr = server.addr();
-    // Our worker runs on its own thread with its own loop; it does three jobs and returns.
+    let cases = payloads();
+    let jobs = cases.len() as u64 + 1;
+    // Our worker runs on its own thread with its own loop; it echoes, and returns when done.
     let worker = std::thread::spawn(move || {
         let ex = Executor::new().unwrap();
         let h = ex.handle();
         let mut w = Worker::new();
+        w.register("echo", |job| Ok(job.workload().clone()));
         w.register("upper", |job| Ok(job.workload().to_ascii_uppercase().into()));
-        ex.block_on(w.work(addr, &h, Some(3)))
+        ex.block_on(w.work(addr, &h, Some(jobs)))
     });
-    let bin = peers::require_binary("gearman", "gearman-tools").unwrap();
-    let port = server.port().to_string();
-    for input in [&b"interop with the cli"[..], b"x", &[b'a'; 100_000]] {
-        let mut cli = Command::new(&bin)
-            .args(["-h", "127.0.0.1", "-p", &port, "-f", "upper"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = cli.stdin.take().unwrap();
-        let data = input.to_vec();
-        let feeder = std::thread::spawn(move || stdin.write_all(&data));
-        let out = cli.wait_with_output().unwrap();
-        feeder.join().unwrap().unwrap();
-        assert_eq!(
-            out.stdout,
-            input.to_ascii_uppercase(),
-            "stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for (name, payload) in &cases {
+        let got = cli_client(server.port(), "echo", payload);
+        assert!(got == *payload, "{name}: {} bytes back for {}", got.len(), payload.len());
     }
-    assert_eq!(worker.join().unwrap().unwrap(), 3);
+    assert_eq!(
+        cli_client(server.port(), "upper", b"interop with the cli"),
+        b"INTEROP WITH THE CLI"
+    );
+    assert_eq!(worker.join().unwrap().unwrap(), jobs);
 }
 
 /// Runs `scenario` with a client and one of our workers (doing `jobs` jobs) on one executor.

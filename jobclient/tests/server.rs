@@ -167,23 +167,54 @@ fn gearman_cli_client_and_worker_against_our_server() {
     let server = Running::start();
     let bin = peers::require_binary("gearman", "gearman-tools").unwrap();
     let port = server.addr.port().to_string();
+    // The CLI worker feeds the command its whole input before reading: `dd` with one large
+    // block reads everything, then writes it back.
     let mut worker = Command::new(&bin)
-        .args(["-w", "-h", "127.0.0.1", "-p", &port, "-f", "rev", "--", "rev"])
+        .args([
+            "-w",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-f",
+            "echo",
+            "--",
+            "dd",
+            "bs=8M",
+            "iflag=fullblock",
+            "status=none",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut cli = Command::new(&bin)
-        .args(["-h", "127.0.0.1", "-p", &port, "-f", "rev"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    cli.stdin.take().unwrap().write_all(b"stressed\n").unwrap();
-    let out = cli.wait_with_output().unwrap();
+    let payloads: Vec<(&str, Vec<u8>)> = vec![
+        ("empty", Vec::new()),
+        ("text", b"stressed".to_vec()),
+        ("binary", (0..=255u8).cycle().take(4096).collect()),
+        ("one MiB", (0..1u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()),
+    ];
+    for (name, payload) in &payloads {
+        let mut cli = Command::new(&bin)
+            .args(["-h", "127.0.0.1", "-p", &port, "-f", "echo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = cli.stdin.take().unwrap();
+        let data = payload.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&data));
+        let out = cli.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert!(
+            out.stdout == *payload,
+            "{name}: {} bytes back for {}",
+            out.stdout.len(),
+            payload.len()
+        );
+    }
     let _ = worker.kill();
     let _ = worker.wait();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "desserts");
     // gearadmin reads our admin protocol.
     let gearadmin = peers::require_binary("gearadmin", "gearman-tools").unwrap();
     let v = Command::new(gearadmin)
