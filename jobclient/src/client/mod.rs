@@ -298,23 +298,7 @@ impl Client {
         job.check()?;
         let deadline = job.timeout.map(|t| self.inner.handle.sleep(t));
         let (state, addr) = self.server_for(&job.unique).await?;
-        let key = if let Some(epoch) = job.epoch {
-            // SUBMIT_JOB_EPOCH is a background job: there are no events to follow.
-            let e = epoch.to_string();
-            request(
-                &state,
-                PacketType::SubmitJobEpoch,
-                &[&job.function, &job.unique, e.as_bytes(), &job.workload],
-                false,
-            )?
-        } else {
-            request(
-                &state,
-                job.packet_type(false),
-                &[&job.function, &job.unique, &job.workload],
-                true,
-            )?
-        };
+        let key = submit_request(&state, &job, false)?;
         let mut jh =
             JobHandle { state, key, handle: Bytes::new(), server: addr, deadline, ended: false };
         match jh.next_delivery().await {
@@ -335,23 +319,7 @@ impl Client {
     pub async fn submit_background(&self, job: Job) -> Result<JobRef, Error> {
         job.check()?;
         let (state, server) = self.server_for(&job.unique).await?;
-        let key = match job.epoch {
-            Some(epoch) => {
-                let e = epoch.to_string();
-                request(
-                    &state,
-                    PacketType::SubmitJobEpoch,
-                    &[&job.function, &job.unique, e.as_bytes(), &job.workload],
-                    false,
-                )?
-            }
-            None => request(
-                &state,
-                job.packet_type(true),
-                &[&job.function, &job.unique, &job.workload],
-                false,
-            )?,
-        };
+        let key = submit_request(&state, &job, true)?;
         match reply(&state, key).await? {
             Delivery::Created(handle) => Ok(JobRef { handle, server }),
             other => Err(unexpected(other)),
@@ -528,6 +496,28 @@ fn request(
         w.wake();
     }
     Ok(key)
+}
+
+/// Queues the SUBMIT_JOB* packet for `job`. An epoch job is a background job whatever was
+/// asked: SUBMIT_JOB_EPOCH has no foreground form, so there are no events to follow.
+fn submit_request(state: &Rc<RefCell<State>>, job: &Job, background: bool) -> Result<usize, Error> {
+    match job.epoch {
+        Some(epoch) => {
+            let e = epoch.to_string();
+            request(
+                state,
+                PacketType::SubmitJobEpoch,
+                &[&job.function, &job.unique, e.as_bytes(), &job.workload],
+                false,
+            )
+        }
+        None => request(
+            state,
+            job.packet_type(background),
+            &[&job.function, &job.unique, &job.workload],
+            !background,
+        ),
+    }
 }
 
 /// Waits for a direct reply, then frees the slot.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::process::{free_port, scratch_dir, stop, wait_until};
+use crate::process::{free_port, retry, scratch_dir, stop, wait_until};
 use crate::require_binary;
 
 /// A running gearmand, stopped when dropped.
@@ -31,8 +31,7 @@ impl Gearmand {
 
     fn launch(fixed: Option<u16>, extra: &[&str]) -> io::Result<Gearmand> {
         let bin = require_binary("gearmand", "gearman-job-server")?;
-        let mut last = None;
-        for _ in 0..3 {
+        retry(3, || {
             let dir = scratch_dir("gearmand")?;
             let port = match fixed {
                 Some(p) => p,
@@ -58,14 +57,13 @@ impl Gearmand {
             match wait_until("gearmand", &mut child, Duration::from_secs(10), || {
                 version(port).is_ok_and(|v| v.starts_with("OK "))
             }) {
-                Ok(()) => return Ok(Gearmand { child, port, dir }),
+                Ok(()) => Ok(Gearmand { child, port, dir }),
                 Err(e) => {
                     stop(&mut child, Duration::from_secs(1));
-                    last = Some(e);
+                    Err(e)
                 }
             }
-        }
-        Err(last.expect("three attempts were made"))
+        })
     }
 
     /// The port it listens on (127.0.0.1).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::process::{accepts, free_port, scratch_dir, stop, wait_until};
+use crate::process::{accepts, free_port, retry, scratch_dir, stop, wait_until};
 use crate::require_binary;
 
 /// Settings that tests vary.
@@ -37,8 +37,7 @@ impl Nginx {
     /// Starts nginx as root in the foreground, every path in a scratch directory.
     pub fn start(config: &NginxConfig) -> io::Result<Nginx> {
         let bin = require_binary("nginx", "nginx")?;
-        let mut last = None;
-        for _ in 0..3 {
+        retry(3, || {
             let dir = scratch_dir("nginx")?;
             for sub in ["www", "cb", "pt", "ft", "ut", "st", "logs"] {
                 std::fs::create_dir_all(dir.join(sub))?;
@@ -56,14 +55,13 @@ impl Nginx {
                 .stderr(std::fs::File::create(dir.join("stderr.log"))?)
                 .spawn()?;
             match wait_until("nginx", &mut child, Duration::from_secs(10), || accepts(port)) {
-                Ok(()) => return Ok(Nginx { child, port, dir }),
+                Ok(()) => Ok(Nginx { child, port, dir }),
                 Err(e) => {
                     stop(&mut child, Duration::from_secs(1));
-                    last = Some(e);
+                    Err(e)
                 }
             }
-        }
-        Err(last.expect("three attempts were made"))
+        })
     }
 
     /// The port it listens on (127.0.0.1).

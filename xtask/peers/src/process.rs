@@ -82,3 +82,19 @@ pub(crate) fn stop(child: &mut Child, grace: Duration) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Runs `attempt` up to `attempts` times, returning the first success or the last error: a
+/// peer that lost the race for its free port is simply started again.
+pub(crate) fn retry<T>(
+    attempts: usize,
+    mut attempt: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = io::Error::other("no attempt was made");
+    for _ in 0..attempts {
+        match attempt() {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
