@@ -123,3 +123,38 @@ fn groupcat_processes_on_corosync_agree_and_see_procdown() {
     drop(a.stdin.take());
     assert!(a.wait().unwrap().success());
 }
+
+#[test]
+fn all_and_blocking_dispatch_on_real_corosync() {
+    let _daemon = peers::Corosync::start().unwrap();
+    let g = GroupName::new("evstack-dispatch").unwrap();
+    let mut a = handle();
+    assert_eq!(a.dispatch(Dispatch::All), Ok(0), "ALL with nothing pending returns at once");
+    a.join(&g).unwrap();
+    for i in 0..5 {
+        a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(format!("m{i}").as_bytes())]).unwrap();
+    }
+    // The join and the five messages arrive; ALL takes what is there without blocking.
+    let mut got = 0;
+    while got < 6 {
+        got += a.dispatch(Dispatch::All).unwrap();
+        if got < 6 {
+            a.dispatch(Dispatch::One).unwrap();
+            got += 1;
+        }
+    }
+    assert_eq!(a.handler().events.len(), 6);
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    // BLOCKING delivers as messages come and returns when stopped from another thread.
+    let stop = a.stopper();
+    a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"before stop")]).unwrap();
+    let stopper = std::thread::spawn(move || stop.stop());
+    let n = a.dispatch(Dispatch::Blocking).unwrap();
+    stopper.join().unwrap();
+    assert!(n <= 1, "{n}");
+    // After the stop, nothing spurious: the next non-blocking dispatch sees only real events.
+    while a.dispatch(Dispatch::OneNonBlocking).is_ok() {}
+    assert!(
+        matches!(a.handler().events.last(), Some(CpgEvent::Deliver { msg, .. }) if msg == b"before stop")
+    );
+}
