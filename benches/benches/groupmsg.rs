@@ -48,7 +48,10 @@ fn main() {
     for &(size, count) in SIZES {
         let (mut c, mut ours, mut local, mut daemon) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
+        for round in 0..ROUNDS {
+            eprintln!(
+                "groupmsg bench: {size} B, round {round}: libcpg, corosync backend, local, groupd"
+            );
             c.push(run_c(&harness, "throughput", size, count));
             ours.push(throughput(Backend::Corosync, size, count));
             local.push(throughput(Backend::Local(LocalBus::new()), size, count));
@@ -71,7 +74,8 @@ fn main() {
         ));
     }
     let (mut c, mut ours, mut local, mut daemon) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
+        eprintln!("groupmsg bench: round trips, round {round}");
         c.push(run_c(&harness, "rtt", 64, RTT_COUNT));
         ours.push(rtt(Backend::Corosync, RTT_COUNT));
         local.push(rtt(Backend::Local(LocalBus::new()), RTT_COUNT));

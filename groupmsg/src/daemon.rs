@@ -18,6 +18,7 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::local::LocalBus;
 use crate::wire::{self, Request, Response};
+use crate::CsError;
 
 /// The socket path when none is given: `$GROUPMSG_SOCKET`, else `$XDG_RUNTIME_DIR/groupd.sock`,
 /// else `/run/groupd.sock`.
@@ -117,7 +118,16 @@ fn read_requests(
             let response = match request {
                 Request::Join(g) => Response::Result(bus.join(id, &g)),
                 Request::Leave => Response::Result(bus.leave(id)),
-                Request::Mcast(m) => Response::Result(bus.mcast(id, m)),
+                // Pipelined: acknowledged with the flow state, never refused for flow control.
+                Request::Mcast(m) => match bus.mcast_accepted(id, m) {
+                    Ok(()) => Response::Flow(bus.flow_control(id)),
+                    Err(e) => Response::McastRefused(e),
+                },
+                Request::FlowQuery => Response::Result(if bus.flow_control(id) {
+                    Err(CsError::TryAgain)
+                } else {
+                    Ok(())
+                }),
                 Request::Membership => match bus.members(id) {
                     Ok(ms) => Response::Members(ms),
                     Err(e) => Response::Result(Err(e)),

@@ -23,8 +23,17 @@ pub(crate) struct DaemonClient {
     /// The socket and `wake`: readable when there is anything to dispatch.
     pub(crate) epoll: Arc<OwnedFd>,
     pub(crate) member: Member,
+    /// The flow-control state the daemon last reported.
     flow: bool,
+    /// Multicasts sent and not yet acknowledged.
+    in_flight: usize,
+    /// A pipelined multicast the daemon refused, reported by the next call.
+    refused: Option<CsError>,
+    joined: bool,
 }
+
+/// How many multicasts may be on their way to the daemon unacknowledged.
+const WINDOW: usize = 64;
 
 impl DaemonClient {
     pub(crate) fn connect(path: &Path) -> Result<DaemonClient, CsError> {
@@ -63,12 +72,26 @@ impl DaemonClient {
             epoll: Arc::new(ep),
             member,
             flow: false,
+            in_flight: 0,
+            refused: None,
+            joined: false,
         };
         client.parse_buffered()?;
         Ok(client)
     }
 
     fn request(&mut self, r: &Request) -> Result<Response, CsError> {
+        self.send(r)?;
+        loop {
+            if let Some(resp) = self.next_reply()? {
+                return Ok(resp);
+            }
+            self.wait_readable()?;
+        }
+    }
+
+    /// Writes one request frame, taking in the daemon's frames whenever the socket is full.
+    fn send(&mut self, r: &Request) -> Result<(), CsError> {
         let mut out = BytesMut::new();
         wire::encode_request(&mut out, r);
         let mut sent = 0;
@@ -77,22 +100,23 @@ impl DaemonClient {
                 Ok(0) => return Err(CsError::Library),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    // The daemon is slow to read: take in its events meanwhile, then wait.
+                    // The daemon is not reading: it may be blocked writing events to us. Keep
+                    // taking them in while waiting for room, or both sides wait forever.
                     self.read_available()?;
-                    let mut fds = [PollFd::new(&self.stream, PollFlags::OUT)];
+                    self.parse_buffered()?;
+                    let mut fds = [PollFd::new(&self.stream, PollFlags::OUT | PollFlags::IN)];
                     let _ = rustix::event::poll(&mut fds, None);
                 }
                 Err(_) => return Err(CsError::Library),
             }
         }
-        loop {
-            if let Some(resp) = self.next_reply()? {
-                return Ok(resp);
-            }
-            let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
-            let _ = rustix::event::poll(&mut fds, None);
-            self.read_available()?;
-        }
+        Ok(())
+    }
+
+    fn wait_readable(&mut self) -> Result<(), CsError> {
+        let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
+        let _ = rustix::event::poll(&mut fds, None);
+        self.read_available()
     }
 
     /// The first buffered frame that is not an event (events go to the inbox).
@@ -100,7 +124,14 @@ impl DaemonClient {
         loop {
             match wire::decode_response(&mut self.rbuf).map_err(|_| CsError::Library)? {
                 Some(Response::Event(e)) => self.push(e),
-                Some(Response::Flow(on)) => self.flow = on,
+                Some(Response::Flow(on)) => {
+                    self.flow = on;
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                Some(Response::McastRefused(e)) => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.refused.get_or_insert(e);
+                }
                 Some(r) => return Ok(Some(r)),
                 None => return Ok(None),
             }
@@ -145,19 +176,49 @@ impl DaemonClient {
 
     pub(crate) fn join(&mut self, g: &GroupName) -> Result<(), CsError> {
         let r = self.request(&Request::Join(g.clone()))?;
-        Self::result(r)
+        let res = Self::result(r);
+        self.joined |= res.is_ok();
+        res
     }
 
     pub(crate) fn leave(&mut self) -> Result<(), CsError> {
         let r = self.request(&Request::Leave)?;
-        Self::result(r)
+        let res = Self::result(r);
+        if res.is_ok() {
+            self.joined = false;
+        }
+        res
     }
 
+    /// Sends without waiting for the daemon: at most [`WINDOW`] multicasts are unacknowledged,
+    /// and while the daemon reports flow control on, new ones get `TryAgain` here (the state
+    /// is refreshed from the acknowledgements, or asked for when none is outstanding).
     pub(crate) fn mcast(&mut self, msg: Vec<u8>) -> Result<(), CsError> {
-        let r = self.request(&Request::Mcast(msg))?;
-        let res = Self::result(r);
-        self.flow = res == Err(CsError::TryAgain);
-        res
+        if let Some(e) = self.refused.take() {
+            return Err(e);
+        }
+        if !self.joined {
+            return Err(CsError::NotExist);
+        }
+        if msg.len() > crate::local::LOCAL_MAX_MESSAGE {
+            return Err(CsError::TooBig);
+        }
+        self.read_available()?;
+        self.parse_buffered()?;
+        if self.flow && self.in_flight == 0 {
+            let r = self.request(&Request::FlowQuery)?;
+            self.flow = Self::result(r) == Err(CsError::TryAgain);
+        }
+        if self.flow {
+            return Err(CsError::TryAgain);
+        }
+        while self.in_flight >= WINDOW {
+            self.wait_readable()?;
+            self.parse_buffered()?;
+        }
+        self.send(&Request::Mcast(msg))?;
+        self.in_flight += 1;
+        Ok(())
     }
 
     pub(crate) fn members(&mut self) -> Result<Vec<Member>, CsError> {

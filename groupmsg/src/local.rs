@@ -166,6 +166,17 @@ impl LocalBus {
     }
 
     pub(crate) fn mcast(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
+        self.mcast_with(id, msg, true)
+    }
+
+    /// A multicast `groupd` has already taken from a client's pipeline: flow control was
+    /// the client's to apply when it sent, so the limit is soft here (exceeded by at most one
+    /// client window) and an accepted message is never refused after the fact.
+    pub(crate) fn mcast_accepted(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
+        self.mcast_with(id, msg, false)
+    }
+
+    fn mcast_with(&self, id: u64, msg: Vec<u8>, respect_flow: bool) -> Result<(), CsError> {
         let mut bus = self.lock();
         let h = bus.handles.get(&id).ok_or(CsError::BadHandle)?;
         let name = h.group.clone().ok_or(CsError::NotExist)?;
@@ -173,7 +184,7 @@ impl LocalBus {
         if msg.len() > bus.max_message {
             return Err(CsError::TooBig);
         }
-        if bus.flow_enabled(&name) {
+        if respect_flow && bus.flow_enabled(&name) {
             return Err(CsError::TryAgain);
         }
         let event = CpgEvent::Deliver { group: name.clone(), sender, msg };

@@ -34,6 +34,8 @@ pub(crate) enum Request {
     Mcast(Vec<u8>),
     Membership,
     Groups,
+    /// Whether flow control is on (answered with a `Result`: OK or TRY_AGAIN).
+    FlowQuery,
 }
 
 /// Daemon to client.
@@ -44,8 +46,10 @@ pub(crate) enum Response {
     Members(Vec<Member>),
     Groups(Vec<(GroupName, Vec<Member>)>),
     Event(CpgEvent),
-    /// Flow control on or off for this client.
+    /// The acknowledgement of one pipelined multicast, with the flow-control state after it.
     Flow(bool),
+    /// A pipelined multicast the daemon could not take (reported on the client's next call).
+    McastRefused(CsError),
 }
 
 fn frame(out: &mut BytesMut, kind: u8, payload: impl FnOnce(&mut BytesMut)) {
@@ -74,6 +78,7 @@ pub(crate) fn encode_request(out: &mut BytesMut, r: &Request) {
         Request::Mcast(m) => frame(out, 3, |o| o.put_slice(m)),
         Request::Membership => frame(out, 4, |_| {}),
         Request::Groups => frame(out, 5, |_| {}),
+        Request::FlowQuery => frame(out, 6, |_| {}),
     }
 }
 
@@ -113,6 +118,7 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
             })
         }
         Response::Flow(on) => frame(out, 120, |o| o.put_u8(u8::from(*on))),
+        Response::McastRefused(e) => frame(out, 121, |o| o.put_u32(e.code())),
     }
 }
 
@@ -189,6 +195,7 @@ pub(crate) fn decode_request(buf: &mut BytesMut) -> Result<Option<Request>, Wire
         3 => Request::Mcast(f.b.split().to_vec()),
         4 => Request::Membership,
         5 => Request::Groups,
+        6 => Request::FlowQuery,
         k => return Err(WireError::UnknownType(k)),
     };
     f.end()?;
@@ -248,6 +255,7 @@ pub(crate) fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, Wi
             Response::Event(CpgEvent::ConfChg { group, members, left, joined })
         }
         120 => Response::Flow(f.u8()? != 0),
+        121 => Response::McastRefused(CsError::from_code(f.u32()?).unwrap_or(CsError::Library)),
         k => return Err(WireError::UnknownType(k)),
     };
     f.end()?;
@@ -279,6 +287,7 @@ mod tests {
                 joined: vec![Change { member: m, reason: Reason::Join }],
             }),
             Response::Flow(true),
+            Response::McastRefused(CsError::TooBig),
         ];
         let mut buf = BytesMut::new();
         for r in &responses {
