@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::process::{free_port, retry, scratch_dir, stop, wait_until};
+use crate::process::{free_port, retry, scratch_dir, stop, supervise};
 use crate::require_binary;
 
 /// A running gearmand, stopped when dropped.
@@ -37,7 +37,7 @@ impl Gearmand {
                 Some(p) => p,
                 None => free_port()?,
             };
-            let mut child = Command::new(&bin)
+            let child = Command::new(&bin)
                 .args([
                     "-L",
                     "127.0.0.1",
@@ -54,15 +54,10 @@ impl Gearmand {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("gearmand.log"))?)
                 .spawn()?;
-            match wait_until("gearmand", &mut child, Duration::from_secs(10), || {
+            let child = supervise("gearmand", child, Duration::from_secs(10), || {
                 version(port).is_ok_and(|v| v.starts_with("OK "))
-            }) {
-                Ok(()) => Ok(Gearmand { child, port, dir }),
-                Err(e) => {
-                    stop(&mut child, Duration::from_secs(1));
-                    Err(e)
-                }
-            }
+            })?;
+            Ok(Gearmand { child, port, dir })
         })
     }
 

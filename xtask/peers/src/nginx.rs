@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::process::{accepts, free_port, retry, scratch_dir, stop, wait_until};
+use crate::process::{accepts, free_port, retry, scratch_dir, stop, supervise};
 use crate::require_binary;
 
 /// Settings that tests vary.
@@ -45,7 +45,7 @@ impl Nginx {
             let port = free_port()?;
             std::fs::write(dir.join("nginx.conf"), conf(&dir, port, config))?;
             std::fs::write(dir.join("www").join("ping"), b"pong")?;
-            let mut child = Command::new(&bin)
+            let child = Command::new(&bin)
                 .arg("-c")
                 .arg(dir.join("nginx.conf"))
                 .arg("-p")
@@ -54,13 +54,8 @@ impl Nginx {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("stderr.log"))?)
                 .spawn()?;
-            match wait_until("nginx", &mut child, Duration::from_secs(10), || accepts(port)) {
-                Ok(()) => Ok(Nginx { child, port, dir }),
-                Err(e) => {
-                    stop(&mut child, Duration::from_secs(1));
-                    Err(e)
-                }
-            }
+            let child = supervise("nginx", child, Duration::from_secs(10), || accepts(port))?;
+            Ok(Nginx { child, port, dir })
         })
     }
 

@@ -59,6 +59,23 @@ pub(crate) fn wait_until(
     }
 }
 
+/// Waits (bounded) for a just-spawned peer to be `ready`; one that is not is stopped, so a
+/// failed start leaves no process behind.
+pub(crate) fn supervise(
+    what: &str,
+    mut child: Child,
+    limit: Duration,
+    ready: impl FnMut() -> bool,
+) -> io::Result<Child> {
+    match wait_until(what, &mut child, limit, ready) {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            stop(&mut child, Duration::from_secs(1));
+            Err(e)
+        }
+    }
+}
+
 /// Whether a TCP connection to the port is accepted.
 pub(crate) fn accepts(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
