@@ -206,6 +206,30 @@ impl ResponseParser {
         }
     }
 
+    /// When the parser is inside a body and nothing is buffered before it, how many of the next
+    /// `available` bytes are body data; they count as consumed. This lets a caller hand body
+    /// bytes from its receive buffer straight to their destination, without a copy.
+    pub fn take_body(&mut self, available: usize) -> usize {
+        let n = match self.state {
+            State::Length(left) => (available as u64).min(left) as usize,
+            State::Close => available,
+            State::Chunked(Chunk::Data(left)) => (available as u64).min(left) as usize,
+            _ => 0,
+        };
+        if n > 0 {
+            self.started = true;
+            self.state = match self.state {
+                State::Length(left) => State::Length(left - n as u64),
+                State::Chunked(Chunk::Data(left)) if left == n as u64 => {
+                    State::Chunked(Chunk::DataEnd)
+                }
+                State::Chunked(Chunk::Data(left)) => State::Chunked(Chunk::Data(left - n as u64)),
+                other => other,
+            };
+        }
+        n
+    }
+
     /// The connection closed: completes a close-delimited body, or says what was cut short.
     pub fn eof(&mut self) -> Result<Option<Part>, HttpError> {
         match self.state {

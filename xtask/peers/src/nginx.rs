@@ -17,11 +17,13 @@ pub struct NginxConfig {
     pub keepalive_requests: u64,
     /// `worker_processes`.
     pub workers: u32,
+    /// Directives added inside the `server` block (`location`s for redirects and the like).
+    pub server_extra: String,
 }
 
 impl Default for NginxConfig {
     fn default() -> Self {
-        NginxConfig { keepalive_requests: 1_000_000, workers: 1 }
+        NginxConfig { keepalive_requests: 1_000_000, workers: 1, server_extra: String::new() }
     }
 }
 
@@ -116,11 +118,13 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     root {d}/www;
+    {extra}
   }}
 }}
 ",
         workers = config.workers,
         keepalive = config.keepalive_requests,
+        extra = config.server_extra,
     )
 }
 

@@ -1,0 +1,189 @@
+//! `mxfer`: many HTTP transfers in parallel, like `curl -Z`, on multixfer.
+//!
+//! It shares curl's flag names for what it shares with curl: URLs and globs (`f[1-1000]`)
+//! as arguments, `-K`/`--config FILE` for a list (`url = ...`, `output = ...`),
+//! `--parallel-max N` (50 by default), `-o FILE` (for the next URL), `--output-dir DIR` with
+//! `-O` (save under the URL's last path segment), `--max-time`, `--connect-timeout`,
+//! `--speed-limit`/`--speed-time`, `-L`/`--max-redirs`, `-H`, `-d`, `-X`, `-I`, `-s`. Bodies
+//! with no output go to standard output; `-o /dev/null` discards without writing.
+//!
+//! A progress bar is drawn on a terminal; a summary line (transfers, failures, bytes, seconds,
+//! req/s) ends the run on standard error; the exit status is 1 when any transfer failed.
+
+mod glob;
+mod options;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use evcore::Loop;
+use multixfer::drive::Driver;
+use multixfer::{Easy, Flow, Multi, Options as MultiOptions};
+
+use options::{Job, Opts, Output};
+
+fn main() -> ExitCode {
+    let opts = match options::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mxfer: {e}");
+            eprintln!("usage: mxfer [options] URL... (see the crate docs for the flags)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(opts) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mxfer: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Totals for the summary line.
+#[derive(Default)]
+struct Totals {
+    transfers: u64,
+    failures: u64,
+    bytes: u64,
+}
+
+fn build(opts: &Opts, job: &Job) -> std::io::Result<Easy<String>> {
+    let mut easy = Easy::get(job.url.clone())
+        .follow_location(opts.follow)
+        .max_redirs(opts.max_redirs)
+        .connect_timeout(opts.connect_timeout)
+        .timeout(opts.max_time)
+        .buffer_size(100 * 1024);
+    if let Some(method) = &opts.method {
+        easy = easy.method(method.clone());
+    }
+    if let Some(data) = &opts.data {
+        easy = easy.method(opts.method.clone().unwrap_or_else(|| "POST".into())).body(data.clone());
+        easy = easy.header("Content-Type", "application/x-www-form-urlencoded");
+    }
+    if opts.head {
+        easy = easy.method("HEAD");
+    }
+    for (n, v) in &opts.headers {
+        easy = easy.header(n.clone(), v.clone());
+    }
+    if let Some((limit, time)) = opts.speed_limit {
+        easy = easy.low_speed(limit, time);
+    }
+    easy = match &job.output {
+        Output::Discard => easy.discard_body(),
+        Output::Stdout => easy.write_function(|b| {
+            if std::io::stdout().lock().write_all(b).is_ok() {
+                Flow::Continue
+            } else {
+                Flow::Abort
+            }
+        }),
+        Output::File(path) => {
+            let mut file = std::io::BufWriter::with_capacity(256 * 1024, File::create(path)?);
+            easy.write_function(move |b| {
+                if file.write_all(b).is_ok() {
+                    Flow::Continue
+                } else {
+                    Flow::Abort
+                }
+            })
+        }
+    };
+    Ok(easy.private(job.url.clone()))
+}
+
+fn run(opts: Opts) -> Result<bool, String> {
+    let mut jobs: VecDeque<Job> = opts.jobs.iter().cloned().collect();
+    let total = jobs.len() as u64;
+    let mut multi_opts = MultiOptions::default();
+    multi_opts.max_connects = Some(opts.parallel_max.max(16));
+    let mut multi: Multi<String> = Multi::with_options(multi_opts).map_err(|e| e.to_string())?;
+    let mut lp = Loop::new().map_err(|e| e.to_string())?;
+    let mut driver = Driver::new();
+    let mut totals = Totals::default();
+    let start = Instant::now();
+    let bar = !opts.silent && std::io::stderr().is_terminal();
+    let mut last_bar = start;
+    let mut top_up = |multi: &mut Multi<String>, totals: &mut Totals| {
+        while multi.running() < opts.parallel_max {
+            let Some(job) = jobs.pop_front() else { break };
+            match build(&opts, &job) {
+                Ok(easy) => {
+                    multi.add(easy);
+                }
+                Err(e) => {
+                    totals.transfers += 1;
+                    totals.failures += 1;
+                    if !opts.silent {
+                        eprintln!("mxfer: {}: {e}", job.url);
+                    }
+                }
+            }
+        }
+    };
+    top_up(&mut multi, &mut totals);
+    while multi.running() > 0 || multi.info_read_pending() {
+        let mut finished = Vec::new();
+        driver
+            .step(&mut multi, &mut lp, Some(Duration::from_millis(100)), &mut |d| finished.push(d))
+            .map_err(|e| e.to_string())?;
+        for d in finished {
+            totals.transfers += 1;
+            match d.result {
+                Ok(r) => totals.bytes += r.downloaded,
+                Err(e) => {
+                    totals.failures += 1;
+                    if !opts.silent {
+                        eprintln!("mxfer: {}: {e}", d.private);
+                    }
+                }
+            }
+        }
+        top_up(&mut multi, &mut totals);
+        if bar && last_bar.elapsed() >= Duration::from_millis(100) {
+            last_bar = Instant::now();
+            draw_bar(totals.transfers, total, start.elapsed());
+        }
+    }
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    if bar {
+        eprint!("\r\x1b[K");
+    }
+    if !opts.silent || totals.failures > 0 {
+        eprintln!(
+            "transfers {} failures {} bytes {} seconds {:.3} req/s {:.0}",
+            totals.transfers,
+            totals.failures,
+            totals.bytes,
+            secs,
+            totals.transfers as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(totals.failures == 0)
+}
+
+fn draw_bar(done: u64, total: u64, elapsed: Duration) {
+    let width = 40;
+    let filled = (done * width / total.max(1)) as usize;
+    eprint!(
+        "\r[{}{}] {done}/{total} {:.0} req/s",
+        "#".repeat(filled),
+        " ".repeat(width as usize - filled),
+        done as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+}
+
+/// Where `--output-dir` with `-O` puts a URL's body.
+fn remote_name(dir: &std::path::Path, url: &str) -> PathBuf {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let name = path.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("index.html");
+    dir.join(name)
+}

@@ -1,0 +1,278 @@
+//! One transfer's request and options: libcurl's easy handle.
+
+use std::fmt;
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::http::ResponseHead;
+
+/// What a write, header or progress callback tells the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Stop this transfer; it fails with [`XferError::Aborted`](crate::XferError::Aborted).
+    Abort,
+}
+
+/// Transfer progress, as libcurl's `CURLOPT_XFERINFOFUNCTION` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Body bytes expected, when the response said (Content-Length).
+    pub download_total: Option<u64>,
+    /// Body bytes received so far.
+    pub downloaded: u64,
+    /// Request body bytes to send, when known.
+    pub upload_total: Option<u64>,
+    /// Request body bytes sent so far.
+    pub uploaded: u64,
+}
+
+type WriteFn = Box<dyn FnMut(&[u8]) -> Flow>;
+type HeaderFn = Box<dyn FnMut(&ResponseHead) -> Flow>;
+type ProgressFn = Box<dyn FnMut(Progress) -> Flow>;
+
+/// Where a response body goes.
+pub(crate) enum Sink {
+    /// Kept in memory and returned in [`Response::body`](crate::Response::body).
+    Collect,
+    /// Counted and dropped.
+    Discard,
+    /// Handed to the caller's function as it arrives (`CURLOPT_WRITEFUNCTION`).
+    Write(WriteFn),
+}
+
+/// A request body.
+pub(crate) enum Body {
+    None,
+    Bytes(Bytes),
+    /// Read on demand; `Some(len)` sends a Content-Length, `None` sends it chunked.
+    Reader(Box<dyn Read>, Option<u64>),
+}
+
+/// One transfer to run: a URL, a method, headers, a body, options, callbacks and a typed
+/// private value that comes back with the result (`CURLOPT_PRIVATE`).
+///
+/// ```
+/// use std::time::Duration;
+/// use multixfer::Easy;
+///
+/// let easy = Easy::get("http://127.0.0.1:8080/index.html")
+///     .header("Accept", "text/html")
+///     .follow_location(true)
+///     .timeout(Duration::from_secs(10))
+///     .private(42u32);
+/// assert_eq!(*easy.private_ref(), 42);
+/// ```
+pub struct Easy<T = ()> {
+    pub(crate) url: String,
+    pub(crate) method: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Body,
+    pub(crate) follow: bool,
+    pub(crate) max_redirs: u32,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) low_speed: Option<(u64, Duration)>,
+    pub(crate) buffer_size: usize,
+    pub(crate) sink: Sink,
+    pub(crate) on_header: Option<HeaderFn>,
+    pub(crate) on_progress: Option<ProgressFn>,
+    pub(crate) private: T,
+}
+
+/// libcurl's default receive buffer (`CURLOPT_BUFFERSIZE`).
+pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
+
+impl Easy<()> {
+    /// A GET of `url` with libcurl's defaults: no redirects followed, a 300 s connect timeout,
+    /// no total timeout, the body kept in memory.
+    pub fn get(url: impl Into<String>) -> Easy<()> {
+        Easy {
+            url: url.into(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Body::None,
+            follow: false,
+            max_redirs: 50,
+            connect_timeout: Some(Duration::from_secs(300)),
+            timeout: None,
+            low_speed: None,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            sink: Sink::Collect,
+            on_header: None,
+            on_progress: None,
+            private: (),
+        }
+    }
+
+    /// A POST of `body` to `url` (`CURLOPT_POSTFIELDS`).
+    pub fn post(url: impl Into<String>, body: impl Into<Bytes>) -> Easy<()> {
+        Easy::get(url).method("POST").body(body)
+    }
+
+    /// A HEAD of `url` (`CURLOPT_NOBODY`).
+    pub fn head(url: impl Into<String>) -> Easy<()> {
+        Easy::get(url).method("HEAD")
+    }
+}
+
+impl<T> Easy<T> {
+    /// Replaces the private value, changing its type (`CURLOPT_PRIVATE`). It comes back in
+    /// [`Done::private`](crate::Done::private).
+    pub fn private<U>(self, private: U) -> Easy<U> {
+        self.map_private(|_| private)
+    }
+
+    /// Replaces the private value with one made from it.
+    pub fn map_private<U>(self, f: impl FnOnce(T) -> U) -> Easy<U> {
+        Easy {
+            url: self.url,
+            method: self.method,
+            headers: self.headers,
+            body: self.body,
+            follow: self.follow,
+            max_redirs: self.max_redirs,
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            low_speed: self.low_speed,
+            buffer_size: self.buffer_size,
+            sink: self.sink,
+            on_header: self.on_header,
+            on_progress: self.on_progress,
+            private: f(self.private),
+        }
+    }
+
+    /// The private value.
+    pub fn private_ref(&self) -> &T {
+        &self.private
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The request method (`CURLOPT_CUSTOMREQUEST`); `HEAD` expects no body in the answer.
+    #[must_use]
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = method.into();
+        self
+    }
+
+    /// Adds a request header (`CURLOPT_HTTPHEADER`).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends `body` with a Content-Length (`CURLOPT_POSTFIELDS`, `CURLOPT_COPYPOSTFIELDS`).
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    /// Sends the body read from `reader` (`CURLOPT_READFUNCTION`): with a Content-Length when
+    /// `len` is given (`CURLOPT_INFILESIZE`), chunked otherwise. The reader is called on the
+    /// loop's thread when the socket can take more, so it should not block for long.
+    #[must_use]
+    pub fn body_reader(mut self, reader: impl Read + 'static, len: Option<u64>) -> Self {
+        self.body = Body::Reader(Box::new(reader), len);
+        self
+    }
+
+    /// Follows redirects (`CURLOPT_FOLLOWLOCATION`).
+    #[must_use]
+    pub fn follow_location(mut self, follow: bool) -> Self {
+        self.follow = follow;
+        self
+    }
+
+    /// The most redirects to follow (`CURLOPT_MAXREDIRS`, 50 by default as in the curl tool).
+    #[must_use]
+    pub fn max_redirs(mut self, max: u32) -> Self {
+        self.max_redirs = max;
+        self
+    }
+
+    /// How long connecting may take (`CURLOPT_CONNECTTIMEOUT`; 300 s by default); `None` for
+    /// no limit.
+    #[must_use]
+    pub fn connect_timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
+        self.connect_timeout = limit.into();
+        self
+    }
+
+    /// How long the whole transfer may take, from when it was added, so time queued for a
+    /// connection counts (`CURLOPT_TIMEOUT`).
+    #[must_use]
+    pub fn timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
+        self.timeout = limit.into();
+        self
+    }
+
+    /// Fails the transfer when it runs below `bytes_per_sec` for `time`
+    /// (`CURLOPT_LOW_SPEED_LIMIT`, `CURLOPT_LOW_SPEED_TIME`).
+    #[must_use]
+    pub fn low_speed(mut self, bytes_per_sec: u64, time: Duration) -> Self {
+        self.low_speed = Some((bytes_per_sec, time));
+        self
+    }
+
+    /// The receive buffer size (`CURLOPT_BUFFERSIZE`, 16 KiB by default; the curl tool uses
+    /// 100 KiB, which pays off on large bodies). Clamped to 1 KiB ..= 10 MiB as libcurl does.
+    #[must_use]
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes.clamp(1024, 10 * 1024 * 1024);
+        self
+    }
+
+    /// Counts the body and drops it (`-o /dev/null`).
+    #[must_use]
+    pub fn discard_body(mut self) -> Self {
+        self.sink = Sink::Discard;
+        self
+    }
+
+    /// Hands the body to `write` as it arrives (`CURLOPT_WRITEFUNCTION`); [`Flow::Abort`]
+    /// fails the transfer. Bodies of redirects that are followed are not passed on.
+    #[must_use]
+    pub fn write_function(mut self, write: impl FnMut(&[u8]) -> Flow + 'static) -> Self {
+        self.sink = Sink::Write(Box::new(write));
+        self
+    }
+
+    /// Calls `header` with each response head as it arrives, redirects included
+    /// (`CURLOPT_HEADERFUNCTION`, a head at a time rather than a line at a time).
+    #[must_use]
+    pub fn header_function(mut self, header: impl FnMut(&ResponseHead) -> Flow + 'static) -> Self {
+        self.on_header = Some(Box::new(header));
+        self
+    }
+
+    /// Calls `progress` whenever bytes move (`CURLOPT_XFERINFOFUNCTION`); [`Flow::Abort`]
+    /// fails the transfer.
+    #[must_use]
+    pub fn progress_function(mut self, progress: impl FnMut(Progress) -> Flow + 'static) -> Self {
+        self.on_progress = Some(Box::new(progress));
+        self
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Easy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Easy")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("follow", &self.follow)
+            .field("timeout", &self.timeout)
+            .field("private", &self.private)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,824 @@
+//! The transfer state machine: resolve, take or open a connection, send, receive, follow,
+//! finish; and the connection pool with its limits.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, BytesMut};
+use evcore::{Interest, Ready};
+
+use super::state::{Conn, Due, Phase, Speed, Transfer};
+use super::Multi;
+use crate::easy::{Body, Flow, Progress, Sink};
+use crate::http::{encode_request, HttpError, Part, ResponseHead, ResponseParser};
+use crate::resolve::Lookup;
+use crate::sock;
+use crate::{Done, Response, XferError, XferId};
+
+/// How much of a reader body is read per step.
+const READ_CHUNK: usize = 64 * 1024;
+/// Reads per readiness before yielding to other sockets (level-triggered: the rest comes back).
+const READS_PER_EVENT: usize = 8;
+
+impl<T, S> Multi<T, S> {
+    // ---- entry helpers ------------------------------------------------------------------
+
+    pub(super) fn on_socket(&mut self, fd: RawFd, ready: Ready) {
+        if fd == self.resolver.signal().fd().as_raw_fd() {
+            self.on_answers();
+            return;
+        }
+        let Some(ci) = self.conn_of(fd) else { return };
+        let Some(id) = self.conns[ci].xfer else {
+            self.on_idle_event(ci);
+            return;
+        };
+        let failing = ready.is_error() || ready.is_hangup();
+        if self.conns[ci].connecting {
+            if ready.is_writable() || failing {
+                self.on_connected(ci, id);
+            }
+            return;
+        }
+        if self.xfers[id.idx as usize].phase == Phase::Sending && (ready.is_writable() || failing) {
+            self.on_writable(ci, id);
+        }
+        // The transfer may have moved on (or ended) while sending.
+        if self.conns.get(ci).is_some_and(|c| c.xfer == Some(id))
+            && self.xfers[id.idx as usize].phase == Phase::Receiving
+            && (ready.is_readable() || failing)
+        {
+            self.on_readable(ci, id);
+        }
+    }
+
+    pub(super) fn on_answers(&mut self) {
+        let now = self.now();
+        for (host, answer) in self.resolver.answers(now) {
+            for id in self.resolving.remove(&host).unwrap_or_default() {
+                if !self.valid(id) || self.xfers[id.idx as usize].phase != Phase::Resolving {
+                    continue;
+                }
+                match &answer {
+                    Ok(addrs) => {
+                        let x = &mut self.xfers[id.idx as usize];
+                        x.addrs = addrs.clone();
+                        x.next_addr = 0;
+                        x.phase = Phase::Queued;
+                        self.acquire(id);
+                    }
+                    Err(reason) => self.fail(
+                        id,
+                        XferError::Resolve { host: host.to_string(), reason: reason.clone() },
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Acts on every deadline that has passed.
+    pub(super) fn expire(&mut self) {
+        let now = self.now();
+        while let Some(&(at, due)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            match due {
+                Due::Idle(ci) => {
+                    self.conns[ci].idle_deadline = None;
+                    self.close_conn(ci);
+                }
+                Due::Xfer(idx, gen) => {
+                    let id = XferId { idx, gen };
+                    self.xfers[idx as usize].deadline = None;
+                    self.check_deadlines(id, now);
+                }
+            }
+        }
+    }
+
+    fn check_deadlines(&mut self, id: XferId, now: Instant) {
+        let x = &mut self.xfers[id.idx as usize];
+        if x.total_deadline.is_some_and(|d| d <= now) {
+            let limit = x.easy.timeout.unwrap_or_default();
+            return self.fail(id, XferError::Timeout(limit));
+        }
+        if x.phase == Phase::Connecting && x.connect_deadline.is_some_and(|d| d <= now) {
+            let limit = x.easy.connect_timeout.unwrap_or_default();
+            return self.fail(id, XferError::ConnectTimeout(limit));
+        }
+        if matches!(x.phase, Phase::Sending | Phase::Receiving) {
+            if let Some(speed) = &mut x.speed {
+                if speed.check(now) {
+                    let (limit, time) = (speed.limit, speed.time);
+                    return self.fail(id, XferError::TooSlow { limit, time });
+                }
+            }
+        }
+        self.reschedule(id);
+    }
+
+    /// Puts the transfer's earliest deadline in the engine's set.
+    pub(super) fn reschedule(&mut self, id: XferId) {
+        let x = &mut self.xfers[id.idx as usize];
+        let mut next = x.total_deadline;
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                next = Some(next.map_or(d, |n: Instant| n.min(d)));
+            }
+        };
+        match x.phase {
+            Phase::Connecting => consider(x.connect_deadline),
+            Phase::Sending | Phase::Receiving => consider(x.speed.as_ref().map(Speed::next_check)),
+            Phase::Queued | Phase::Resolving => {}
+        }
+        if next != x.deadline {
+            if let Some(old) = x.deadline {
+                self.deadlines.remove(&(old, Due::Xfer(id.idx, id.gen)));
+            }
+            x.deadline = next;
+            if let Some(new) = next {
+                self.deadlines.insert((new, Due::Xfer(id.idx, id.gen)));
+            }
+        }
+    }
+
+    /// Runs what can run: waiting transfers whose slot opened, then added ones.
+    pub(super) fn settle(&mut self) {
+        loop {
+            self.pump_waiters();
+            let Some(id) = self.runnable.pop_front() else { break };
+            if self.valid(id) && self.xfers[id.idx as usize].phase == Phase::Queued {
+                self.start(id);
+            }
+        }
+    }
+
+    fn max_host(&self) -> usize {
+        match self.opts.max_host_connections {
+            0 => usize::MAX,
+            n => n,
+        }
+    }
+
+    fn max_total(&self) -> usize {
+        match self.opts.max_total_connections {
+            0 => usize::MAX,
+            n => n,
+        }
+    }
+
+    /// Starts waiting transfers, oldest first, while connections allow.
+    fn pump_waiters(&mut self) {
+        while self.waiting_total > 0 {
+            let (max_host, max_total) = (self.max_host(), self.max_total());
+            let mut best: Option<(u64, crate::target::PoolKey)> = None;
+            for (key, host) in &mut self.hosts {
+                // Drop heads that were cancelled, failed or timed out while waiting.
+                while let Some(&(_, id)) = host.waiting.front() {
+                    let live = self
+                        .xfers
+                        .get(id.idx as usize)
+                        .is_some_and(|x| x.gen == id.gen && x.waiting);
+                    if live {
+                        break;
+                    }
+                    host.waiting.pop_front();
+                    self.waiting_total -= 1;
+                }
+                let Some(&(seq, _)) = host.waiting.front() else { continue };
+                let can = !host.idle.is_empty()
+                    || (host.open < max_host
+                        && (self.total_open < max_total || self.idle_total > 0));
+                if can && best.as_ref().is_none_or(|(s, _)| seq < *s) {
+                    best = Some((seq, key.clone()));
+                }
+            }
+            let Some((_, key)) = best else { return };
+            let host = self.hosts.get_mut(&key).expect("found above");
+            let (_, id) = host.waiting.pop_front().expect("found above");
+            self.waiting_total -= 1;
+            self.xfers[id.idx as usize].waiting = false;
+            self.acquire(id);
+        }
+    }
+
+    // ---- starting ---------------------------------------------------------------------------
+
+    fn start(&mut self, id: XferId) {
+        let now = self.now();
+        let host = self.xfers[id.idx as usize].target.key.host.clone();
+        match self.resolver.lookup(&host, now) {
+            Lookup::Ready(Ok(addrs)) => {
+                let x = &mut self.xfers[id.idx as usize];
+                x.addrs = addrs;
+                x.next_addr = 0;
+                self.acquire(id);
+            }
+            Lookup::Ready(Err(reason)) => {
+                self.fail(id, XferError::Resolve { host: host.to_string(), reason })
+            }
+            Lookup::Pending => {
+                self.xfers[id.idx as usize].phase = Phase::Resolving;
+                self.resolving.entry(host).or_default().push(id);
+            }
+        }
+    }
+
+    /// Gives the transfer a connection: an idle one for its host, a new one within the
+    /// limits, a new one in place of another host's idle one, or a place in the queue.
+    fn acquire(&mut self, id: XferId) {
+        let (max_host, max_total) = (self.max_host(), self.max_total());
+        let x = &self.xfers[id.idx as usize];
+        let fresh = x.fresh;
+        let key = x.target.key.clone();
+        let host = self.hosts.entry(key.clone()).or_default();
+        if !fresh {
+            if let Some(ci) = host.idle.pop() {
+                self.idle_total -= 1;
+                self.unidle(ci);
+                return self.begin_request(ci, id);
+            }
+        }
+        let host_ok = host.open < max_host;
+        if !host_ok && fresh && !host.idle.is_empty() {
+            let ci = host.idle[0];
+            self.close_conn(ci);
+            return self.open(id);
+        }
+        if host_ok && self.total_open < max_total {
+            return self.open(id);
+        }
+        if host_ok && self.idle_total > 0 {
+            if let Some(ci) = self.oldest_idle() {
+                self.close_conn(ci);
+                return self.open(id);
+            }
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let host = self.hosts.get_mut(&key).expect("inserted above");
+        host.waiting.push_back((seq, id));
+        self.waiting_total += 1;
+        let x = &mut self.xfers[id.idx as usize];
+        x.phase = Phase::Queued;
+        x.waiting = true;
+    }
+
+    fn oldest_idle(&self) -> Option<usize> {
+        self.hosts
+            .values()
+            .filter_map(|h| h.idle.first().copied())
+            .min_by_key(|&ci| self.conns[ci].idle_deadline)
+    }
+
+    /// Takes a connection off the idle list's deadline.
+    fn unidle(&mut self, ci: usize) {
+        if let Some(d) = self.conns[ci].idle_deadline.take() {
+            self.deadlines.remove(&(d, Due::Idle(ci)));
+        }
+    }
+
+    /// Opens a connection to the transfer's next address.
+    fn open(&mut self, id: XferId) {
+        let now = self.now();
+        loop {
+            let x = &mut self.xfers[id.idx as usize];
+            let ip = x.addrs[x.next_addr];
+            let addr = SocketAddr::new(ip, x.target.key.port);
+            match sock::connect(addr) {
+                Ok((fd, connected)) => {
+                    let raw = fd.as_raw_fd();
+                    let key = x.target.key.clone();
+                    x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
+                    let ci = self.conns.insert(Conn {
+                        fd,
+                        raw,
+                        key: key.clone(),
+                        xfer: Some(id),
+                        connecting: !connected,
+                        out: BytesMut::new(),
+                        inbuf: BytesMut::new(),
+                        want: None,
+                        told: None,
+                        dirty: false,
+                        user: None,
+                        idle_deadline: None,
+                        served: 0,
+                    });
+                    let slot = raw as usize;
+                    if self.by_fd.len() <= slot {
+                        self.by_fd.resize(slot + 1, 0);
+                    }
+                    self.by_fd[slot] = ci as u32 + 1;
+                    self.hosts.entry(key).or_default().open += 1;
+                    self.total_open += 1;
+                    self.connects += 1;
+                    let x = &mut self.xfers[id.idx as usize];
+                    x.conn = Some(ci);
+                    if connected {
+                        self.conns[ci].connecting = false;
+                        self.begin_request(ci, id);
+                    } else {
+                        x.phase = Phase::Connecting;
+                        self.set_want(ci, Some(Interest::Out));
+                        self.reschedule(id);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    x.next_addr += 1;
+                    if x.next_addr >= x.addrs.len() {
+                        let (host, port) = (x.target.key.host.to_string(), x.target.key.port);
+                        return self.fail(id, XferError::Connect { host, port, source: e });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, ci: usize, id: XferId) {
+        match sock::connect_result(&self.conns[ci].fd) {
+            Ok(()) => {
+                self.conns[ci].connecting = false;
+                self.xfers[id.idx as usize].connect_deadline = None;
+                self.begin_request(ci, id);
+            }
+            Err(e) => {
+                self.detach(id);
+                self.close_conn(ci);
+                let x = &mut self.xfers[id.idx as usize];
+                x.next_addr += 1;
+                if x.next_addr < x.addrs.len() {
+                    self.open(id);
+                } else {
+                    let (host, port) = (x.target.key.host.to_string(), x.target.key.port);
+                    self.fail(id, XferError::Connect { host, port, source: e });
+                }
+            }
+        }
+    }
+
+    /// Writes the request on the connection and starts sending it.
+    fn begin_request(&mut self, ci: usize, id: XferId) {
+        let now = self.now();
+        let c = &mut self.conns[ci];
+        let x = &mut self.xfers[id.idx as usize];
+        c.xfer = Some(id);
+        x.conn = Some(ci);
+        x.reused = c.served > 0;
+        x.got_bytes = false;
+        x.phase = Phase::Sending;
+        x.speed = x.easy.low_speed.map(|(limit, time)| Speed::new(limit, time, now));
+        c.out.clear();
+        c.inbuf.clear();
+        let mut headers: Vec<(&str, &str)> =
+            x.easy.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept")) {
+            headers.push(("Accept", "*/*"));
+        }
+        let length;
+        let (body, body_done, upload_total) = match &x.easy.body {
+            Body::None => (None, true, None),
+            Body::Bytes(b) => (Some(&b[..]), true, Some(b.len() as u64)),
+            Body::Reader(_, Some(len)) => {
+                length = len.to_string();
+                headers.push(("Content-Length", &length));
+                (None, false, Some(*len))
+            }
+            Body::Reader(_, None) => {
+                headers.push(("Transfer-Encoding", "chunked"));
+                (None, false, None)
+            }
+        };
+        encode_request(
+            &mut c.out,
+            &x.easy.method,
+            &x.target.authority,
+            &x.target.path,
+            &headers,
+            None,
+        );
+        // The head ends where encode_request put its blank line; a byte body follows as is.
+        if let Some(b) = body {
+            let head_len = c.out.len() - 2;
+            c.out.truncate(head_len);
+            c.out.put_slice(format!("Content-Length: {}\r\n\r\n", b.len()).as_bytes());
+            x.head_left = c.out.len();
+            c.out.put_slice(b);
+        } else {
+            x.head_left = c.out.len();
+        }
+        x.body_done = body_done;
+        x.upload_total = upload_total;
+        x.uploaded = 0;
+        self.reschedule(id);
+        self.on_writable(ci, id);
+    }
+
+    /// Reads more of a reader body into the connection's output; false on failure.
+    fn fill_body(&mut self, ci: usize, id: XferId) -> bool {
+        let x = &mut self.xfers[id.idx as usize];
+        let Body::Reader(reader, len) = &mut x.easy.body else {
+            x.body_done = true;
+            return true;
+        };
+        let chunked = len.is_none();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let n = loop {
+            match reader.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail(id, XferError::ReadBody(e));
+                    return false;
+                }
+            }
+        };
+        let out = &mut self.conns[ci].out;
+        if n == 0 {
+            x.body_done = true;
+            if chunked {
+                out.put_slice(b"0\r\n\r\n");
+            }
+        } else if chunked {
+            // Chunk framing is not payload: chunked bodies count as they are read.
+            x.uploaded += n as u64;
+            out.put_slice(format!("{n:x}\r\n").as_bytes());
+            out.put_slice(&buf[..n]);
+            out.put_slice(b"\r\n");
+        } else {
+            out.put_slice(&buf[..n]);
+        }
+        true
+    }
+
+    fn on_writable(&mut self, ci: usize, id: XferId) {
+        loop {
+            if self.conns[ci].out.is_empty() {
+                if self.xfers[id.idx as usize].body_done {
+                    break;
+                }
+                if !self.fill_body(ci, id) {
+                    return;
+                }
+                continue;
+            }
+            match sock::send(&self.conns[ci].fd, &self.conns[ci].out) {
+                Ok(n) => {
+                    self.conns[ci].out.advance(n);
+                    let x = &mut self.xfers[id.idx as usize];
+                    let head = n.min(x.head_left);
+                    x.head_left -= head;
+                    if !matches!(x.easy.body, Body::Reader(_, None)) {
+                        x.uploaded += (n - head) as u64;
+                    }
+                    if let Some(s) = &mut x.speed {
+                        s.window_bytes += (n - head) as u64;
+                    }
+                    if n > head && !self.progress(id) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.set_want(ci, Some(Interest::Out));
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.conn_failed(ci, id, XferError::Send(e)),
+            }
+        }
+        self.xfers[id.idx as usize].phase = Phase::Receiving;
+        self.set_want(ci, Some(Interest::In));
+        self.reschedule(id);
+    }
+
+    // ---- receiving ----------------------------------------------------------------------------
+
+    fn on_readable(&mut self, ci: usize, id: XferId) {
+        let cap = self.xfers[id.idx as usize].easy.buffer_size;
+        if self.scratch.len() < cap {
+            self.scratch.resize(cap, 0);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        for _ in 0..READS_PER_EVENT {
+            match sock::recv(&self.conns[ci].fd, &mut scratch[..cap]) {
+                Ok(0) => {
+                    self.on_eof(ci, id);
+                    break;
+                }
+                Ok(n) => {
+                    if !self.feed(ci, id, &scratch[..n]) || n < cap {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.conn_failed(ci, id, XferError::Recv(e));
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Takes bytes the connection received; false once the transfer left this connection.
+    fn feed(&mut self, ci: usize, id: XferId, mut data: &[u8]) -> bool {
+        self.xfers[id.idx as usize].got_bytes = true;
+        loop {
+            // Body bytes go from the receive buffer to the sink without a copy when nothing is
+            // buffered before them.
+            if self.conns[ci].inbuf.is_empty() && !data.is_empty() {
+                let n = self.xfers[id.idx as usize].parser.take_body(data.len());
+                if n > 0 {
+                    if let Err(e) = self.deliver(id, &data[..n]) {
+                        self.fail(id, e);
+                        return false;
+                    }
+                    data = &data[n..];
+                    continue;
+                }
+            }
+            if !data.is_empty() {
+                self.conns[ci].inbuf.extend_from_slice(data);
+                data = &[];
+            }
+            let x = &mut self.xfers[id.idx as usize];
+            let part = x.parser.parse(&mut self.conns[ci].inbuf);
+            match part {
+                Ok(None) => return true,
+                Ok(Some(Part::Head(head))) => {
+                    if let Err(e) = self.on_head(id, head) {
+                        self.fail(id, e);
+                        return false;
+                    }
+                }
+                Ok(Some(Part::Body(bytes))) => {
+                    if let Err(e) = self.deliver(id, &bytes) {
+                        self.fail(id, e);
+                        return false;
+                    }
+                }
+                Ok(Some(Part::Done { reusable })) => {
+                    // Bytes after the response on a kept-alive connection would be a protocol
+                    // error; such a connection is not reused.
+                    let reusable = reusable && self.conns[ci].inbuf.is_empty();
+                    self.on_complete(ci, id, reusable);
+                    return false;
+                }
+                Err(e) => {
+                    self.fail(id, XferError::Http(e));
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn on_head(&mut self, id: XferId, head: ResponseHead) -> Result<(), XferError> {
+        let x = &mut self.xfers[id.idx as usize];
+        if let Some(cb) = &mut x.easy.on_header {
+            if cb(&head) == Flow::Abort {
+                return Err(XferError::Aborted("header"));
+            }
+        }
+        x.download_total = head
+            .header("content-length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        x.redirect = None;
+        if x.easy.follow && matches!(head.status, 301 | 302 | 303 | 307 | 308) {
+            if let Some(loc) = head.header("location") {
+                x.redirect = Some((head.status, String::from_utf8_lossy(loc).into_owned()));
+            }
+        }
+        x.head = Some(head);
+        Ok(())
+    }
+
+    fn deliver(&mut self, id: XferId, bytes: &[u8]) -> Result<(), XferError> {
+        let x = &mut self.xfers[id.idx as usize];
+        x.downloaded += bytes.len() as u64;
+        if let Some(s) = &mut x.speed {
+            s.window_bytes += bytes.len() as u64;
+        }
+        if x.redirect.is_some() {
+            return Ok(());
+        }
+        match &mut x.easy.sink {
+            Sink::Collect => x.body.extend_from_slice(bytes),
+            Sink::Discard => {}
+            Sink::Write(f) => {
+                if f(bytes) == Flow::Abort {
+                    return Err(XferError::Aborted("write"));
+                }
+            }
+        }
+        if x.easy.on_progress.is_some() && !self.progress(id) {
+            return Err(XferError::Aborted("progress"));
+        }
+        Ok(())
+    }
+
+    /// Calls the progress function; false (and the transfer failed) when it asked to stop.
+    fn progress(&mut self, id: XferId) -> bool {
+        let x = &mut self.xfers[id.idx as usize];
+        let Some(cb) = &mut x.easy.on_progress else { return true };
+        let p = Progress {
+            download_total: x.download_total,
+            downloaded: x.downloaded,
+            upload_total: x.upload_total,
+            uploaded: x.uploaded,
+        };
+        if cb(p) == Flow::Abort {
+            // Called from the send path; the receive path turns this into its own error.
+            if x.phase == Phase::Sending {
+                self.fail(id, XferError::Aborted("progress"));
+            }
+            return false;
+        }
+        true
+    }
+
+    fn on_eof(&mut self, ci: usize, id: XferId) {
+        let x = &mut self.xfers[id.idx as usize];
+        match x.parser.eof() {
+            Ok(_) => self.on_complete(ci, id, false),
+            Err(HttpError::NoResponse) => {
+                self.conn_failed(ci, id, XferError::Http(HttpError::NoResponse))
+            }
+            Err(e) => self.fail(id, XferError::Http(e)),
+        }
+    }
+
+    /// A connection died under a transfer: a kept-alive connection that the server closed
+    /// before answering gets the request once more on a new connection, as libcurl does.
+    fn conn_failed(&mut self, ci: usize, id: XferId, error: XferError) {
+        let x = &mut self.xfers[id.idx as usize];
+        if x.reused && !x.got_bytes && !x.retried {
+            x.retried = true;
+            x.fresh = true;
+            self.detach(id);
+            self.close_conn(ci);
+            self.requeue(id);
+        } else {
+            self.fail(id, error);
+        }
+    }
+
+    /// Puts a transfer back to be started again (after a retry or a redirect).
+    fn requeue(&mut self, id: XferId) {
+        let x = &mut self.xfers[id.idx as usize];
+        let head_request = x.easy.method.eq_ignore_ascii_case("HEAD");
+        x.parser = ResponseParser::new(head_request);
+        x.head = None;
+        x.phase = Phase::Queued;
+        x.speed = None;
+        self.reschedule(id);
+        self.runnable.push_back(id);
+    }
+
+    /// The response is complete.
+    fn on_complete(&mut self, ci: usize, id: XferId, reusable: bool) {
+        self.detach(id);
+        self.conns[ci].served += 1;
+        if reusable {
+            self.release(ci);
+        } else {
+            self.close_conn(ci);
+        }
+        let x = &mut self.xfers[id.idx as usize];
+        let Some((status, location)) = x.redirect.take() else {
+            return self.finish(id, Ok(()));
+        };
+        x.redirects += 1;
+        if x.redirects > x.easy.max_redirs {
+            let max = x.easy.max_redirs;
+            return self.fail(id, XferError::TooManyRedirects(max));
+        }
+        match x.target.join(&location) {
+            Ok(t) => x.target = t,
+            Err(e) => return self.fail(id, e),
+        }
+        // As browsers and libcurl do: 303 always becomes GET, and so does a POST answered
+        // with 301 or 302; 307 and 308 repeat the request as it was.
+        let to_get = status == 303 && !x.easy.method.eq_ignore_ascii_case("HEAD")
+            || matches!(status, 301 | 302) && x.easy.method.eq_ignore_ascii_case("POST");
+        if to_get {
+            x.easy.method = "GET".into();
+            x.easy.body = Body::None;
+        } else if matches!(x.easy.body, Body::Reader(..)) {
+            return self.fail(id, XferError::CannotRewind);
+        }
+        x.fresh = false;
+        x.retried = false;
+        self.requeue(id);
+    }
+
+    // ---- ending -------------------------------------------------------------------------------
+
+    /// Unlinks a transfer from its connection.
+    fn detach(&mut self, id: XferId) {
+        if let Some(ci) = self.xfers[id.idx as usize].conn.take() {
+            if let Some(c) = self.conns.get_mut(ci) {
+                if c.xfer == Some(id) {
+                    c.xfer = None;
+                }
+            }
+        }
+    }
+
+    /// Fails a transfer; its connection, mid-request, cannot be reused.
+    pub(super) fn fail(&mut self, id: XferId, error: XferError) {
+        if let Some(ci) = self.xfers[id.idx as usize].conn {
+            self.detach(id);
+            self.close_conn(ci);
+        }
+        self.finish(id, Err(error));
+    }
+
+    /// Removes a transfer from the engine, with its deadline and connection.
+    pub(super) fn drop_transfer(&mut self, id: XferId) -> Transfer<T> {
+        if let Some(ci) = self.xfers[id.idx as usize].conn {
+            self.detach(id);
+            self.close_conn(ci);
+        }
+        let x = self.xfers.remove(id.idx as usize);
+        if let Some(d) = x.deadline {
+            self.deadlines.remove(&(d, Due::Xfer(id.idx, id.gen)));
+        }
+        self.running -= 1;
+        x
+    }
+
+    /// Queues the transfer's `Done` message.
+    pub(super) fn finish(&mut self, id: XferId, result: Result<(), XferError>) {
+        let now = self.now();
+        let x = self.drop_transfer(id);
+        let result = result.and_then(|()| {
+            let head = x.head.ok_or(XferError::Http(HttpError::NoResponse))?;
+            Ok(Response {
+                head,
+                body: x.body,
+                effective_url: x.target.url.to_string(),
+                redirects: x.redirects,
+                downloaded: x.downloaded,
+                uploaded: x.uploaded,
+                elapsed: now.duration_since(x.added),
+                reused: x.reused,
+            })
+        });
+        self.done.push_back(Done { id, result, private: x.easy.private });
+    }
+
+    /// Returns a connection to the pool, watched for the server closing it.
+    fn release(&mut self, ci: usize) {
+        let deadline = self.now() + self.opts.idle_age;
+        let key = self.conns[ci].key.clone();
+        let host = self.hosts.get_mut(&key).expect("every connection has a host");
+        host.idle.push(ci);
+        self.idle_total += 1;
+        self.conns[ci].idle_deadline = Some(deadline);
+        self.deadlines.insert((deadline, Due::Idle(ci)));
+        self.set_want(ci, Some(Interest::In));
+        let cache = self.opts.max_connects.unwrap_or((4 * self.running).max(16));
+        while self.idle_total > cache {
+            match self.oldest_idle() {
+                Some(old) => self.close_conn(old),
+                None => break,
+            }
+        }
+    }
+
+    /// An idle connection became readable: the server closed it (or sent what nobody asked
+    /// for). Either way it cannot be reused.
+    fn on_idle_event(&mut self, ci: usize) {
+        let mut probe = [0u8; 1];
+        match sock::recv(&self.conns[ci].fd, &mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => self.close_conn(ci),
+        }
+    }
+
+    /// Closes a connection. A socket the driver was told about is kept open until its
+    /// Remove is told.
+    pub(super) fn close_conn(&mut self, ci: usize) {
+        self.unidle(ci);
+        let c = self.conns.remove(ci);
+        if let Some(slot) = self.by_fd.get_mut(c.raw as usize) {
+            *slot = 0;
+        }
+        let host = self.hosts.get_mut(&c.key).expect("every connection has a host");
+        host.open -= 1;
+        if let Some(pos) = host.idle.iter().position(|&i| i == ci) {
+            host.idle.remove(pos);
+            self.idle_total -= 1;
+        }
+        self.total_open -= 1;
+        if c.told.is_some() {
+            self.graveyard.push((c.raw, c.fd, c.user));
+        }
+    }
+}

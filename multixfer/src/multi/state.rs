@@ -1,0 +1,147 @@
+//! The engine's records: one per transfer, one per connection, one per host.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::os::fd::{OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use evcore::Interest;
+
+use crate::easy::Easy;
+use crate::http::{ResponseHead, ResponseParser};
+use crate::target::{PoolKey, Target};
+use crate::XferId;
+
+/// Where a transfer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Added, or waiting for a connection slot, or about to be retried or redirected.
+    Queued,
+    /// Waiting for the resolver.
+    Resolving,
+    /// Its connection is connecting.
+    Connecting,
+    /// Writing the request.
+    Sending,
+    /// Reading the response.
+    Receiving,
+}
+
+/// The low-speed check (`CURLOPT_LOW_SPEED_LIMIT` / `_TIME`): the rate is measured over
+/// windows of at most a second; the transfer fails once every window for `time` was slow.
+#[derive(Debug)]
+pub(crate) struct Speed {
+    pub(crate) limit: u64,
+    pub(crate) time: Duration,
+    pub(crate) window: Duration,
+    pub(crate) window_start: Instant,
+    pub(crate) window_bytes: u64,
+    pub(crate) slow_since: Option<Instant>,
+}
+
+impl Speed {
+    pub(crate) fn new(limit: u64, time: Duration, now: Instant) -> Speed {
+        let window = time.min(Duration::from_secs(1)).max(Duration::from_millis(10));
+        Speed { limit, time, window, window_start: now, window_bytes: 0, slow_since: None }
+    }
+
+    pub(crate) fn next_check(&self) -> Instant {
+        self.window_start + self.window
+    }
+
+    /// Closes the window if it is over; true when the transfer has been too slow for too long.
+    pub(crate) fn check(&mut self, now: Instant) -> bool {
+        if now < self.next_check() {
+            return false;
+        }
+        let elapsed = now.duration_since(self.window_start).as_secs_f64().max(1e-3);
+        let rate = self.window_bytes as f64 / elapsed;
+        if rate < self.limit as f64 {
+            let since = *self.slow_since.get_or_insert(self.window_start);
+            if now.duration_since(since) >= self.time {
+                return true;
+            }
+        } else {
+            self.slow_since = None;
+        }
+        self.window_start = now;
+        self.window_bytes = 0;
+        false
+    }
+}
+
+pub(crate) struct Transfer<T> {
+    pub(crate) gen: u32,
+    pub(crate) easy: Easy<T>,
+    pub(crate) target: Target,
+    pub(crate) phase: Phase,
+    pub(crate) conn: Option<usize>,
+    pub(crate) addrs: Vec<IpAddr>,
+    pub(crate) next_addr: usize,
+    pub(crate) parser: ResponseParser,
+    pub(crate) head: Option<ResponseHead>,
+    /// A redirect to follow once this response is read: (status, Location).
+    pub(crate) redirect: Option<(u16, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) added: Instant,
+    pub(crate) total_deadline: Option<Instant>,
+    pub(crate) connect_deadline: Option<Instant>,
+    /// The deadline this transfer has in the engine's set, if any.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) speed: Option<Speed>,
+    pub(crate) redirects: u32,
+    pub(crate) downloaded: u64,
+    pub(crate) uploaded: u64,
+    pub(crate) download_total: Option<u64>,
+    pub(crate) upload_total: Option<u64>,
+    /// Bytes of the request head still to go out before body bytes count as uploaded.
+    pub(crate) head_left: usize,
+    /// Whether the request body has been queued for sending in full.
+    pub(crate) body_done: bool,
+    /// Whether the current request goes over a connection that served one before.
+    pub(crate) reused: bool,
+    /// Whether the request was already retried once after a kept-alive connection died.
+    pub(crate) retried: bool,
+    /// Take a new connection rather than a kept-alive one (after such a death).
+    pub(crate) fresh: bool,
+    /// Whether any byte of the current response arrived.
+    pub(crate) got_bytes: bool,
+    /// Whether it sits in a host's waiting list.
+    pub(crate) waiting: bool,
+}
+
+pub(crate) struct Conn<S> {
+    pub(crate) fd: OwnedFd,
+    pub(crate) raw: RawFd,
+    pub(crate) key: PoolKey,
+    pub(crate) xfer: Option<XferId>,
+    pub(crate) connecting: bool,
+    pub(crate) out: BytesMut,
+    pub(crate) inbuf: BytesMut,
+    /// The interest the engine wants now, and the one it last told its driver.
+    pub(crate) want: Option<Interest>,
+    pub(crate) told: Option<Interest>,
+    pub(crate) dirty: bool,
+    /// The caller's value for this socket (`curl_multi_assign`), dropped on Remove.
+    pub(crate) user: Option<S>,
+    pub(crate) idle_deadline: Option<Instant>,
+    pub(crate) served: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Host {
+    /// Open connections (busy, idle or connecting).
+    pub(crate) open: usize,
+    /// Idle connections, most recently used last.
+    pub(crate) idle: Vec<usize>,
+    /// Transfers waiting for a connection slot: (arrival order, id).
+    pub(crate) waiting: VecDeque<(u64, XferId)>,
+}
+
+/// What a deadline in the engine's set is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Due {
+    Xfer(u32, u32),
+    Idle(usize),
+}
