@@ -167,8 +167,25 @@ impl<T> Drop for Fetch<T> {
     fn drop(&mut self) {
         if self.slot.result.borrow().is_none() {
             if let Some(inner) = self.inner.upgrade() {
-                inner.cancels.borrow_mut().push(self.slot.clone());
-                inner.kick();
+                // Cancel at once when the engine is free; from inside one of its callbacks,
+                // leave it to the driver's next turn.
+                let id = self.slot.id.get();
+                match (id, inner.multi.try_borrow_mut()) {
+                    (Some(id), Ok(mut multi)) => {
+                        let _ = multi.remove(id);
+                    }
+                    (None, Ok(_)) => {
+                        let slot = &self.slot;
+                        inner.incoming.borrow_mut().retain(|e| match &e.private {
+                            Private::Fetch(s) => !Rc::ptr_eq(s, slot),
+                            Private::Submit(_) => true,
+                        });
+                    }
+                    (_, Err(_)) => {
+                        inner.cancels.borrow_mut().push(self.slot.clone());
+                        inner.kick();
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,81 @@
 //! multixfer: libcurl multi semantics for HTTP/1.1 transfers, in pure Rust.
+//!
+//! Many concurrent transfers on one thread, driven by any event loop, with the contract
+//! libcurl's users rely on, and without C.
+//!
+//! # Design
+//!
+//! - **A sans-I/O HTTP/1.1 core** ([`http`]): request encoding and an incremental response
+//!   parser that frames bodies by RFC 9112 (Content-Length, chunked, close-delimited, none for
+//!   HEAD/1xx/204/304), decides reuse, and bounds what a server can make the client buffer
+//!   (64 KiB of head, 1 KiB chunk-size lines), with typed [`http::HttpError`]s.
+//! - **The engine** ([`Multi`]) owns transfers ([`Easy`]) and connections, and a pool keyed by
+//!   host and port. A kept-alive connection is handed to the next transfer for its host
+//!   without telling the driver anything (its interest stays In), so a busy engine's socket
+//!   callback is mostly silent. Idle connections stay watched, so a server closing one is seen
+//!   at once rather than on reuse. Deadlines (total, connect, low-speed windows, idle age)
+//!   live in one ordered set; the timer is its first entry.
+//! - **Two ways to drive it**, as in libcurl: `perform` + `poll` on the engine's own epoll, or
+//!   the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same changes).
+//!   [`drive::Driver`] is the socket-interface loop written once for any evcore reactor;
+//!   [`client::Client`] is the async API (a future per transfer, a stream of completions) on
+//!   evcore's executor, and on tokio through `evcore::TokioReactor` (feature `tokio`).
+//! - **Bodies without copies where it counts**: each read lands in one receive buffer
+//!   (`CURLOPT_BUFFERSIZE`, 16 KiB by default) and body bytes go from there to the write
+//!   function or the response.
+//! - **Name resolution never blocks the loop**: IP literals and `localhost` are answered at
+//!   once; other names go to a thread per lookup, which signals an eventfd that the engine
+//!   announces like a socket; answers are cached for 60 s.
+//!
+//! # The contract
+//!
+//! - The socket callback gets changes only: In, Out, InOut, Remove. Remove comes strictly
+//!   before the close, and only for announced sockets. With callbacks, the socket is closed as
+//!   the Remove callback returns, so act on it inside the callback (as libcurl requires);
+//!   with [`Multi::drain_updates`], it stays open until the next call into the engine.
+//! - The per-socket value ([`Multi::assign`], or set through the callback's `&mut Option<S>`)
+//!   is dropped after Remove.
+//! - One timer: a new value replaces the old, `None` cancels, zero means now. A fired timer is
+//!   consumed: the next value is told even if unchanged.
+//! - Callbacks cannot call back into the engine: `&mut Multi` rules it out at compile time,
+//!   and [`SharedMulti`] turns it into [`MultiError::RecursiveApiCall`].
+//! - Any drop order is sound: transfers, messages and the engine own what they hold; dropping
+//!   the engine tells every announced socket Remove first.
+//!
+//! # From libcurl to multixfer
+//!
+//! | libcurl | multixfer |
+//! |---|---|
+//! | `curl_multi_init`, `curl_multi_setopt(MAX_HOST_CONNECTIONS / MAX_TOTAL_CONNECTIONS / MAXCONNECTS)` | [`Multi::new`], [`Multi::with_options`] with [`Options`] |
+//! | `curl_easy_init` + `curl_easy_setopt` | [`Easy::get`], [`Easy::post`], [`Easy::head`] and the builder methods |
+//! | `CURLOPT_PRIVATE` | [`Easy::private`], returned in [`Done::private`] |
+//! | `CURLOPT_WRITEFUNCTION`, `HEADERFUNCTION`, `XFERINFOFUNCTION` | [`Easy::write_function`], [`Easy::header_function`], [`Easy::progress_function`] ([`Flow::Abort`] stops) |
+//! | `CURLOPT_TIMEOUT`, `CONNECTTIMEOUT`, `LOW_SPEED_LIMIT`/`TIME` | [`Easy::timeout`], [`Easy::connect_timeout`], [`Easy::low_speed`] |
+//! | `CURLOPT_FOLLOWLOCATION`, `MAXREDIRS` | [`Easy::follow_location`], [`Easy::max_redirs`] |
+//! | `CURLOPT_POSTFIELDS`, `READFUNCTION` + `INFILESIZE`, `CUSTOMREQUEST`, `NOBODY`, `HTTPHEADER`, `BUFFERSIZE` | [`Easy::body`], [`Easy::body_reader`], [`Easy::method`], [`Easy::head`], [`Easy::header`], [`Easy::buffer_size`] |
+//! | `curl_multi_add_handle` / `_remove_handle` | [`Multi::add`] / [`Multi::remove`] |
+//! | `curl_multi_perform`, `curl_multi_poll` / `_wait`, `curl_multi_wakeup` | [`Multi::perform`], [`Multi::poll`] / [`Multi::wait`], [`MultiWaker::wakeup`] |
+//! | `curl_multi_socket_action(fd, mask)` / `(CURL_SOCKET_TIMEOUT)`, `curl_multi_socket_all` | [`Multi::socket_action`], [`Multi::socket_action_timeout`], [`Multi::socket_all`] |
+//! | `CURLMOPT_SOCKETFUNCTION`, `CURLMOPT_TIMERFUNCTION`, `curl_multi_assign` | [`Multi::set_socket_callback`], [`Multi::set_timer_callback`], [`Multi::assign`]; or [`Multi::drain_updates`] |
+//! | `CURL_POLL_IN/OUT/INOUT/REMOVE`, `CURL_CSELECT_IN/OUT/ERR` | [`SocketPoll`], [`Ready`] |
+//! | `curl_multi_timeout`, `curl_multi_info_read`, `running_handles` | [`Multi::timeout`], [`Multi::info_read`], [`Multi::running`] |
+//! | `CURLcode`, `CURLMcode` | [`XferError`], [`MultiError`] |
+//! | `CURLINFO_RESPONSE_CODE`, `EFFECTIVE_URL`, `REDIRECT_COUNT`, `SIZE_DOWNLOAD_T`, `TOTAL_TIME_T` | [`Response`] fields |
+//!
+//! Deliberate differences: an HTTP error status is a response, not an error (libcurl without
+//! `FAILONERROR`); a body is kept in memory unless a write function or
+//! [`Easy::discard_body`] says otherwise; the header function gets a whole head at a time;
+//! `poll` and `wait` both return early on a wake-up. HTTPS (feature `rustls`) is not in this
+//! build yet: an `https://` URL fails with [`XferError::BadUrl`].
+//!
+//! # Dependencies
+//!
+//! `httparse` parses status lines and headers (a well-kept parser rather than our own); `url`
+//! parses and joins URLs, as the design names it (it brings `idna` and its ICU tables, about
+//! 40 crates in `cargo tree`; a hand-written URL parser would save them at the cost of
+//! getting relative references and IDNs wrong); `rustix` for non-blocking sockets with
+//! `MSG_NOSIGNAL` and the engine's epoll; `slab` for transfer and connection tables; `bytes`,
+//! `thiserror`, `futures-core` (the completions stream) and `evcore`.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -10,6 +87,7 @@ pub mod http;
 mod multi;
 mod poller;
 mod resolve;
+mod shared;
 mod sock;
 mod target;
 
@@ -19,3 +97,4 @@ pub use error::{MultiError, XferError};
 pub use evcore::{Interest, Ready};
 pub use multi::{Multi, Options, SocketPoll, Update};
 pub use poller::MultiWaker;
+pub use shared::SharedMulti;

@@ -58,6 +58,8 @@ type TimerCallback = Box<dyn FnMut(Option<Duration>)>;
 /// What the timer was last told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TimerTold {
+    /// Fired and not told since: whatever comes next is told, even "no timer".
+    Consumed,
     Unset,
     Now,
     At(Instant),
@@ -343,7 +345,7 @@ impl<T, S> Multi<T, S> {
     /// consumed: the timer is told again even if its deadline did not change.
     pub fn socket_action_timeout(&mut self) -> Result<usize, MultiError> {
         self.begin();
-        self.timer_told = TimerTold::Unset;
+        self.timer_told = TimerTold::Consumed;
         self.expire();
         self.settle();
         self.report();
@@ -372,7 +374,7 @@ impl<T, S> Multi<T, S> {
         match self.timer_want() {
             TimerTold::Now => Some(Duration::ZERO),
             TimerTold::At(at) => Some(at.saturating_duration_since(self.clock.now())),
-            TimerTold::Unset => None,
+            TimerTold::Unset | TimerTold::Consumed => None,
         }
     }
 

@@ -86,7 +86,7 @@ impl<T, S> Multi<T, S> {
         }
         self.timer_told = want;
         Some(match want {
-            TimerTold::Unset => None,
+            TimerTold::Unset | TimerTold::Consumed => None,
             TimerTold::Now => Some(Duration::ZERO),
             TimerTold::At(at) => Some(at.saturating_duration_since(self.now())),
         })

@@ -54,13 +54,13 @@ fn output_of(path: &str) -> Output {
 }
 
 /// Reads curl-style config lines: `url = "X"`, `output = "Y"`, `url X`, or a bare URL.
-fn config(
-    path: &str,
-    urls: &mut Vec<String>,
-    outputs: &mut Vec<(usize, Output)>,
-) -> Result<(), String> {
+fn config(path: &str, urls: &mut Vec<String>, outputs: &mut Vec<Output>) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if line.contains("://") && !line.trim_start_matches('-').starts_with("url") {
+            urls.push(line.trim_matches('"').to_string());
+            continue;
+        }
         let (key, value) =
             match line.split_once(|c: char| c == '=' || c == ':' || c.is_whitespace()) {
                 Some((k, v)) => (k.trim(), v.trim().trim_start_matches(['=', ':']).trim()),
@@ -69,8 +69,7 @@ fn config(
         let value = value.trim_matches('"').to_string();
         match key.trim_start_matches('-') {
             "url" => urls.push(value),
-            "output" | "o" => outputs.push((urls.len(), output_of(&value))),
-            _ if key.contains("://") => urls.push(line.to_string()),
+            "output" | "o" => outputs.push(output_of(&value)),
             other => return Err(format!("{path}: unsupported config key {other:?}")),
         }
     }
@@ -93,9 +92,8 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
         silent: false,
     };
     let mut urls = Vec::new();
-    // An -o applies to the first URL that has none yet: (index of that URL, output).
-    let mut outputs: Vec<(usize, Output)> = Vec::new();
-    let mut pending_o: Vec<Output> = Vec::new();
+    // As in curl, the n-th output (from -o or a config file) goes with the n-th URL.
+    let mut outputs: Vec<Output> = Vec::new();
     let mut output_dir: Option<PathBuf> = None;
     let mut remote_name = false;
     let (mut speed_limit, mut speed_time) = (None, Duration::from_secs(30));
@@ -109,7 +107,7 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
                 opts.parallel_max = opts.parallel_max.clamp(1, 100_000);
             }
             "-K" | "--config" => config(&value(&arg)?, &mut urls, &mut outputs)?,
-            "-o" | "--output" => pending_o.push(output_of(&value(&arg)?)),
+            "-o" | "--output" => outputs.push(output_of(&value(&arg)?)),
             "-O" | "--remote-name" | "--remote-name-all" => remote_name = true,
             "--output-dir" => output_dir = Some(value(&arg)?.into()),
             "-L" | "--location" => opts.follow = true,
@@ -133,12 +131,7 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
             "-s" | "--silent" => opts.silent = true,
             "--url" => urls.push(value(&arg)?),
             a if a.starts_with('-') && a.len() > 1 => return Err(format!("unknown option {a}")),
-            _ => {
-                if !pending_o.is_empty() {
-                    outputs.push((urls.len(), pending_o.remove(0)));
-                }
-                urls.push(arg);
-            }
+            _ => urls.push(arg),
         }
     }
     if let Some(limit) = speed_limit {
@@ -148,7 +141,7 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
         return Err("no URL given".into());
     }
     for (i, pattern) in urls.iter().enumerate() {
-        let explicit = outputs.iter().find(|(at, _)| *at == i).map(|(_, o)| o.clone());
+        let explicit = outputs.get(i).cloned();
         for url in glob::expand(pattern)? {
             let output = match (&explicit, &output_dir) {
                 (Some(o), _) => o.clone(),

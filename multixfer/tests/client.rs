@@ -1,0 +1,60 @@
+//! The async API: futures per transfer, a stream of completions, cancellation by drop, on
+//! evcore's executor and (feature `tokio`) on tokio through evcore's adapter.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{answer_all, read_request, Server};
+use evcore::{Executor, Reactor};
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use multixfer::client::Client;
+use multixfer::{Easy, Options, XferError};
+
+fn server() -> Server {
+    Server::start(|c| answer_all(c, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"))
+}
+
+fn exercise<R: Reactor + 'static>(ex: Executor<R>) {
+    let good = server();
+    let silent = Server::start(|mut c| {
+        read_request(&mut c);
+        let mut b = [0u8; 1];
+        let _ = std::io::Read::read(&mut c, &mut b);
+    });
+    let client: Client<u32, R> = Client::new(&ex.handle(), Options::default()).unwrap();
+    ex.block_on(async {
+        // A hundred futures at once.
+        let all = join_all((0..100).map(|_| client.fetch(Easy::get(good.url("/"))))).await;
+        assert!(all.iter().all(|r| r.as_ref().is_ok_and(|r| r.body == b"hello")));
+        // A stream of completions, with private values.
+        for i in 0..10 {
+            client.submit(Easy::get(good.url("/")).private(i));
+        }
+        let mut seen: Vec<u32> = client.completions().map(|d| d.private).collect().await;
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        // Dropping a fetch cancels its transfer.
+        let pending = client.fetch(Easy::get(silent.url("/")));
+        let timed = client.fetch(Easy::get(silent.url("/")).timeout(Duration::from_millis(100)));
+        assert!(matches!(timed.await, Err(XferError::Timeout(_))));
+        assert_eq!(client.running(), 1);
+        drop(pending);
+        assert_eq!(client.running(), 0);
+        // One not yet handed to the engine is taken back too.
+        drop(client.fetch(Easy::get(silent.url("/"))));
+        assert_eq!(client.running(), 0);
+    });
+}
+
+#[test]
+fn on_evcore() {
+    exercise(Executor::new().unwrap());
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn on_tokio() {
+    exercise(Executor::with_reactor(evcore::TokioReactor::new().unwrap()));
+}
