@@ -1,0 +1,154 @@
+//! multixfer against libcurl's socket interface (a C harness of ours over Debian's libcurl,
+//! `benches/c/curl_bench.c`) and the `curl -Z` tool, on the same nginx, in one run.
+//!
+//! Workloads, as the issue sets them: 10,000 GETs of a 1 KiB file with 50 in flight, and 100
+//! GETs of a 10 MiB file (also 50 in flight; 100 KiB receive buffers, as the curl tool uses).
+//! Ours is `Multi` on `evcore::Loop` through `drive::Driver`, the same socket-interface shape
+//! as the harness. Three alternating rounds, medians; CPU time per transfer from
+//! `getrusage` (the harness) and the thread's schedstat (ours). The table goes to stdout and to
+//! `target/peer-results/multixfer.md`. Needs root (nginx runs as root).
+
+use std::process::Command;
+use std::time::Instant;
+
+use evcore::Loop;
+use multixfer::drive::Driver;
+use multixfer::{Easy, Multi, Options};
+
+const ROUNDS: usize = 3;
+const PARALLEL: usize = 50;
+
+/// One run's figures.
+#[derive(Clone, Copy)]
+struct Run {
+    secs: f64,
+    bytes: f64,
+    cpu: f64,
+}
+
+fn thread_cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+}
+
+fn ours(url: &str, count: usize, buffer: usize) -> Run {
+    let mut opts = Options::default();
+    opts.max_connects = Some(PARALLEL);
+    let mut multi: Multi = Multi::with_options(opts).unwrap();
+    let mut lp = Loop::new().unwrap();
+    let mut driver = Driver::new();
+    let (cpu0, t0) = (thread_cpu(), Instant::now());
+    let (mut started, mut finished, mut bytes) = (0, 0, 0u64);
+    let easy = || Easy::get(url).discard_body().buffer_size(buffer);
+    while started < count.min(PARALLEL) {
+        multi.add(easy());
+        started += 1;
+    }
+    let mut done = Vec::new();
+    while finished < count {
+        driver.step(&mut multi, &mut lp, None, &mut |d| done.push(d)).unwrap();
+        for d in done.drain(..) {
+            bytes += d.result.expect("a transfer failed").downloaded;
+            finished += 1;
+            if started < count {
+                multi.add(easy());
+                started += 1;
+            }
+        }
+    }
+    Run { secs: t0.elapsed().as_secs_f64(), bytes: bytes as f64, cpu: thread_cpu() - cpu0 }
+}
+
+fn harness(bin: &std::path::Path, url: &str, count: usize, buffer: usize) -> Run {
+    let out = Command::new(bin)
+        .args([url, &count.to_string(), &PARALLEL.to_string(), &buffer.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    assert!(
+        v.len() == 4 && v[3] == 0.0,
+        "curl_bench: {text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run { secs: v[0], bytes: v[1], cpu: v[2] }
+}
+
+fn curl_tool(list: &std::path::Path, count: usize, size: f64) -> Run {
+    let t0 = Instant::now();
+    let status = Command::new("curl")
+        .args(["-s", "-Z", "--parallel-max", &PARALLEL.to_string(), "-K"])
+        .arg(list)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "curl -Z failed");
+    Run { secs: t0.elapsed().as_secs_f64(), bytes: size * count as f64, cpu: f64::NAN }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    if !filter.is_empty() && !filter.iter().any(|f| "multixfer".contains(f.as_str())) {
+        return;
+    }
+    peers::ensure_packages(&["nginx", "curl", "libcurl4-openssl-dev", "pkg-config"]).unwrap();
+    let root = peers::workspace_root();
+    let bin =
+        peers::build_c(&root.join("benches/c/curl_bench.c"), "curl_bench", &["libcurl"]).unwrap();
+    let server = peers::Nginx::start(&peers::NginxConfig::default()).unwrap();
+    std::fs::write(server.root().join("1k"), vec![b'k'; 1024]).unwrap();
+    std::fs::write(server.root().join("10m"), vec![b'm'; 10 << 20]).unwrap();
+    let dir = peers::scratch_dir("multixfer-bench").unwrap();
+    let mut rows = Vec::new();
+    for (name, path, count, size, buffer) in [
+        ("10,000 GETs of 1 KiB", "1k", 10_000usize, 1024.0, 16 * 1024),
+        ("100 GETs of 10 MiB", "10m", 100, (10 << 20) as f64, 100 * 1024),
+    ] {
+        let url = server.url(path);
+        let list = dir.join(format!("{path}.list"));
+        let lines: String =
+            (0..count).map(|_| format!("url = \"{url}\"\noutput = \"/dev/null\"\n")).collect();
+        std::fs::write(&list, lines).unwrap();
+        let (mut o, mut c, mut t) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            eprintln!("multixfer bench: {name}, round {round}: ours, libcurl, curl -Z");
+            o.push(ours(&url, count, buffer));
+            c.push(harness(&bin, &url, count, buffer));
+            t.push(curl_tool(&list, count, size));
+        }
+        let rate = |v: &[Run]| median(v.iter().map(|r| count as f64 / r.secs).collect());
+        let mbs = |v: &[Run]| median(v.iter().map(|r| r.bytes / r.secs / 1e6).collect());
+        let cpu = |v: &[Run]| median(v.iter().map(|r| r.cpu / count as f64 * 1e6).collect());
+        let (ro, rc, rt) = (rate(&o), rate(&c), rate(&t));
+        let (mo, mc, mt) = (mbs(&o), mbs(&c), mbs(&t));
+        let (co, cc) = (cpu(&o), cpu(&c));
+        let small = size < 1e6;
+        let (target, met) = if small {
+            ("≥ 1.2x req/s, less CPU", ro / rc >= 1.2 && co < cc)
+        } else {
+            ("≥ 1.0x MB/s, less CPU", mo / mc >= 1.0 && co < cc)
+        };
+        rows.push(format!(
+            "| {name} | {ro:.0} req/s, {mo:.0} MB/s, {co:.1} µs CPU | {rc:.0} req/s, {mc:.0} MB/s, {cc:.1} µs CPU | {rt:.0} req/s, {mt:.0} MB/s | {:.2}x / {:.2}x | {:.2}x | {target} | {} |",
+            ro / rc,
+            ro / rt,
+            co / cc,
+            if met { "yes" } else { "no" }
+        ));
+    }
+    let table = format!(
+        "### multixfer vs libcurl 7.88 (socket interface + epoll) and curl -Z, same nginx, {ROUNDS} rounds, medians\n\n\
+         | workload | ours | libcurl harness | curl -Z | speed vs harness / vs curl -Z | CPU per transfer vs harness | target | met |\n\
+         |---|---|---|---|---|---|---|---|\n{}\n",
+        rows.join("\n")
+    );
+    print!("{table}");
+    let out = root.join("target/peer-results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("multixfer.md"), table).unwrap();
+}
