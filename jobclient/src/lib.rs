@@ -70,11 +70,9 @@
 //!
 //! # Not yet
 //!
-//! Still to come: a worker that runs several jobs at once (today one at a time per
-//! connection); `CAN_DO_TIMEOUT` enforcement and `SUBMIT_JOB_EPOCH`
-//! scheduling in the server (today an epoch job is queued at once) and its optional durable
-//! queue; `cargo xtask fuzz` for the decoder; closing the throughput gaps the benchmarks show
-//! (`cargo bench -p benches --bench gearman`).
+//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), fewer
+//! wake-ups per job in the worker (the two levers for the throughput gaps that
+//! `cargo bench -p benches --bench gearman` shows), and `cargo xtask fuzz` for the decoder.
 //!
 //! A request that meets a connection which has just died fails with [`Error::Disconnected`]
 //! (the client cannot know whether the server saw it); the next request reconnects. The

@@ -5,7 +5,8 @@
 //!   patterns), clippy with warnings as errors on all targets with each feature set, tests and
 //!   doc tests with each feature set, rustdoc with warnings as errors, the interop smoke test
 //!   against the real peers, and the demo.
-//! - `demo`: the end-to-end showcase on embedded defaults.
+//! - `demo`: the end-to-end showcase on embedded defaults: the fetch farm of `xtask/farm`
+//!   (`--urls`, `--workers`, `--parallel`, `--jobs`, `--gearmand HOST:PORT`, `--corosync`).
 //! - `bench`: criterion benchmarks plus the C peers, then a table of ratios.
 //! - `interop`: installs the Debian peers, starts them on 127.0.0.1 and checks each answers.
 //!
@@ -29,6 +30,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("demo") => demo::run(&args[1..]),
+        // The farm's worker processes (not for direct use).
+        Some("demo-worker") => demo::worker(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::run(),
         Some("tidy") => tidy::run(),
