@@ -80,6 +80,7 @@ pub struct Easy<T = ()> {
     pub(crate) sink: Sink,
     pub(crate) on_header: Option<HeaderFn>,
     pub(crate) on_progress: Option<ProgressFn>,
+    pub(crate) tls: crate::tls::TlsKey,
     pub(crate) private: T,
 }
 
@@ -104,6 +105,7 @@ impl Easy<()> {
             sink: Sink::Collect,
             on_header: None,
             on_progress: None,
+            tls: crate::tls::TlsKey::default(),
             private: (),
         }
     }
@@ -142,6 +144,7 @@ impl<T> Easy<T> {
             sink: self.sink,
             on_header: self.on_header,
             on_progress: self.on_progress,
+            tls: self.tls,
             private: f(self.private),
         }
     }
@@ -229,6 +232,22 @@ impl<T> Easy<T> {
     #[must_use]
     pub fn buffer_size(mut self, bytes: usize) -> Self {
         self.buffer_size = bytes.clamp(1024, 10 * 1024 * 1024);
+        self
+    }
+
+    /// Checks HTTPS servers against the certificates in this PEM file instead of the system's
+    /// (`CURLOPT_CAINFO`). Transfers with different files never share a connection.
+    #[must_use]
+    pub fn ca_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        self.tls.ca_file = Some(path.as_ref().into());
+        self
+    }
+
+    /// Whether HTTPS servers' certificates are checked (`CURLOPT_SSL_VERIFYPEER`, on by
+    /// default; curl's `-k` turns it off). Off, the handshake's signatures are still checked.
+    #[must_use]
+    pub fn verify_peer(mut self, verify: bool) -> Self {
+        self.tls.verify = verify;
         self
     }
 

@@ -44,6 +44,10 @@ pub enum XferError {
     /// The response broke HTTP/1.1 (`CURLE_WEIRD_SERVER_REPLY`, `CURLE_PARTIAL_FILE`, ...).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The TLS handshake or a TLS record failed, or the CA file could not be read
+    /// (`CURLE_SSL_CONNECT_ERROR`, `CURLE_PEER_FAILED_VERIFICATION`, `CURLE_SSL_CACERT_BADFILE`).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The connect timeout passed before a connection was established
     /// (`CURLE_OPERATION_TIMEDOUT` during connect).
     #[error("connecting timed out after {0:?}")]

@@ -53,6 +53,7 @@
 //! | `CURLOPT_TIMEOUT`, `CONNECTTIMEOUT`, `LOW_SPEED_LIMIT`/`TIME` | [`Easy::timeout`], [`Easy::connect_timeout`], [`Easy::low_speed`] |
 //! | `CURLOPT_FOLLOWLOCATION`, `MAXREDIRS` | [`Easy::follow_location`], [`Easy::max_redirs`] |
 //! | `CURLOPT_POSTFIELDS`, `READFUNCTION` + `INFILESIZE`, `CUSTOMREQUEST`, `NOBODY`, `HTTPHEADER`, `BUFFERSIZE` | [`Easy::body`], [`Easy::body_reader`], [`Easy::method`], [`Easy::head`], [`Easy::header`], [`Easy::buffer_size`] |
+//! | `CURLOPT_CAINFO`, `CURLOPT_SSL_VERIFYPEER` | [`Easy::ca_file`], [`Easy::verify_peer`] (feature `rustls`) |
 //! | `curl_multi_add_handle` / `_remove_handle` | [`Multi::add`] / [`Multi::remove`] |
 //! | `curl_multi_perform`, `curl_multi_poll` / `_wait`, `curl_multi_wakeup` | [`Multi::perform`], [`Multi::poll`] / [`Multi::wait`], [`MultiWaker::wakeup`] |
 //! | `curl_multi_socket_action(fd, mask)` / `(CURL_SOCKET_TIMEOUT)`, `curl_multi_socket_all` | [`Multi::socket_action`], [`Multi::socket_action_timeout`], [`Multi::socket_all`] |
@@ -65,8 +66,15 @@
 //! Deliberate differences: an HTTP error status is a response, not an error (libcurl without
 //! `FAILONERROR`); a body is kept in memory unless a write function or
 //! [`Easy::discard_body`] says otherwise; the header function gets a whole head at a time;
-//! `poll` and `wait` both return early on a wake-up. HTTPS (feature `rustls`) is not in this
-//! build yet: an `https://` URL fails with [`XferError::BadUrl`].
+//! `poll` and `wait` both return early on a wake-up.
+//!
+//! # HTTPS
+//!
+//! Feature `rustls`: TLS 1.2 and 1.3 through rustls with its `ring` provider, checked against
+//! the system bundle (`SSL_CERT_FILE`, else `/etc/ssl/certs/ca-certificates.crt`) or
+//! [`Easy::ca_file`] (`CURLOPT_CAINFO`); [`Easy::verify_peer`] (`CURLOPT_SSL_VERIFYPEER`).
+//! Connections are shared only between transfers with the same TLS settings. Without the
+//! feature an `https://` URL fails with [`XferError::BadUrl`] when it is added.
 //!
 //! # Dependencies
 //!
@@ -75,7 +83,9 @@
 //! 40 crates in `cargo tree`; a hand-written URL parser would save them at the cost of
 //! getting relative references and IDNs wrong); `rustix` for non-blocking sockets with
 //! `MSG_NOSIGNAL` and the engine's epoll; `slab` for transfer and connection tables; `bytes`,
-//! `thiserror`, `futures-core` (the completions stream) and `evcore`.
+//! `thiserror`, `futures-core` (the completions stream) and `evcore`. Feature `rustls` adds
+//! `rustls` with `ring` (a TLS stack in Rust; `ring` builds some C and assembly, which is why
+//! it is a feature and not a default).
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -90,6 +100,7 @@ mod resolve;
 mod shared;
 mod sock;
 mod target;
+mod tls;
 
 pub use done::{Done, Response, XferId};
 pub use easy::{Easy, Flow, Progress, DEFAULT_BUFFER_SIZE};

@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
+use crate::tls::TlsKey;
 use crate::XferError;
 
-/// Connections are shared by transfers whose keys are equal: scheme, host and port (and, when
-/// TLS comes, its settings), as libcurl's connection cache matches them.
+/// Connections are shared by transfers whose keys are equal: scheme, host, port and TLS
+/// settings, as libcurl's connection cache matches them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct PoolKey {
     pub(crate) host: Arc<str>,
     pub(crate) port: u16,
+    /// `None` for plain HTTP.
+    pub(crate) tls: Option<TlsKey>,
 }
 
 /// A parsed request target.
@@ -30,6 +33,14 @@ impl Target {
         Target::from_url(url)
     }
 
+    /// With the transfer's TLS settings (an `https` target only).
+    pub(crate) fn with_tls(mut self, key: &TlsKey) -> Target {
+        if self.key.tls.is_some() {
+            self.key.tls = Some(key.clone());
+        }
+        self
+    }
+
     /// A redirect's `Location`, relative to this target.
     pub(crate) fn join(&self, location: &str) -> Result<Target, XferError> {
         let url = self
@@ -41,9 +52,12 @@ impl Target {
 
     fn from_url(url: url::Url) -> Result<Target, XferError> {
         let bad = |reason: &str| XferError::BadUrl { url: url.to_string(), reason: reason.into() };
-        if url.scheme() != "http" {
-            return Err(bad("only http:// is supported by this build"));
-        }
+        let tls = match url.scheme() {
+            "http" => None,
+            "https" if cfg!(feature = "rustls") => Some(TlsKey::default()),
+            "https" => return Err(bad("https:// needs multixfer's `rustls` feature")),
+            _ => return Err(bad("only http:// and https:// are supported")),
+        };
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
             Some(url::Host::Ipv4(a)) => a.to_string(),
@@ -62,7 +76,7 @@ impl Target {
             path.push('?');
             path.push_str(q);
         }
-        Ok(Target { key: PoolKey { host: host.into(), port }, authority, path, url })
+        Ok(Target { key: PoolKey { host: host.into(), port, tls }, authority, path, url })
     }
 }
 
@@ -84,6 +98,7 @@ mod tests {
         let r = t.join("/next?y").unwrap();
         assert_eq!(r.path, "/next?y");
         assert!(matches!(Target::parse("ftp://h/"), Err(XferError::BadUrl { .. })));
+        assert_eq!(Target::parse("https://h/").is_ok(), cfg!(feature = "rustls"));
         assert!(matches!(Target::parse("not a url"), Err(XferError::BadUrl { .. })));
     }
 }

@@ -129,6 +129,7 @@ pub struct Multi<T = (), S = ()> {
     poller: Option<Poller>,
     wake: Arc<Signal>,
     events: Vec<(RawFd, Ready)>,
+    tls: crate::tls::Configs,
 }
 
 impl<T, S> fmt::Debug for Multi<T, S> {
@@ -189,6 +190,7 @@ impl<T, S> Multi<T, S> {
             poller: None,
             wake: Arc::new(Signal::new()?),
             events: Vec::new(),
+            tls: crate::tls::Configs::new(),
         })
     }
 
@@ -201,7 +203,7 @@ impl<T, S> Multi<T, S> {
         let now = self.clock.now();
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
-        let target = Target::parse(&easy.url);
+        let target = Target::parse(&easy.url).map(|t| t.with_tls(&easy.tls));
         let head_request = easy.method.eq_ignore_ascii_case("HEAD");
         let total_deadline = easy.timeout.map(|t| now + t);
         let (target, error) = match target {

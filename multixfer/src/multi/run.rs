@@ -42,8 +42,36 @@ impl<T, S> Multi<T, S> {
             }
             return;
         }
-        if self.xfers[id.idx as usize].phase == Phase::Sending && (ready.is_writable() || failing) {
+        let phase = self.xfers[id.idx as usize].phase;
+        if phase == Phase::Sending
+            && self.conns[ci].tls.is_some()
+            && (ready.is_readable() || failing)
+        {
+            // The handshake needs the server's records before more can be sent.
+            let c = &mut self.conns[ci];
+            let session = c.tls.as_mut().expect("checked above");
+            match session.pump(&c.fd) {
+                Ok(false) => {}
+                Ok(true) => {
+                    return self.conn_failed(ci, id, XferError::Http(HttpError::NoResponse))
+                }
+                Err(e) => return self.conn_failed(ci, id, Self::io_error(e, XferError::Recv)),
+            }
+            return self.on_writable(ci, id);
+        }
+        if phase == Phase::Sending && (ready.is_writable() || failing) {
             self.on_writable(ci, id);
+        } else if phase == Phase::Receiving && ready.is_writable() {
+            let c = &mut self.conns[ci];
+            if let Some(session) = &mut c.tls {
+                if let Err(e) = session.flush(&c.fd) {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        return self.conn_failed(ci, id, Self::io_error(e, XferError::Send));
+                    }
+                }
+                let want = self.receive_interest(ci);
+                self.set_want(ci, Some(want));
+            }
         }
         // The transfer may have moved on (or ended) while sending.
         if self.conns.get(ci).is_some_and(|c| c.xfer == Some(id))
@@ -308,6 +336,7 @@ impl<T, S> Multi<T, S> {
                         user: None,
                         idle_deadline: None,
                         served: 0,
+                        tls: None,
                     });
                     let slot = raw as usize;
                     if self.by_fd.len() <= slot {
@@ -321,7 +350,7 @@ impl<T, S> Multi<T, S> {
                     x.conn = Some(ci);
                     if connected {
                         self.conns[ci].connecting = false;
-                        self.begin_request(ci, id);
+                        self.connected(ci, id);
                     } else {
                         x.phase = Phase::Connecting;
                         self.set_want(ci, Some(Interest::Out));
@@ -345,7 +374,7 @@ impl<T, S> Multi<T, S> {
             Ok(()) => {
                 self.conns[ci].connecting = false;
                 self.xfers[id.idx as usize].connect_deadline = None;
-                self.begin_request(ci, id);
+                self.connected(ci, id);
             }
             Err(e) => {
                 self.detach(id);
@@ -359,6 +388,58 @@ impl<T, S> Multi<T, S> {
                     self.fail(id, XferError::Connect { host, port, source: e });
                 }
             }
+        }
+    }
+
+    /// TCP is up: start TLS for `https`, then the request.
+    fn connected(&mut self, ci: usize, id: XferId) {
+        let key = &self.conns[ci].key;
+        if let Some(tls) = &key.tls {
+            match self.tls.session(tls, &key.host) {
+                Ok(session) => self.conns[ci].tls = Some(session),
+                Err(e) => return self.fail(id, e),
+            }
+        }
+        self.begin_request(ci, id);
+    }
+
+    /// What a connection waits for while its response comes: reading, and writing while TLS
+    /// has records to send.
+    fn receive_interest(&self, ci: usize) -> Interest {
+        match &self.conns[ci].tls {
+            Some(s) if s.wants_write() => Interest::InOut,
+            _ => Interest::In,
+        }
+    }
+
+    /// Writes some of the connection's output; how many request bytes went.
+    fn write_some(&mut self, ci: usize) -> io::Result<usize> {
+        let c = &mut self.conns[ci];
+        match &mut c.tls {
+            Some(session) => session.send(&c.fd, &mut c.out),
+            None => {
+                let n = sock::send(&c.fd, &c.out)?;
+                c.out.advance(n);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Reads some of the response's bytes (plaintext for TLS).
+    fn read_some(&mut self, ci: usize, buf: &mut [u8]) -> io::Result<usize> {
+        let c = &mut self.conns[ci];
+        match &mut c.tls {
+            Some(session) => session.recv(&c.fd, buf),
+            None => sock::recv(&c.fd, buf),
+        }
+    }
+
+    /// A TLS failure is its own error; anything else is the given kind of I/O failure.
+    fn io_error(e: io::Error, wrap: fn(io::Error) -> XferError) -> XferError {
+        if e.kind() == io::ErrorKind::InvalidData {
+            XferError::Tls(e.to_string())
+        } else {
+            wrap(e)
         }
     }
 
@@ -467,9 +548,8 @@ impl<T, S> Multi<T, S> {
                 }
                 continue;
             }
-            match sock::send(&self.conns[ci].fd, &self.conns[ci].out) {
+            match self.write_some(ci) {
                 Ok(n) => {
-                    self.conns[ci].out.advance(n);
                     let x = &mut self.xfers[id.idx as usize];
                     let head = n.min(x.head_left);
                     x.head_left -= head;
@@ -484,16 +564,24 @@ impl<T, S> Multi<T, S> {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.set_want(ci, Some(Interest::Out));
+                    // A TLS handshake in progress needs to read before it can write more.
+                    let handshaking = self.conns[ci].tls.as_ref().is_some_and(|s| s.handshaking());
+                    let want = if handshaking { Interest::InOut } else { Interest::Out };
+                    self.set_want(ci, Some(want));
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.conn_failed(ci, id, XferError::Send(e)),
+                Err(e) => return self.conn_failed(ci, id, Self::io_error(e, XferError::Send)),
             }
         }
         self.xfers[id.idx as usize].phase = Phase::Receiving;
-        self.set_want(ci, Some(Interest::In));
+        let want = self.receive_interest(ci);
+        self.set_want(ci, Some(want));
         self.reschedule(id);
+        // TLS may already hold plaintext that the socket will not signal again.
+        if self.conns[ci].tls.is_some() {
+            self.on_readable(ci, id);
+        }
     }
 
     // ---- receiving ----------------------------------------------------------------------------
@@ -504,26 +592,36 @@ impl<T, S> Multi<T, S> {
             self.scratch.resize(cap, 0);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        for _ in 0..READS_PER_EVENT {
-            match sock::recv(&self.conns[ci].fd, &mut scratch[..cap]) {
+        // Plain sockets are read a few times per event (level-triggered, the rest comes back);
+        // TLS until it would block, since plaintext it holds is not signalled by the socket.
+        let tls = self.conns[ci].tls.is_some();
+        let mut reads = 0;
+        while tls || reads < READS_PER_EVENT {
+            reads += 1;
+            match self.read_some(ci, &mut scratch[..cap]) {
                 Ok(0) => {
                     self.on_eof(ci, id);
                     break;
                 }
                 Ok(n) => {
-                    if !self.feed(ci, id, &scratch[..n]) || n < cap {
+                    if !self.feed(ci, id, &scratch[..n]) || (n < cap && !tls) {
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.conn_failed(ci, id, XferError::Recv(e));
+                    self.conn_failed(ci, id, Self::io_error(e, XferError::Recv));
                     break;
                 }
             }
         }
         self.scratch = scratch;
+        // TLS may have records to write after reading (the handshake's end, a key update).
+        if self.conns.get(ci).is_some_and(|c| c.xfer == Some(id)) {
+            let want = self.receive_interest(ci);
+            self.set_want(ci, Some(want));
+        }
     }
 
     /// Takes bytes the connection received; false once the transfer left this connection.
@@ -699,7 +797,7 @@ impl<T, S> Multi<T, S> {
             return self.fail(id, XferError::TooManyRedirects(max));
         }
         match x.target.join(&location) {
-            Ok(t) => x.target = t,
+            Ok(t) => x.target = t.with_tls(&x.easy.tls),
             Err(e) => return self.fail(id, e),
         }
         // As browsers and libcurl do: 303 always becomes GET, and so does a POST answered
@@ -796,8 +894,12 @@ impl<T, S> Multi<T, S> {
     /// for). Either way it cannot be reused.
     fn on_idle_event(&mut self, ci: usize) {
         let mut probe = [0u8; 1];
-        match sock::recv(&self.conns[ci].fd, &mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // Through TLS, records with no data for us (session tickets) are taken and dropped.
+        match self.read_some(ci, &mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let want = self.receive_interest(ci);
+                self.set_want(ci, Some(want));
+            }
             _ => self.close_conn(ci),
         }
     }

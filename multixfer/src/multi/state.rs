@@ -127,6 +127,8 @@ pub(crate) struct Conn<S> {
     pub(crate) user: Option<S>,
     pub(crate) idle_deadline: Option<Instant>,
     pub(crate) served: u32,
+    /// The TLS session of an `https` connection, once TCP is connected.
+    pub(crate) tls: Option<crate::tls::Session>,
 }
 
 #[derive(Debug, Default)]

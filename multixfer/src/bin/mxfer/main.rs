@@ -4,7 +4,8 @@
 //! as arguments, `-K`/`--config FILE` for a list (`url = ...`, `output = ...`),
 //! `--parallel-max N` (50 by default), `-o FILE` (for the next URL), `--output-dir DIR` with
 //! `-O` (save under the URL's last path segment), `--max-time`, `--connect-timeout`,
-//! `--speed-limit`/`--speed-time`, `-L`/`--max-redirs`, `-H`, `-d`, `-X`, `-I`, `-s`. Bodies
+//! `--speed-limit`/`--speed-time`, `-L`/`--max-redirs`, `-H`, `-d`, `-X`, `-I`, `-s`, and for
+//! HTTPS (feature `rustls`) `--cacert FILE` and `-k`/`--insecure`. Bodies
 //! with no output go to standard output; `-o /dev/null` discards without writing.
 //!
 //! A progress bar is drawn on a terminal; a summary line (transfers, failures, bytes, seconds,
@@ -72,6 +73,12 @@ fn build(opts: &Opts, job: &Job) -> std::io::Result<Easy<String>> {
     }
     for (n, v) in &opts.headers {
         easy = easy.header(n.clone(), v.clone());
+    }
+    if let Some(ca) = &opts.cacert {
+        easy = easy.ca_file(ca);
+    }
+    if opts.insecure {
+        easy = easy.verify_peer(false);
     }
     if let Some((limit, time)) = opts.speed_limit {
         easy = easy.low_speed(limit, time);

@@ -33,6 +33,8 @@ pub(crate) struct Opts {
     pub(crate) method: Option<String>,
     pub(crate) head: bool,
     pub(crate) silent: bool,
+    pub(crate) insecure: bool,
+    pub(crate) cacert: Option<PathBuf>,
 }
 
 fn secs(v: &str) -> Result<Duration, String> {
@@ -90,6 +92,8 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
         method: None,
         head: false,
         silent: false,
+        insecure: false,
+        cacert: None,
     };
     let mut urls = Vec::new();
     // As in curl, the n-th output (from -o or a config file) goes with the n-th URL.
@@ -129,6 +133,8 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
             "-X" | "--request" => opts.method = Some(value(&arg)?),
             "-I" | "--head" => opts.head = true,
             "-s" | "--silent" => opts.silent = true,
+            "-k" | "--insecure" => opts.insecure = true,
+            "--cacert" => opts.cacert = Some(value(&arg)?.into()),
             "--url" => urls.push(value(&arg)?),
             a if a.starts_with('-') && a.len() > 1 => return Err(format!("unknown option {a}")),
             _ => urls.push(arg),
