@@ -154,17 +154,22 @@ mod with_rustls {
             Ok(())
         }
 
+        /// Writes what records the socket takes; a full socket is not an error (the rest goes
+        /// when it is writable again).
+        fn flush_some(&mut self, fd: &OwnedFd) -> io::Result<()> {
+            match self.flush(fd) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                other => other,
+            }
+        }
+
         /// Hands plaintext from `out` to TLS and writes what it can; returns how much was
         /// taken, or `WouldBlock` when nothing could be (TLS is full and so is the socket, or
         /// the handshake needs the server first).
         pub(crate) fn send(&mut self, fd: &OwnedFd, out: &mut BytesMut) -> io::Result<usize> {
             let n = self.0.writer().write(out)?;
             out.advance(n);
-            match self.flush(fd) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+            self.flush_some(fd)?;
             if n == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
@@ -182,11 +187,7 @@ mod with_rustls {
             self.0
                 .process_new_packets()
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            match self.flush(fd) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+            self.flush_some(fd)?;
             Ok(n == 0)
         }
 
@@ -205,11 +206,7 @@ mod with_rustls {
                 self.0
                     .process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                match self.flush(fd) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
+                self.flush_some(fd)?;
                 if n == 0 {
                     // The peer closed: whatever plaintext is left, then the end.
                     return match self.0.reader().read(buf) {
