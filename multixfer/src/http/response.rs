@@ -42,7 +42,7 @@ impl ResponseHead {
     /// Whether a header's comma-separated values include `token` (case-insensitive).
     fn has_token(&self, name: &str, token: &str) -> bool {
         self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).any(|(_, v)| {
-            String::from_utf8_lossy(v).split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+            v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
         })
     }
 }
@@ -260,18 +260,22 @@ impl ResponseParser {
                 if len > self.limits.max_head {
                     return Err(HttpError::HeadTooLarge(self.limits.max_head));
                 }
-                let head = ResponseHead {
-                    status: resp.code.unwrap_or(0),
-                    reason: resp.reason.unwrap_or("").to_string(),
-                    version: resp.version.unwrap_or(1),
-                    headers: resp
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.to_string(), Bytes::copy_from_slice(h.value)))
-                        .collect(),
-                };
-                buf.advance(len);
-                Ok(Some(head))
+                // Header values are slices of the head's bytes: one buffer, no copy per value.
+                let status = resp.code.unwrap_or(0);
+                let reason = resp.reason.unwrap_or("").to_string();
+                let version = resp.version.unwrap_or(1);
+                let spans: Vec<(String, usize, usize)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+                        (h.name.to_string(), start, start + h.value.len())
+                    })
+                    .collect();
+                let raw = buf.split_to(len).freeze();
+                let headers =
+                    spans.into_iter().map(|(name, a, b)| (name, raw.slice(a..b))).collect();
+                Ok(Some(ResponseHead { status, reason, version, headers }))
             }
             Ok(httparse::Status::Partial) => {
                 // The limit is checked on what is buffered, so a server that never ends its head

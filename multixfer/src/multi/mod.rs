@@ -130,6 +130,7 @@ pub struct Multi<T = (), S = ()> {
     wake: Arc<Signal>,
     events: Vec<(RawFd, Ready)>,
     tls: crate::tls::Configs,
+    last_target: Option<(String, Target)>,
 }
 
 impl<T, S> fmt::Debug for Multi<T, S> {
@@ -191,6 +192,7 @@ impl<T, S> Multi<T, S> {
             wake: Arc::new(Signal::new()?),
             events: Vec::new(),
             tls: crate::tls::Configs::new(),
+            last_target: None,
         })
     }
 
@@ -203,7 +205,14 @@ impl<T, S> Multi<T, S> {
         let now = self.clock.now();
         self.next_gen = self.next_gen.wrapping_add(1);
         let gen = self.next_gen;
-        let target = Target::parse(&easy.url).map(|t| t.with_tls(&easy.tls));
+        // Many transfers to one URL (or a few) is common: the last parse is reused.
+        let target = match &self.last_target {
+            Some((url, t)) if *url == easy.url => Ok(t.clone()),
+            _ => Target::parse(&easy.url).inspect(|t| {
+                self.last_target = Some((easy.url.clone(), t.clone()));
+            }),
+        }
+        .map(|t| t.with_tls(&easy.tls));
         let head_request = easy.method.eq_ignore_ascii_case("HEAD");
         let total_deadline = easy.timeout.map(|t| now + t);
         let (target, error) = match target {
