@@ -17,6 +17,9 @@ const TIMER: Token = Token(usize::MAX);
 
 /// Connects one [`Multi`] to one [`Reactor`].
 ///
+/// The engine tells changes only, so pair one engine with one reactor and one driver for
+/// its life: a new reactor would never hear of the sockets announced to the old one.
+///
 /// ```no_run
 /// use evcore::Loop;
 /// use multixfer::{drive::Driver, Easy, Multi};

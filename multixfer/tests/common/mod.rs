@@ -29,10 +29,15 @@ pub fn nginx(keepalive_requests: u64) -> peers::Nginx {
 
 /// Runs every transfer in `multi` to completion on an evcore loop; returns the messages in
 /// the order they finished.
+/// An engine's sockets are announced once, to one loop: run it on a fresh loop only once.
 pub fn run_all<T, S>(multi: &mut Multi<T, S>) -> Vec<Done<T>> {
-    let mut lp = Loop::new().unwrap();
+    run_on(multi, &mut Loop::new().unwrap(), &mut Driver::new())
+}
+
+/// Runs on a given loop and driver, for engines driven more than once.
+pub fn run_on<T, S>(multi: &mut Multi<T, S>, lp: &mut Loop, driver: &mut Driver) -> Vec<Done<T>> {
     let mut out = Vec::new();
-    Driver::new().run(multi, &mut lp, |d| out.push(d)).unwrap();
+    driver.run(multi, lp, |d| out.push(d)).unwrap();
     out
 }
 
