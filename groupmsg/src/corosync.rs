@@ -75,7 +75,10 @@ struct Iovec {
 }
 
 const CS_OK: c_uint = 1;
-const CS_DISPATCH_ALL: c_uint = 2;
+const CS_DISPATCH_ONE_NONBLOCKING: c_uint = 4;
+/// Events taken from libcpg per fill: enough to amortize the calls, few enough that the copied
+/// messages are still in cache when the handler reads them.
+const FILL_BATCH: usize = 64;
 const CPG_ITERATION_ALL: c_uint = 3;
 
 #[link(name = "cpg")]
@@ -323,18 +326,31 @@ impl CorosyncConn {
         check(unsafe { cpg_mcast_joined(self.handle, 2, v.as_ptr(), v.len() as c_uint) })
     }
 
-    /// Runs libcpg's dispatch without blocking; the callbacks fill the inbox.
+    /// Takes up to a batch of events from libcpg without blocking; the callbacks fill the
+    /// inbox. One event per `cpg_dispatch` call rather than `CS_DISPATCH_ALL`: that would copy
+    /// everything corosync holds (thousands of messages under load) before the handler sees the
+    /// first, and the copies would be out of cache by the time it does.
     fn fill(&mut self) -> Result<(), CsError> {
-        // SAFETY: callbacks reach `self.inbox` through the context; no other reference to it is
-        // alive during this call.
-        match unsafe { cpg_dispatch(self.handle, CS_DISPATCH_ALL) } {
-            CS_OK => Ok(()),
-            code => match CsError::from_code(code) {
-                Some(CsError::TryAgain) => Ok(()),
-                Some(e) => Err(e),
-                None => Err(CsError::Library),
-            },
+        for _ in 0..FILL_BATCH {
+            // SAFETY: callbacks reach `self.inbox` through the context; no other reference to
+            // it is alive during this call.
+            match unsafe { cpg_dispatch(self.handle, CS_DISPATCH_ONE_NONBLOCKING) } {
+                CS_OK => {}
+                code => {
+                    return match CsError::from_code(code) {
+                        Some(CsError::TryAgain) => Ok(()),
+                        Some(e) => Err(e),
+                        None => Err(CsError::Library),
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Whether the last fill may have left events in libcpg (it stopped at a full batch).
+    pub(crate) fn may_have_more(&self) -> bool {
+        self.inbox.events.len() >= FILL_BATCH
     }
 
     pub(crate) fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {

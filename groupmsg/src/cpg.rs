@@ -242,25 +242,39 @@ impl<H: Handler> Cpg<H> {
             },
             Dispatch::All => {
                 let mut n = 0;
-                let pending = match &mut self.conn {
-                    Conn::Local { bus, id } => bus.pending(*id)?,
-                    Conn::Daemon(c) => c.pending()?,
+                loop {
+                    let pending = match &mut self.conn {
+                        Conn::Local { bus, id } => bus.pending(*id)?,
+                        Conn::Daemon(c) => c.pending()?,
+                        #[cfg(feature = "corosync")]
+                        Conn::Corosync(c) => c.pending()?,
+                    };
+                    // The corosync backend takes events in batches: go on while a batch came
+                    // full, as CS_DISPATCH_ALL goes on until libcpg has nothing.
                     #[cfg(feature = "corosync")]
-                    Conn::Corosync(c) => c.pending()?,
-                };
-                while n < pending {
-                    let Some(e) = self.pop()? else { break };
-                    self.deliver(e);
-                    n += 1;
+                    let more = matches!(&self.conn, Conn::Corosync(c) if c.may_have_more());
+                    #[cfg(not(feature = "corosync"))]
+                    let more = false;
+                    let mut delivered = 0;
+                    while delivered < pending {
+                        let Some(e) = self.pop()? else { break };
+                        self.deliver(e);
+                        delivered += 1;
+                    }
+                    n += delivered;
+                    if !more || delivered == 0 {
+                        return Ok(n);
+                    }
                 }
-                Ok(n)
             }
             Dispatch::One => loop {
                 if let Some(e) = self.pop()? {
                     self.deliver(e);
                     return Ok(1);
                 }
-                self.wait()?;
+                if !self.spin()? {
+                    self.wait()?;
+                }
             },
             Dispatch::Blocking => {
                 let mut n = 0;
@@ -274,11 +288,24 @@ impl<H: Handler> Cpg<H> {
                             self.deliver(e);
                             n += 1;
                         }
-                        None => self.wait()?,
+                        None => {
+                            if !self.spin()? {
+                                self.wait()?;
+                            }
+                        }
                     }
                 }
             }
             _ => Err(CsError::InvalidParam),
+        }
+    }
+
+    /// Before sleeping, a `groupd` connection polls its socket briefly (see
+    /// [`Groupd`](crate::Groupd)): true when that found an event.
+    fn spin(&mut self) -> Result<bool, CsError> {
+        match &mut self.conn {
+            Conn::Daemon(c) => c.spin(crate::daemon::SPIN),
+            _ => Ok(false),
         }
     }
 

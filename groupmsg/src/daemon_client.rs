@@ -17,6 +17,7 @@ use crate::{CpgEvent, CsError, GroupName, Member};
 pub(crate) struct DaemonClient {
     stream: UnixStream,
     rbuf: BytesMut,
+    scratch: Vec<u8>,
     inbox: VecDeque<CpgEvent>,
     /// Readable while the inbox holds events (and after a stop); part of `epoll`.
     pub(crate) wake: Arc<OwnedFd>,
@@ -67,6 +68,7 @@ impl DaemonClient {
         let mut client = DaemonClient {
             stream,
             rbuf,
+            scratch: vec![0u8; 64 * 1024],
             inbox: VecDeque::new(),
             wake,
             epoll: Arc::new(ep),
@@ -145,13 +147,31 @@ impl DaemonClient {
         self.inbox.push_back(e);
     }
 
+    /// Polls the socket for up to `limit` until an event arrives: a reply to a multicast just
+    /// sent comes back within microseconds, sooner than a wake-up from sleep would notice.
+    /// True when the inbox has something.
+    pub(crate) fn spin(&mut self, limit: std::time::Duration) -> Result<bool, CsError> {
+        let start = std::time::Instant::now();
+        loop {
+            self.read_available()?;
+            self.parse_buffered()?;
+            if !self.inbox.is_empty() {
+                return Ok(true);
+            }
+            if start.elapsed() >= limit {
+                return Ok(false);
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Reads what the socket holds, without blocking.
     fn read_available(&mut self) -> Result<(), CsError> {
-        let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            match self.stream.read(&mut chunk) {
+            // One scratch buffer for the connection's life: zeroed once, not per call.
+            match self.stream.read(&mut self.scratch) {
                 Ok(0) => return Err(CsError::Library),
-                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.rbuf.extend_from_slice(&self.scratch[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(CsError::Library),

@@ -172,6 +172,10 @@ impl LocalBus {
     /// A multicast `groupd` has already taken from a client's pipeline: flow control was
     /// the client's to apply when it sent, so the limit is soft here (exceeded by at most one
     /// client window) and an accepted message is never refused after the fact.
+    ///
+    /// The sender's own copy is queued without raising its signal: `groupd` writes the
+    /// sender's events itself right after the request, and a raised signal would only wake
+    /// its event thread to find nothing.
     pub(crate) fn mcast_accepted(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
         self.mcast_with(id, msg, false)
     }
@@ -191,7 +195,11 @@ impl LocalBus {
         let members: Vec<u64> =
             bus.groups.get(&name).map(|l| l.iter().map(|m| m.1).collect()).unwrap_or_default();
         for m in members {
-            bus.push(m, event.clone());
+            if m == id && !respect_flow {
+                bus.push_quietly(m, event.clone());
+            } else {
+                bus.push(m, event.clone());
+            }
         }
         Ok(())
     }
@@ -259,6 +267,13 @@ impl Bus {
         }
         if let Some(id) = also {
             self.push(id, event);
+        }
+    }
+
+    /// Queues an event without raising the handle's signal (its reader takes it at once).
+    fn push_quietly(&mut self, id: u64, event: CpgEvent) {
+        if let Some(h) = self.handles.get_mut(&id) {
+            h.inbox.push_back(event);
         }
     }
 
