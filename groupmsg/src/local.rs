@@ -21,6 +21,11 @@ pub const LOCAL_MAX_MESSAGE: usize = 64 << 20;
 /// A member's undelivered events above which senders are flow-controlled.
 pub const DEFAULT_FLOW_LIMIT: usize = 10_000;
 
+/// A member's undelivered message bytes above which senders are flow-controlled, whatever the
+/// count: like corosync's IPC buffer, it keeps a fast sender from queueing megabytes that a
+/// slow member then reads out of cache (and out of freshly faulted pages).
+pub const FLOW_BYTES: usize = 1 << 20;
+
 /// An in-process group bus: the groups that `Cpg` handles on this bus can join. Cheap to
 /// clone; clones are the same bus.
 #[derive(Clone, Debug)]
@@ -45,6 +50,8 @@ struct HandleState {
     member: Member,
     group: Option<GroupName>,
     inbox: VecDeque<CpgEvent>,
+    /// Message bytes in `inbox`.
+    inbox_bytes: usize,
     signal: Arc<OwnedFd>,
     signalled: bool,
 }
@@ -118,6 +125,7 @@ impl LocalBus {
                 member,
                 group: None,
                 inbox: VecDeque::new(),
+                inbox_bytes: 0,
                 signal: signal.clone(),
                 signalled: false,
             },
@@ -191,15 +199,18 @@ impl LocalBus {
         if respect_flow && bus.flow_enabled(&name) {
             return Err(CsError::TryAgain);
         }
-        let event = CpgEvent::Deliver { group: name.clone(), sender, msg };
-        let members: Vec<u64> =
-            bus.groups.get(&name).map(|l| l.iter().map(|m| m.1).collect()).unwrap_or_default();
-        for m in members {
-            if m == id && !respect_flow {
-                bus.push_quietly(m, event.clone());
+        let Bus { groups, handles, .. } = &mut *bus;
+        let Some(list) = groups.get(&name) else { return Ok(()) };
+        // Every member but the last gets a copy; the last gets the message itself.
+        let mut event = Some(CpgEvent::Deliver { group: name.clone(), sender, msg });
+        for (i, &(_, m)) in list.iter().enumerate() {
+            let e = if i + 1 == list.len() {
+                event.take().expect("taken once, by the last member")
             } else {
-                bus.push(m, event.clone());
-            }
+                event.clone().expect("present until the last member")
+            };
+            let quiet = m == id && !respect_flow;
+            Bus::push_to(handles, m, e, quiet);
         }
         Ok(())
     }
@@ -213,6 +224,7 @@ impl LocalBus {
         let mut bus = self.lock();
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         let event = h.inbox.pop_front();
+        h.inbox_bytes -= event.as_ref().map_or(0, event_bytes);
         if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
             // Also drained when nothing was pending, for a wake-up a stopper left behind.
@@ -270,17 +282,17 @@ impl Bus {
         }
     }
 
-    /// Queues an event without raising the handle's signal (its reader takes it at once).
-    fn push_quietly(&mut self, id: u64, event: CpgEvent) {
-        if let Some(h) = self.handles.get_mut(&id) {
-            h.inbox.push_back(event);
-        }
+    fn push(&mut self, id: u64, event: CpgEvent) {
+        Bus::push_to(&mut self.handles, id, event, false);
     }
 
-    fn push(&mut self, id: u64, event: CpgEvent) {
-        let Some(h) = self.handles.get_mut(&id) else { return };
+    /// Queues an event and raises the handle's signal, unless `quiet` (a `groupd` reader
+    /// takes its own member's events at once).
+    fn push_to(handles: &mut HashMap<u64, HandleState>, id: u64, event: CpgEvent, quiet: bool) {
+        let Some(h) = handles.get_mut(&id) else { return };
+        h.inbox_bytes += event_bytes(&event);
         h.inbox.push_back(event);
-        if !h.signalled {
+        if !h.signalled && !quiet {
             let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
             h.signalled = true;
         }
@@ -290,8 +302,18 @@ impl Bus {
     fn flow_enabled(&self, name: &GroupName) -> bool {
         self.groups.get(name).is_some_and(|l| {
             l.iter().any(|(_, id)| {
-                self.handles.get(id).is_some_and(|h| h.inbox.len() >= self.flow_limit)
+                self.handles.get(id).is_some_and(|h| {
+                    h.inbox.len() >= self.flow_limit || h.inbox_bytes >= FLOW_BYTES
+                })
             })
         })
+    }
+}
+
+/// The message bytes an event holds (membership changes count as none).
+fn event_bytes(e: &CpgEvent) -> usize {
+    match e {
+        CpgEvent::Deliver { msg, .. } => msg.len(),
+        _ => 0,
     }
 }

@@ -9,9 +9,10 @@ pub const MAX_NAME: usize = 128;
 /// The most members a membership list holds (`CPG_MEMBERS_MAX`).
 pub const MAX_MEMBERS: usize = 128;
 
-/// A process group's name: 1 to 128 bytes.
+/// A process group's name: 1 to 128 bytes. Cheap to clone (shared, not copied), since every
+/// event carries one.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupName(Vec<u8>);
+pub struct GroupName(std::sync::Arc<[u8]>);
 
 impl GroupName {
     /// Checks the length (`CS_ERR_NAME_TOO_LONG` over 128 bytes, `CS_ERR_INVALID_PARAM` when
@@ -24,7 +25,7 @@ impl GroupName {
         if n.len() > MAX_NAME {
             return Err(CsError::NameTooLong);
         }
-        Ok(GroupName(n.to_vec()))
+        Ok(GroupName(n.into()))
     }
 
     /// The name's bytes.
