@@ -14,7 +14,7 @@ use groupmsg::{
     Backend, Change, Cpg, CsError, Dispatch, GroupName, Guarantee, Handler, LocalBus, Member,
 };
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const SIZES: &[(usize, usize)] = &[(64, 50_000), (1_600, 30_000), (40_000, 5_000)];
 const RTT_COUNT: usize = 2_000;
 

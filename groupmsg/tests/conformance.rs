@@ -1,0 +1,206 @@
+//! One conformance suite, run against every backend: the in-process bus, `groupd`, and (with
+//! feature `corosync`, as root) real corosync 3.1.7. Each test is written once against a
+//! [`Fixture`]; `each_backend!` instantiates it per backend.
+//!
+//! A member is a process on groupd and corosync (its pid is its identity, and corosync refuses
+//! a second join from one process), so what needs several members runs with real processes:
+//! `groupcat` processes in `groupd.rs` and `corosync.rs` (one order at every member, a killed
+//! member seen as PROCDOWN by all), and handles on threads in `local.rs`.
+
+use std::io::IoSlice;
+
+use groupmsg::{
+    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, LocalBus, Member,
+    Reason,
+};
+
+/// Makes handles on one backend.
+trait Fixture {
+    fn handle(&self) -> Cpg<Collect>;
+}
+
+struct Local(LocalBus);
+
+impl Fixture for Local {
+    fn handle(&self) -> Cpg<Collect> {
+        Cpg::initialize(Backend::Local(self.0.clone()), Collect::default()).unwrap()
+    }
+}
+
+/// groupd in this process, on a socket of its own; bound before its thread starts, so handles
+/// can connect at once.
+struct Daemon(std::path::PathBuf);
+
+impl Daemon {
+    fn start() -> Daemon {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("conformance-{}-{n}.sock", std::process::id()));
+        let mut d = groupmsg::Groupd::bind(&path).unwrap();
+        d.log_to(|_| {});
+        std::thread::spawn(move || d.run());
+        Daemon(path)
+    }
+}
+
+impl Fixture for Daemon {
+    fn handle(&self) -> Cpg<Collect> {
+        Cpg::initialize(Backend::Daemon(self.0.clone()), Collect::default()).unwrap()
+    }
+}
+
+#[cfg(feature = "corosync")]
+struct Corosync(#[allow(dead_code)] peers::Corosync);
+
+#[cfg(feature = "corosync")]
+impl Fixture for Corosync {
+    fn handle(&self) -> Cpg<Collect> {
+        Cpg::initialize(Backend::Corosync, Collect::default()).unwrap()
+    }
+}
+
+macro_rules! each_backend {
+    ($($test:ident),* $(,)?) => {
+        mod local {
+            $(#[test] fn $test() { super::$test(&super::Local(groupmsg::LocalBus::new())) })*
+        }
+        mod groupd {
+            $(#[test] fn $test() { super::$test(&super::Daemon::start()) })*
+        }
+        #[cfg(feature = "corosync")]
+        mod corosync {
+            $(#[test] fn $test() { super::$test(&super::Corosync(peers::Corosync::start().unwrap())) })*
+        }
+    };
+}
+
+each_backend!(
+    self_delivery_in_order_from_scattered_slices,
+    dispatch_modes,
+    errors_and_limits,
+    join_leave_and_join_again,
+);
+
+fn group(name: &str) -> GroupName {
+    GroupName::new(format!("conformance-{name}")).unwrap()
+}
+
+fn send(c: &mut Cpg<Collect>, msg: &[u8]) {
+    loop {
+        match c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg)]) {
+            Ok(()) => return,
+            Err(CsError::TryAgain) => {
+                c.dispatch(Dispatch::All).unwrap();
+            }
+            Err(e) => panic!("mcast: {e}"),
+        }
+    }
+}
+
+/// Dispatches until `pred` holds for what was collected.
+fn until(c: &mut Cpg<Collect>, pred: impl Fn(&[CpgEvent]) -> bool) {
+    while !pred(&c.handler().events) {
+        c.dispatch(Dispatch::One).unwrap();
+    }
+}
+
+fn deliveries(events: &[CpgEvent]) -> Vec<(Member, Vec<u8>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CpgEvent::Deliver { sender, msg, .. } => Some((*sender, msg.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn self_delivery_in_order_from_scattered_slices(f: &dyn Fixture) {
+    let g = group("self");
+    let mut a = f.handle();
+    a.join(&g).unwrap();
+    let me = a.member();
+    for i in 0..300 {
+        let head = format!("{i}:");
+        loop {
+            let sent = a.mcast_joined(
+                Guarantee::Agreed,
+                &[IoSlice::new(head.as_bytes()), IoSlice::new(b"tail")],
+            );
+            match sent {
+                Ok(()) => break,
+                Err(CsError::TryAgain) => {
+                    a.dispatch(Dispatch::All).unwrap();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    until(&mut a, |ev| deliveries(ev).len() == 300);
+    let got = deliveries(&a.handler().events);
+    assert!(got.iter().all(|(s, _)| *s == me));
+    let want: Vec<Vec<u8>> = (0..300).map(|i| format!("{i}:tail").into_bytes()).collect();
+    assert_eq!(got.into_iter().map(|(_, m)| m).collect::<Vec<_>>(), want);
+    // The join came first, as a membership change naming this member.
+    assert!(matches!(&a.handler().events[0],
+        CpgEvent::ConfChg { joined, .. } if joined.iter().any(|c| c.member == me && c.reason == Reason::Join)));
+}
+
+fn dispatch_modes(f: &dyn Fixture) {
+    let g = group("dispatch");
+    let mut a = f.handle();
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    a.join(&g).unwrap();
+    until(&mut a, |ev| !ev.is_empty());
+    a.handler_mut().events.clear();
+    for i in 0..5u8 {
+        send(&mut a, &[i]);
+    }
+    // ONE waits for and delivers exactly one; ALL delivers what is there without waiting.
+    assert_eq!(a.dispatch(Dispatch::One), Ok(1));
+    assert_eq!(a.handler().events.len(), 1);
+    until(&mut a, |ev| ev.len() >= 2);
+    let mut n = a.handler().events.len();
+    while n < 5 {
+        n += a.dispatch(Dispatch::All).unwrap();
+    }
+    assert_eq!(deliveries(&a.handler().events).len(), 5);
+    assert_eq!(a.dispatch(Dispatch::All), Ok(0));
+    assert_eq!(a.dispatch(Dispatch::OneNonBlocking), Err(CsError::TryAgain));
+    // BLOCKING delivers until a stopper fires, from another thread.
+    send(&mut a, b"last");
+    let stop = a.stopper();
+    std::thread::spawn(move || stop.stop()).join().unwrap();
+    a.dispatch(Dispatch::Blocking).unwrap();
+    until(&mut a, |ev| deliveries(ev).len() == 6);
+}
+
+fn errors_and_limits(f: &dyn Fixture) {
+    let g = group("errors");
+    let mut a = f.handle();
+    assert_eq!(a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"x")]), Err(CsError::NotExist));
+    assert_eq!(GroupName::new(vec![b'n'; 129]).unwrap_err(), CsError::NameTooLong);
+    assert_eq!(GroupName::new(b"").unwrap_err(), CsError::InvalidParam);
+    assert!(GroupName::new(vec![b'n'; 128]).is_ok());
+    assert!(a.max_atomic_msgsize() >= 1_000_000);
+    a.join(&g).unwrap();
+    assert_eq!(a.join(&g), Err(CsError::Exist));
+    let me = a.member();
+    assert_eq!(a.local_get(), me.nodeid);
+    until(&mut a, |ev| !ev.is_empty());
+    assert_eq!(a.membership_get().unwrap(), [me]);
+    a.context_set(Box::new(7u32));
+    assert_eq!(a.context_get().and_then(|c| c.downcast_ref::<u32>()), Some(&7));
+}
+
+fn join_leave_and_join_again(f: &dyn Fixture) {
+    let g = group("rejoin");
+    let mut a = f.handle();
+    a.join(&g).unwrap();
+    send(&mut a, b"first");
+    until(&mut a, |ev| deliveries(ev).len() == 1);
+    a.leave().unwrap();
+    a.join(&g).unwrap();
+    send(&mut a, b"again");
+    until(&mut a, |ev| deliveries(ev).iter().any(|(_, m)| m == b"again"));
+}
