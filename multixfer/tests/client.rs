@@ -58,3 +58,21 @@ fn on_evcore() {
 fn on_tokio() {
     exercise(Executor::with_reactor(evcore::TokioReactor::new().unwrap()));
 }
+
+/// The socket-interface driver on tokio's reactor (through evcore's adapter), not only the
+/// async client.
+#[cfg(feature = "tokio")]
+#[test]
+fn driver_on_tokio_reactor() {
+    let good = server();
+    let mut reactor = evcore::TokioReactor::new().unwrap();
+    let mut multi: multixfer::Multi<usize> =
+        multixfer::Multi::with_options(Options::default()).unwrap();
+    for i in 0..50 {
+        multi.add(Easy::get(good.url("/")).private(i));
+    }
+    let mut done = Vec::new();
+    multixfer::drive::Driver::new().run(&mut multi, &mut reactor, |d| done.push(d)).unwrap();
+    assert_eq!(done.len(), 50);
+    assert!(done.iter().all(|d| d.result.as_ref().is_ok_and(|r| r.body == b"hello")));
+}
