@@ -1,6 +1,6 @@
 //! Name resolution that never blocks the loop: IP literals and `localhost` at once, other names
-//! on a short-lived thread per host, answers cached for a minute (libcurl's DNS cache
-//! timeout).
+//! on a short-lived thread per host (at most eight at once), answers cached for a minute
+//! (libcurl's DNS cache timeout).
 //!
 //! The threads report through an eventfd that the engine announces like any socket while a
 //! lookup is pending, as libcurl's threaded resolver does with its socket pair.
@@ -13,6 +13,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, EventfdFlags};
+
+/// At most this many lookups run at once; more hosts wait their turn.
+const MAX_THREADS: usize = 8;
 
 /// How long an answer is reused (`CURLOPT_DNS_CACHE_TIMEOUT`'s default).
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -55,8 +58,12 @@ pub(crate) enum Lookup {
 #[derive(Debug)]
 pub(crate) struct Resolver {
     cache: HashMap<Arc<str>, (Vec<IpAddr>, Instant)>,
-    /// Hosts being looked up.
+    /// Hosts being looked up, or waiting for a thread.
     pending: HashMap<Arc<str>, ()>,
+    /// Hosts waiting for a lookup thread.
+    queued: std::collections::VecDeque<Arc<str>>,
+    /// Lookup threads running.
+    threads: usize,
     tx: mpsc::Sender<Answer>,
     rx: mpsc::Receiver<Answer>,
     signal: Arc<Signal>,
@@ -68,6 +75,8 @@ impl Resolver {
         Ok(Resolver {
             cache: HashMap::new(),
             pending: HashMap::new(),
+            queued: std::collections::VecDeque::new(),
+            threads: 0,
             tx,
             rx,
             signal: Arc::new(Signal::new()?),
@@ -97,17 +106,11 @@ impl Resolver {
             }
         }
         if self.pending.insert(host.clone(), ()).is_none() {
-            let (tx, signal, name) = (self.tx.clone(), self.signal.clone(), host.clone());
-            let spawned =
-                std::thread::Builder::new().name("mxfer-resolve".into()).spawn(move || {
-                    let answer = (&*name, 0u16)
-                        .to_socket_addrs()
-                        .map(|it| it.map(|a| a.ip()).collect::<Vec<_>>())
-                        .map_err(|e| e.to_string());
-                    let _ = tx.send((name, answer));
-                    signal.raise();
-                });
-            if let Err(e) = spawned {
+            if self.threads >= MAX_THREADS {
+                self.queued.push_back(host.clone());
+                return Lookup::Pending;
+            }
+            if let Err(e) = self.spawn(host.clone()) {
                 self.pending.remove(host);
                 return Lookup::Ready(Err(format!("cannot start a resolver thread: {e}")));
             }
@@ -115,11 +118,27 @@ impl Resolver {
         Lookup::Pending
     }
 
+    /// Starts a lookup thread for `name`.
+    fn spawn(&mut self, name: Arc<str>) -> std::io::Result<()> {
+        let (tx, signal) = (self.tx.clone(), self.signal.clone());
+        std::thread::Builder::new().name("mxfer-resolve".into()).spawn(move || {
+            let answer = (&*name, 0u16)
+                .to_socket_addrs()
+                .map(|it| it.map(|a| a.ip()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string());
+            let _ = tx.send((name, answer));
+            signal.raise();
+        })?;
+        self.threads += 1;
+        Ok(())
+    }
+
     /// Answers that arrived since the last call.
     pub(crate) fn answers(&mut self, now: Instant) -> Vec<Answer> {
         self.signal.clear();
         let mut out = Vec::new();
         while let Ok((host, answer)) = self.rx.try_recv() {
+            self.threads -= 1;
             self.pending.remove(&host);
             let answer = match answer {
                 Ok(v) if v.is_empty() => Err("no addresses".to_string()),
@@ -129,6 +148,14 @@ impl Resolver {
                 self.cache.insert(host.clone(), (addrs.clone(), now));
             }
             out.push((host, answer));
+        }
+        // Hosts that waited for a thread get one now.
+        while self.threads < MAX_THREADS {
+            let Some(host) = self.queued.pop_front() else { break };
+            if let Err(e) = self.spawn(host.clone()) {
+                self.pending.remove(&host);
+                out.push((host, Err(format!("cannot start a resolver thread: {e}"))));
+            }
         }
         out
     }

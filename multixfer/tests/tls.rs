@@ -99,3 +99,20 @@ fn certificates_are_checked_unless_told_otherwise() {
         }
     }
 }
+
+#[test]
+fn the_connect_timeout_covers_the_tls_handshake() {
+    // Accepts TCP, then never says a word of TLS.
+    let silent = common::Server::start(|mut c| {
+        let mut b = [0u8; 1024];
+        while std::io::Read::read(&mut c, &mut b).is_ok_and(|n| n > 0) {}
+    });
+    let mut multi: Multi = Multi::with_options(Options::default()).unwrap();
+    multi.add(
+        Easy::get(format!("https://127.0.0.1:{}/", silent.port))
+            .connect_timeout(std::time::Duration::from_millis(200))
+            .timeout(std::time::Duration::from_secs(30)),
+    );
+    let done = run_all(&mut multi);
+    assert!(matches!(done[0].result, Err(XferError::ConnectTimeout(_))), "{:?}", done[0].result);
+}

@@ -57,7 +57,11 @@ impl<T, S> Multi<T, S> {
                 }
                 Err(e) => return self.conn_failed(ci, id, Self::io_error(e, XferError::Recv)),
             }
-            return self.on_writable(ci, id);
+            self.on_writable(ci, id);
+            if self.valid(id) {
+                self.handshake_done(ci, id);
+            }
+            return;
         }
         if phase == Phase::Sending && (ready.is_writable() || failing) {
             self.on_writable(ci, id);
@@ -79,6 +83,9 @@ impl<T, S> Multi<T, S> {
             && (ready.is_readable() || failing)
         {
             self.on_readable(ci, id);
+        }
+        if self.valid(id) {
+            self.handshake_done(ci, id);
         }
     }
 
@@ -134,7 +141,9 @@ impl<T, S> Multi<T, S> {
             let limit = x.easy.timeout.unwrap_or_default();
             return self.fail(id, XferError::Timeout(limit));
         }
-        if x.phase == Phase::Connecting && x.connect_deadline.is_some_and(|d| d <= now) {
+        // The connect timeout covers TCP and, for https, the TLS handshake, as libcurl's does.
+        let connecting = matches!(x.phase, Phase::Connecting | Phase::Sending | Phase::Receiving);
+        if connecting && x.connect_deadline.is_some_and(|d| d <= now) {
             let limit = x.easy.connect_timeout.unwrap_or_default();
             return self.fail(id, XferError::ConnectTimeout(limit));
         }
@@ -160,7 +169,10 @@ impl<T, S> Multi<T, S> {
         };
         match x.phase {
             Phase::Connecting => consider(x.connect_deadline),
-            Phase::Sending | Phase::Receiving => consider(x.speed.as_ref().map(Speed::next_check)),
+            Phase::Sending | Phase::Receiving => {
+                consider(x.connect_deadline);
+                consider(x.speed.as_ref().map(Speed::next_check));
+            }
             Phase::Queued | Phase::Resolving => {}
         }
         if next != x.deadline {
@@ -373,7 +385,6 @@ impl<T, S> Multi<T, S> {
         match sock::connect_result(&self.conns[ci].fd) {
             Ok(()) => {
                 self.conns[ci].connecting = false;
-                self.xfers[id.idx as usize].connect_deadline = None;
                 self.connected(ci, id);
             }
             Err(e) => {
@@ -394,13 +405,25 @@ impl<T, S> Multi<T, S> {
     /// TCP is up: start TLS for `https`, then the request.
     fn connected(&mut self, ci: usize, id: XferId) {
         let key = &self.conns[ci].key;
-        if let Some(tls) = &key.tls {
-            match self.tls.session(tls, &key.host) {
+        match &key.tls {
+            Some(tls) => match self.tls.session(tls, &key.host) {
+                // The connect deadline stays until the handshake is done.
                 Ok(session) => self.conns[ci].tls = Some(session),
                 Err(e) => return self.fail(id, e),
-            }
+            },
+            None => self.xfers[id.idx as usize].connect_deadline = None,
         }
         self.begin_request(ci, id);
+    }
+
+    /// Once a TLS handshake is over, the connect timeout no longer applies.
+    fn handshake_done(&mut self, ci: usize, id: XferId) {
+        let done = self.conns.get(ci).is_some_and(|c| {
+            c.xfer == Some(id) && c.tls.as_ref().is_some_and(|s| !s.handshaking())
+        });
+        if done && self.xfers[id.idx as usize].connect_deadline.take().is_some() {
+            self.reschedule(id);
+        }
     }
 
     /// What a connection waits for while its response comes: reading, and writing while TLS
