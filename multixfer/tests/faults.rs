@@ -197,3 +197,51 @@ fn ten_thousand_concurrent_transfers_against_a_slow_server() {
     // About 1 KiB per queued transfer plus buffers per connection: far under 64 MiB.
     assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
 }
+
+#[test]
+fn methods_headers_and_bodies_reach_the_server_as_sent() {
+    // Answers each request with its own head and body, so the test sees what arrived.
+    let echo = Server::start(|mut c| {
+        while let Some((head, body)) = read_request(&mut c) {
+            let mut out = head.into_bytes();
+            out.extend_from_slice(&body);
+            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", out.len());
+            if c.write_all(reply.as_bytes()).and_then(|()| c.write_all(&out)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut multi: Multi<u32> = Multi::with_options(Options::default()).unwrap();
+    multi.add(
+        Easy::get(echo.url("/a?b=c"))
+            .method("PUT")
+            .header("X-Token", "secret")
+            .header("Accept", "text/plain")
+            .body(&b"payload"[..])
+            .private(0),
+    );
+    multi.add(
+        Easy::get(echo.url("/r"))
+            .body_reader(std::io::Cursor::new(b"streamed".to_vec()), Some(8))
+            .private(1),
+    );
+    for d in run_all(&mut multi) {
+        let text = String::from_utf8(d.result.unwrap().body).unwrap();
+        match d.private {
+            0 => {
+                assert!(text.starts_with("PUT /a?b=c HTTP/1.1\r\n"), "{text}");
+                assert!(text.contains(&format!("\r\nHost: 127.0.0.1:{}\r\n", echo.port)), "{text}");
+                assert!(text.contains("\r\nX-Token: secret\r\n"), "{text}");
+                // A caller's Accept replaces the default one.
+                assert_eq!(text.matches("Accept:").count(), 1, "{text}");
+                assert!(
+                    text.contains("\r\nContent-Length: 7\r\n") && text.ends_with("\r\n\r\npayload")
+                );
+            }
+            _ => assert!(
+                text.contains("Content-Length: 8\r\n") && text.ends_with("streamed"),
+                "{text}"
+            ),
+        }
+    }
+}
