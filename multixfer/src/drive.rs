@@ -87,6 +87,11 @@ impl Driver {
         timeout: Option<Duration>,
         on_done: &mut impl FnMut(Done<T>),
     ) -> Result<usize, MultiError> {
+        // "Act at once" is done here and now, rather than through a zero timer and another
+        // turn of the reactor: one wait fewer each time transfers are added.
+        while multi.timeout() == Some(Duration::ZERO) {
+            multi.socket_action_timeout()?;
+        }
         self.apply(multi, reactor)?;
         self.events.clear();
         reactor.turn(timeout, &mut self.events)?;
