@@ -11,13 +11,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use evcore::{Clock, Ready};
+use evcore::{Clock, Event, Loop, Reactor, Ready, Token};
 use slab::Slab;
 
 use crate::easy::Easy;
 use crate::http::ResponseParser;
-use crate::poller::{MultiWaker, Poller};
-use crate::resolve::{Resolver, Signal};
+use crate::poller::MultiWaker;
+use crate::resolve::Resolver;
 use crate::target::{PoolKey, Target};
 use crate::{Done, MultiError, XferId};
 
@@ -126,9 +126,10 @@ pub struct Multi<T = (), S = ()> {
     socket_cb: Option<SocketCallback<S>>,
     timer_cb: Option<TimerCallback>,
     updates: Vec<Update>,
-    poller: Option<Poller>,
-    wake: Arc<Signal>,
-    events: Vec<(RawFd, Ready)>,
+    /// The engine's own reactor, watching its sockets in perform mode.
+    lp: Loop,
+    perform_mode: bool,
+    events: Vec<Event>,
     tls: crate::tls::Configs,
     last_target: Option<(String, Target)>,
 }
@@ -188,8 +189,8 @@ impl<T, S> Multi<T, S> {
             socket_cb: None,
             timer_cb: None,
             updates: Vec::new(),
-            poller: None,
-            wake: Arc::new(Signal::new()?),
+            lp: Loop::new()?,
+            perform_mode: false,
             events: Vec::new(),
             tls: crate::tls::Configs::new(),
             last_target: None,
@@ -286,10 +287,11 @@ impl<T, S> Multi<T, S> {
         self.ensure_poller()?;
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        let poller = self.poller.as_mut().expect("created above");
-        poller.wait(Some(Duration::ZERO), &mut events)?;
-        for &(fd, ready) in &events {
-            self.on_socket(fd, ready);
+        self.lp.turn(Some(Duration::ZERO), &mut events)?;
+        for ev in &events {
+            if let Event::Io(Token(fd), ready) = *ev {
+                self.on_socket(fd as RawFd, ready);
+            }
         }
         self.events = events;
         self.expire();
@@ -312,8 +314,8 @@ impl<T, S> Multi<T, S> {
         };
         let mut events = std::mem::take(&mut self.events);
         events.clear();
-        let result = self.poller.as_mut().expect("created above").wait(wait, &mut events);
-        let n = events.len();
+        let result = self.lp.turn(wait, &mut events);
+        let n = events.iter().filter(|e| matches!(e, Event::Io(..))).count();
         self.events = events;
         result?;
         Ok(n)
@@ -327,7 +329,7 @@ impl<T, S> Multi<T, S> {
 
     /// A handle that wakes [`poll`](Multi::poll) from any thread (`curl_multi_wakeup`).
     pub fn waker(&self) -> MultiWaker {
-        MultiWaker(self.wake.clone())
+        MultiWaker(self.lp.remote())
     }
 
     /// In perform mode, the engine's epoll descriptor: readable whenever
@@ -336,7 +338,7 @@ impl<T, S> Multi<T, S> {
     pub fn poll_fd(&mut self) -> Result<BorrowedFd<'_>, MultiError> {
         self.ensure_poller()?;
         self.report();
-        Ok(self.poller.as_ref().expect("created above").as_fd())
+        Ok(self.lp.as_fd())
     }
 
     /// Acts on one socket's readiness (`curl_multi_socket_action(fd, ev_bitmask)`); returns
@@ -449,7 +451,7 @@ impl<T, S> Multi<T, S> {
     pub fn drain_updates(&mut self) -> std::vec::Drain<'_, Update> {
         self.closing.clear();
         self.updates.clear();
-        if self.poller.is_none() {
+        if !self.perform_mode {
             if self.socket_cb.is_none() {
                 let mut out = std::mem::take(&mut self.updates);
                 self.socket_changes(|fd, poll, _| out.push(Update::Socket { fd, poll }), true);
@@ -472,9 +474,9 @@ impl<T, S> Multi<T, S> {
     }
 
     fn ensure_poller(&mut self) -> Result<(), MultiError> {
-        if self.poller.is_none() {
-            self.poller = Some(Poller::new(self.wake.clone())?);
-            // Whatever was announced to a driver before is now the poller's to watch.
+        if !self.perform_mode {
+            self.perform_mode = true;
+            // Whatever was announced to a driver before is now the engine's own loop to watch.
             for (ci, c) in self.conns.iter_mut() {
                 c.told = None;
                 if !c.dirty {

@@ -1,7 +1,9 @@
 //! Telling the driver what to watch: the socket and timer callbacks, `drain_updates`, or the
 //! engine's own poller. Only changes are told, and a Remove always comes before the close.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
+
+use evcore::Reactor;
 use std::time::Duration;
 
 use evcore::Interest;
@@ -128,7 +130,7 @@ impl<T, S> Multi<T, S> {
 
     /// Ends an entry point: tells the callbacks or the poller what changed.
     pub(super) fn report(&mut self) {
-        if self.poller.is_some() {
+        if self.perform_mode {
             self.report_to_poller();
             return;
         }
@@ -145,25 +147,43 @@ impl<T, S> Multi<T, S> {
     }
 
     fn report_to_poller(&mut self) {
-        let poller = self.poller.as_mut().expect("checked by the caller");
-        // Closed sockets: epoll forgets a descriptor when it is closed, so dropping is enough.
-        self.graveyard.clear();
+        // A failed registration (ENOMEM) would leave a socket unwatched; its transfer still ends
+        // by its timeouts, so it is not worth failing the call.
+        for (fd, owned, _) in self.graveyard.drain(..) {
+            let _ = self.lp.deregister(fd);
+            drop(owned);
+        }
         for ci in std::mem::take(&mut self.dirty) {
             let Some(c) = self.conns.get_mut(ci) else { continue };
             c.dirty = false;
             if c.want != c.told {
-                // An epoll_ctl failure here (ENOMEM) would leave the socket unwatched; its
-                // transfer still ends by its timeouts, so it is not worth failing the call.
-                let _ = poller.change(c.fd.as_fd(), c.told, c.want);
+                let _ = change(&mut self.lp, c.raw, c.told, c.want);
                 c.told = c.want;
             }
         }
         let busy = self.resolver.busy();
         if busy != self.signal_told {
+            let fd = self.resolver.signal().fd().as_raw_fd();
             let (old, new) =
                 if busy { (None, Some(Interest::In)) } else { (Some(Interest::In), None) };
-            let _ = poller.change(self.resolver.signal().fd(), old, new);
+            let _ = change(&mut self.lp, fd, old, new);
             self.signal_told = busy;
         }
+    }
+}
+
+/// One change of interest on the engine's own loop (`None` removes).
+fn change(
+    lp: &mut evcore::Loop,
+    fd: RawFd,
+    old: Option<Interest>,
+    new: Option<Interest>,
+) -> std::io::Result<()> {
+    use evcore::Token;
+    match (old, new) {
+        (None, Some(i)) => lp.register(fd, Token(fd as usize), i),
+        (Some(_), Some(i)) => lp.reregister(fd, Token(fd as usize), i),
+        (Some(_), None) => lp.deregister(fd),
+        (None, None) => Ok(()),
     }
 }
