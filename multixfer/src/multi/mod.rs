@@ -73,7 +73,8 @@ enum TimerTold {
 ///
 /// Drive it in one of two ways, as with libcurl (not both on one engine):
 /// - **perform**: call [`perform`](Multi::perform) and [`poll`](Multi::poll) (or
-///   [`wait`](Multi::wait)) in a loop. The engine watches its sockets with its own epoll.
+///   [`wait`](Multi::wait)) in a loop. The engine watches its sockets with an evcore
+///   [`Loop`](evcore::Loop) of its own.
 /// - **socket interface**: learn which sockets to watch and when to time out from the
 ///   [socket](Multi::set_socket_callback) and [timer](Multi::set_timer_callback) callbacks, or
 ///   pull the same changes with [`drain_updates`](Multi::drain_updates); report readiness with
