@@ -15,8 +15,9 @@
 //!   callback is mostly silent. Idle connections stay watched, so a server closing one is seen
 //!   at once rather than on reuse. Deadlines (total, connect, low-speed windows, idle age)
 //!   live in one ordered set; the timer is its first entry.
-//! - **Two ways to drive it**, as in libcurl: `perform` + `poll` on the engine's own evcore `Loop`, or
-//!   the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same changes).
+//! - **Two ways to drive it**, as in libcurl: `perform` + `poll` on the engine's own evcore
+//!   `Loop`, or the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same
+//!   changes).
 //!   [`drive::Driver`] is the socket-interface loop written once for any evcore reactor;
 //!   [`client::Client`] is the async API (a future per transfer, a stream of completions) on
 //!   evcore's executor, and on tokio through `evcore::TokioReactor` (feature `tokio`).
