@@ -53,14 +53,29 @@ impl<T> Inner<T> {
 /// Transfers as futures. `T` is the private value of transfers [`submit`](Client::submit)ted
 /// for the [`completions`](Client::completions) stream.
 ///
-/// ```no_run
+/// ```
 /// use evcore::Executor;
 /// use multixfer::{client::Client, Easy, Options};
+/// # use std::io::{Read, Write};
+/// # // A server that answers every request on every connection with "hi".
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let base = format!("http://{}", listener.local_addr()?);
+/// # std::thread::spawn(move || {
+/// #     for conn in listener.incoming() {
+/// #         let mut conn = conn.unwrap();
+/// #         std::thread::spawn(move || {
+/// #             let mut buf = [0u8; 4096];
+/// #             while conn.read(&mut buf).is_ok_and(|n| n > 0) {
+/// #                 let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+/// #             }
+/// #         });
+/// #     }
+/// # });
 ///
 /// let ex = Executor::new()?;
 /// let client: Client = Client::new(&ex.handle(), Options::default())?;
-/// let response = ex.block_on(client.fetch(Easy::get("http://127.0.0.1:8080/ping")))?;
-/// assert_eq!(response.status(), 200);
+/// let response = ex.block_on(client.fetch(Easy::get(format!("{base}/ping"))))?;
+/// assert_eq!((response.status(), &response.body[..]), (200, &b"hi"[..]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Client<T: 'static = (), R: Reactor + 'static = Loop> {

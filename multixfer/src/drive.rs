@@ -20,18 +20,34 @@ const TIMER: Token = Token(usize::MAX);
 /// The engine tells changes only, so pair one engine with one reactor and one driver for
 /// its life: a new reactor would never hear of the sockets announced to the old one.
 ///
-/// ```no_run
+/// ```
 /// use evcore::Loop;
 /// use multixfer::{drive::Driver, Easy, Multi};
+/// # use std::io::{Read, Write};
+/// # // A server that answers every request on every connection with "hi".
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let base = format!("http://{}", listener.local_addr()?);
+/// # std::thread::spawn(move || {
+/// #     for conn in listener.incoming() {
+/// #         let mut conn = conn.unwrap();
+/// #         std::thread::spawn(move || {
+/// #             let mut buf = [0u8; 4096];
+/// #             while conn.read(&mut buf).is_ok_and(|n| n > 0) {
+/// #                 let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+/// #             }
+/// #         });
+/// #     }
+/// # });
 ///
 /// let mut lp = Loop::new()?;
 /// let mut multi = Multi::new()?;
 /// for i in 0..100 {
-///     multi.add(Easy::get(format!("http://127.0.0.1:8080/f{i}")).discard_body());
+///     multi.add(Easy::get(format!("{base}/f{i}")).discard_body());
 /// }
-/// let mut driver = Driver::new();
-/// driver.run(&mut multi, &mut lp, |done| println!("{:?}", done.result.map(|r| r.status())))?;
-/// # Ok::<(), multixfer::MultiError>(())
+/// let mut ok = 0;
+/// Driver::new().run(&mut multi, &mut lp, |done| ok += usize::from(done.result.is_ok()))?;
+/// assert_eq!(ok, 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Default)]
 pub struct Driver {

@@ -81,20 +81,31 @@ enum TimerTold {
 ///   [`socket_action`](Multi::socket_action) and expiry with
 ///   [`socket_action_timeout`](Multi::socket_action_timeout).
 ///
-/// ```no_run
+/// ```
+/// use std::io::{Read, Write};
 /// use std::time::Duration;
 /// use multixfer::{Easy, Multi};
 ///
+/// // A one-connection server that answers every request with "hi".
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let url = format!("http://{}/", listener.local_addr()?);
+/// std::thread::spawn(move || {
+///     let (mut conn, _) = listener.accept().unwrap();
+///     let mut buf = [0u8; 4096];
+///     while conn.read(&mut buf).is_ok_and(|n| n > 0) {
+///         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi");
+///     }
+/// });
+///
 /// let mut multi = Multi::new()?;
-/// multi.add(Easy::get("http://127.0.0.1:8080/a"));
-/// multi.add(Easy::get("http://127.0.0.1:8080/b"));
+/// multi.add(Easy::get(&url));
 /// while multi.perform()? > 0 {
 ///     multi.poll(Some(Duration::from_secs(1)))?;
 /// }
-/// while let Some((done, _left)) = multi.info_read() {
-///     println!("{:?}: {}", done.id, done.result.map(|r| r.status()).unwrap_or(0));
-/// }
-/// # Ok::<(), multixfer::MultiError>(())
+/// let (done, left) = multi.info_read().expect("one transfer finished");
+/// assert_eq!(done.result.unwrap().body, b"hi");
+/// assert_eq!(left, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Multi<T = (), S = ()> {
     opts: Options,
