@@ -76,3 +76,46 @@ fn driver_on_tokio_reactor() {
     assert_eq!(done.len(), 50);
     assert!(done.iter().all(|d| d.result.as_ref().is_ok_and(|r| r.body == b"hello")));
 }
+
+/// Any drop order is sound: the client before its futures (they resolve `Cancelled`), and an
+/// engine with transfers in flight (every socket it announced is closed).
+#[test]
+fn dropping_in_any_order_is_sound() {
+    let silent = Server::start(|mut c| {
+        read_request(&mut c);
+        let mut b = [0u8; 1];
+        let _ = std::io::Read::read(&mut c, &mut b);
+    });
+    let ex = Executor::new().unwrap();
+    let client: Client = Client::new(&ex.handle(), Options::default()).unwrap();
+    let pending = client.fetch(Easy::get(silent.url("/")));
+    let started = client.fetch(Easy::get(silent.url("/")).timeout(Duration::from_millis(50)));
+    // Let the driver take both; the one with a timeout ends, the other is still running.
+    assert!(matches!(ex.block_on(started), Err(XferError::Timeout(_))));
+    drop(client);
+    assert!(matches!(ex.block_on(pending), Err(XferError::Cancelled)));
+
+    let mut multi: multixfer::Multi<String> =
+        multixfer::Multi::with_options(Options::default()).unwrap();
+    // The sockets the engine announced, by descriptor and the socket's inode.
+    let announced = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let a = announced.clone();
+    multi.set_socket_callback(move |fd, poll, _| {
+        if poll != multixfer::SocketPoll::Remove {
+            let inode = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            a.borrow_mut().push((fd, inode));
+        }
+    });
+    for i in 0..10 {
+        multi.add(Easy::get(silent.url("/")).private(format!("transfer {i}")));
+    }
+    multi.socket_action_timeout().unwrap();
+    assert_eq!(multi.running(), 10);
+    assert!(!announced.borrow().is_empty());
+    drop(multi);
+    // Each announced socket is closed: its descriptor is gone or names another file now.
+    for (fd, inode) in announced.borrow().iter() {
+        let now = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        assert_ne!(now.as_ref(), Some(inode), "fd {fd} still open after the engine was dropped");
+    }
+}
