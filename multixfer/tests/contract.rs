@@ -281,3 +281,25 @@ fn pull_mode_keeps_removed_sockets_open_until_the_next_call() {
     assert_eq!(removes.len() + removed.len(), 1, "the closed connection was removed once");
     assert_eq!(multi.info_read().unwrap().0.result.unwrap().body, b"ok");
 }
+
+#[test]
+fn socket_all_acts_on_real_readiness() {
+    // curl_multi_socket_all with no event loop at all: a connect in progress is not taken
+    // for a finished one, so a refused port fails as a connect error.
+    let good =
+        Server::start(|c| common::answer_all(c, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut multi: Multi<u32, u64> = Multi::with_options(Options::default()).unwrap();
+    multi.add(Easy::get(good.url("/")).private(0));
+    multi.add(Easy::get(format!("http://[::1]:{refused}/")).private(1));
+    multi.add(Easy::get(format!("http://127.0.0.1:{refused}/")).private(2));
+    while multi.running() > 0 {
+        multi.socket_all().unwrap();
+    }
+    while let Some((d, _)) = multi.info_read() {
+        match d.private {
+            0 => assert_eq!(d.result.unwrap().body, b"ok"),
+            _ => assert!(matches!(d.result, Err(XferError::Connect { .. })), "{:?}", d.result),
+        }
+    }
+}

@@ -377,12 +377,36 @@ impl<T, S> Multi<T, S> {
         Ok(self.running)
     }
 
-    /// Acts on every socket as if it were ready, then on timeouts (`curl_multi_socket_all`).
+    /// Acts on every socket, then on timeouts (`curl_multi_socket_all`). Each socket's real
+    /// readiness is asked of the kernel (one `poll(2)` with no wait), since acting on a socket
+    /// as if it were ready would take a connect in progress for a finished one.
     pub fn socket_all(&mut self) -> Result<usize, MultiError> {
+        use rustix::event::{PollFd, PollFlags};
         self.begin();
-        let fds: Vec<RawFd> = self.conns.iter().map(|(_, c)| c.raw).collect();
-        for fd in fds {
-            self.on_socket(fd, Ready::new(true, true, false, false));
+        let ready: Vec<(RawFd, Ready)> = {
+            let mut fds: Vec<PollFd<'_>> = self
+                .conns
+                .iter()
+                .map(|(_, c)| PollFd::new(&c.fd, PollFlags::IN | PollFlags::OUT))
+                .collect();
+            let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
+            rustix::event::poll(&mut fds, Some(&zero)).map_err(std::io::Error::from)?;
+            let raws = self.conns.iter().map(|(_, c)| c.raw);
+            raws.zip(fds.iter().map(|p| p.revents()))
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(fd, r)| {
+                    let ready = Ready::new(
+                        r.intersects(PollFlags::IN | PollFlags::HUP),
+                        r.contains(PollFlags::OUT),
+                        r.contains(PollFlags::ERR),
+                        r.contains(PollFlags::HUP),
+                    );
+                    (fd, ready)
+                })
+                .collect()
+        };
+        for (fd, r) in ready {
+            self.on_socket(fd, r);
         }
         if self.resolver.busy() {
             self.on_answers();
