@@ -120,50 +120,68 @@ fn spawn_workers(
 /// Follows the group: membership, progress, and the kill halfway through.
 async fn follow_group(
     group: Group,
+    handle: Handle,
     state: Rc<RefCell<State>>,
     children: Rc<RefCell<Vec<(Child, PathBuf)>>>,
     watch: Rc<Watch>,
 ) {
+    let mut go = Vec::new();
     while let Some(ev) = group.next().await {
-        let mut st = state.borrow_mut();
-        match ev {
-            CpgEvent::ConfChg { joined, left, .. } => {
-                st.joined.extend(joined.iter().map(|c| c.member.pid));
-                st.left.extend(left.iter().map(|c| (c.member.pid, c.reason)));
-            }
-            CpgEvent::Deliver { sender, msg, .. } => {
-                let text = String::from_utf8_lossy(&msg).into_owned();
-                let mut words = text.split_whitespace();
-                match (words.next(), words.next()) {
-                    (Some("start"), Some(h)) => {
-                        st.started.entry(h.to_string()).or_default().push(sender.pid)
+        note(&ev, &mut state.borrow_mut(), &children, &mut go);
+        watch.notify();
+        for h in go.drain(..) {
+            // Only a failed multicast stops it, and then the workers' jobs time out the run.
+            let _ = group.send(&handle, &format!("go {h}")).await;
+        }
+    }
+}
+
+/// Records one group event; a `half` either kills its sender or queues a `go` in `go`.
+fn note(
+    ev: &CpgEvent,
+    st: &mut State,
+    children: &RefCell<Vec<(Child, PathBuf)>>,
+    go: &mut Vec<String>,
+) {
+    match ev {
+        CpgEvent::ConfChg { joined, left, .. } => {
+            st.joined.extend(joined.iter().map(|c| c.member.pid));
+            st.left.extend(left.iter().map(|c| (c.member.pid, c.reason)));
+        }
+        CpgEvent::Deliver { sender, msg, .. } => {
+            let text = String::from_utf8_lossy(msg).into_owned();
+            let mut words = text.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("start"), Some(h)) => {
+                    st.started.entry(h.to_string()).or_default().push(sender.pid)
+                }
+                (Some("done"), Some(h)) => {
+                    let v: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
+                    if let [ok, missing, failed, bytes] = v[..] {
+                        st.done.insert(
+                            h.to_string(),
+                            (sender.pid, Summary { ok, missing, failed, bytes }),
+                        );
                     }
-                    (Some("done"), Some(h)) => {
-                        let v: Vec<u64> = words.filter_map(|w| w.parse().ok()).collect();
-                        if let [ok, missing, failed, bytes] = v[..] {
-                            st.done.insert(
-                                h.to_string(),
-                                (sender.pid, Summary { ok, missing, failed, bytes }),
-                            );
-                        }
-                    }
-                    // Halfway through a job, once half the jobs have started: kill that worker,
-                    // so its job goes back to the queue with half its files written.
-                    (Some("half"), Some(h))
-                        if st.victim.is_none() && st.started.len() * 2 >= st.jobs_total =>
-                    {
-                        if let Some(w) = st.workers.iter().position(|&p| p == sender.pid) {
+                }
+                // A worker waits at the halfway point of each job for a word. Once half the
+                // jobs have started, the first one there is killed instead, so its job goes
+                // back to the queue with half its files written; the others go on.
+                (Some("half"), Some(h)) => {
+                    let worker = st.workers.iter().position(|&p| p == sender.pid);
+                    let due = st.victim.is_none() && st.started.len() * 2 >= st.jobs_total;
+                    match worker {
+                        Some(w) if due => {
                             let _ = children.borrow_mut()[w].0.kill();
                             st.victim = Some((w, sender.pid, h.to_string()));
                         }
+                        _ => go.push(h.to_string()),
                     }
-                    _ => {}
                 }
+                _ => {}
             }
-            _ => {}
         }
-        drop(st);
-        watch.notify();
+        _ => {}
     }
 }
 
@@ -256,8 +274,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         st.groupd_log = groupd_log;
     }
     let watch = Rc::new(Watch::default());
-    h.spawn_local(follow_group(group.clone(), state.clone(), children.clone(), watch.clone()))
-        .detach();
+    let follow =
+        follow_group(group.clone(), h.clone(), state.clone(), children.clone(), watch.clone());
+    h.spawn_local(follow).detach();
     let started = Instant::now();
     let outcome = ex.block_on(async {
         let deadline = h.sleep(Duration::from_secs(240));

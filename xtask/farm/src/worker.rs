@@ -2,6 +2,9 @@
 //! multixfer, writes every body through a reqqueue-serialized writer into its output file,
 //! and announces its progress in the group.
 //!
+//! Halfway through a job it announces `half` and waits for the coordinator's `go`: that is
+//! where the coordinator kills one worker, so the kill always lands mid-job.
+//!
 //! Output records are `URL <tab> length <newline> body <newline>`. The writer yields between
 //! 16 KiB pieces of a body, so without the queue two transfers finishing together would
 //! interleave their records; with it, each record is whole.
@@ -25,6 +28,7 @@ use multixfer::{Easy, Options};
 use reqqueue::Queue;
 
 use crate::group::{Group, Where};
+use crate::watch::Watch;
 
 /// The Gearman function workers register.
 pub(crate) const FUNCTION: &str = "fetch_batch";
@@ -98,6 +102,9 @@ async fn yield_now() {
 /// What the worker shares with its jobs.
 struct Shared {
     handle: Handle,
+    /// Jobs the coordinator let go on past their halfway point ("go HANDLE").
+    released: RefCell<std::collections::HashSet<String>>,
+    release: Watch,
     client: Client,
     writer: Writer,
     group: Group,
@@ -140,6 +147,10 @@ async fn fetch_batch(shared: Rc<Shared>, job: AsyncJob) -> Result<Bytes, WorkErr
         job.send_status(k, n)?;
         if k == (n / 2).max(1) {
             shared.group.send(h, &format!("half {handle}")).await.map_err(fail)?;
+            // Halfway, the coordinator decides: go on, or be killed right here, mid-job, with
+            // half the batch written. Waiting for its word makes the kill land mid-job every
+            // time instead of racing the job's end.
+            shared.release.until(|| shared.released.borrow().contains(&handle)).await;
         }
     }
     let summary = format!("ok {ok} missing {missing} failed {failed} bytes {bytes}");
@@ -162,18 +173,25 @@ pub fn main(args: &[String]) -> Result<(), String> {
         client,
         writer: Writer { file: RefCell::new(file), queue: Queue::new("output file") },
         group: group.clone(),
+        released: RefCell::new(std::collections::HashSet::new()),
+        release: Watch::default(),
     });
     let stop = Stopper::new();
     // The coordinator says when to stop, in the group; the worker finishes what it holds,
     // then leaves.
     let listener = {
-        let (group, stop) = (group.clone(), stop.clone());
+        let (group, stop, s2) = (group.clone(), stop.clone(), shared.clone());
         h.spawn_local(async move {
             while let Some(ev) = group.next().await {
                 if let CpgEvent::Deliver { msg, .. } = ev {
                     if msg == b"shutdown" {
                         stop.stop();
                         return;
+                    }
+                    if let Some(handle) = msg.strip_prefix(b"go ") {
+                        let handle = String::from_utf8_lossy(handle).into_owned();
+                        s2.released.borrow_mut().insert(handle);
+                        s2.release.notify();
                     }
                 }
             }
