@@ -12,7 +12,9 @@
 //! - The coordinator submits the batches (some high priority, some background), follows them
 //!   (events for foreground jobs, `GET_STATUS` for background ones), and SIGKILLs one worker
 //!   halfway through a job once half the jobs have started: the job server requeues that job,
-//!   another worker finishes it, and the group reports the process down.
+//!   another worker finishes it, and the group reports the process down. (Workers wait at
+//!   each job's halfway point for the coordinator's `go`, so the kill cannot race the job's
+//!   end.)
 //! - At the end it stops the workers through the group, reads every output file, checks every
 //!   record against what the server served, prints a report and fails if anything is missing
 //!   or wrong.
