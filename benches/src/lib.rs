@@ -11,6 +11,14 @@
 //! - `gearman` (not criterion): jobclient and our server against libgearman and gearmand, on
 //!   live servers, three alternating rounds per workload (`c/gearman_bench.c`).
 //!
+//! - `groupmsg` (not criterion; feature `corosync`, since it links libcpg): the corosync backend
+//!   against a libcpg C harness, the local backend in-process and through `groupd`.
+//!
+//! `cargo xtask bench` runs them all as `cargo bench --package benches --features corosync`
+//! (plus the C harnesses); one alone is `cargo bench --package benches --features corosync
+//! --bench NAME`. Without the feature, the benches crate links no C library, so that
+//! `cargo test --workspace` needs none.
+//!
 //! Shared helpers for the bench files live here.
 
 use std::time::Duration;

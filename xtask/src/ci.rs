@@ -13,7 +13,13 @@ const FEATURE_SETS: &[(&str, &[&str])] =
 const CRATES: &[&str] = &["evcore", "reqqueue", "jobclient", "groupmsg", "multixfer"];
 
 pub(crate) fn run() -> Result {
+    // Before anything builds: the all-features builds link Debian's libcpg, and the interop
+    // tests need the real peers. Installed as root; anyone else is told the one command to run.
+    step("the Debian peers and C libraries", || {
+        peers::ensure_packages(peers::PEER_PACKAGES).map_err(|e| e.to_string())
+    })?;
     step("tidy", crate::tidy::run)?;
+    step("default features need no C library", default_resolve_links_no_c)?;
     step("clippy, each crate alone with its defaults", || {
         for krate in CRATES {
             cmd(
@@ -52,4 +58,35 @@ pub(crate) fn run() -> Result {
     step("demo", || crate::demo::run(&small))?;
     println!("\nci: all steps passed");
     Ok(())
+}
+
+/// Features that link a C library: none may be on in the workspace's default resolve, so that
+/// `cargo build --workspace` and `cargo test --workspace` work on a machine without them.
+const C_FEATURES: &[(&str, &str)] = &[("groupmsg", "corosync")];
+
+/// Checks with `cargo tree -e features` that the default resolve of the whole workspace turns
+/// on no feature that links C (the benches once turned on `groupmsg/corosync` for everyone).
+fn default_resolve_links_no_c() -> Result {
+    let mut on = Vec::new();
+    for (krate, feature) in C_FEATURES {
+        let out = std::process::Command::new("cargo")
+            .args(["tree", "--workspace", "--edges", "features", "--prefix", "none", "--quiet"])
+            .args(["--invert", krate])
+            .current_dir(peers::workspace_root())
+            .output()
+            .map_err(|e| format!("cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let needle = format!("{krate} feature \"{feature}\"");
+        if tree.lines().any(|l| l.starts_with(&needle)) {
+            on.push(format!("{krate}/{feature}"));
+        }
+    }
+    if on.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the default workspace build turns on C-linking features: {}", on.join(", ")))
+    }
 }

@@ -42,7 +42,12 @@ pub fn ensure_packages(packages: &[&str]) -> io::Result<()> {
     if !is_root() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("missing Debian packages (install them as root): {}", missing.join(" ")),
+            format!(
+                "missing Debian packages: {}; install them as root with: \
+                 apt-get update && apt-get install -y --no-install-recommends {}",
+                missing.join(" "),
+                missing.join(" ")
+            ),
         ));
     }
     let update = Command::new("apt-get").args(["update", "-qq"]).status()?;
