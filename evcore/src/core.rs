@@ -57,18 +57,24 @@ impl Core {
     fn tick_ceil(&self, at: Instant) -> u64 {
         let d = at.saturating_duration_since(self.origin);
         let sub = d.subsec_nanos();
-        let ms = d.as_secs().saturating_mul(1000) + u64::from(sub / NANOS_PER_TICK);
-        ms + u64::from(sub % NANOS_PER_TICK != 0)
+        // Saturating throughout: a deadline past the last tick is the last tick (about 584
+        // million years away), never a wrapped value that fires at once.
+        let ms = d.as_secs().saturating_mul(1000).saturating_add(u64::from(sub / NANOS_PER_TICK));
+        ms.saturating_add(u64::from(sub % NANOS_PER_TICK != 0))
     }
 
     #[inline]
     fn tick_floor(&self, at: Instant) -> u64 {
         let d = at.saturating_duration_since(self.origin);
-        d.as_secs().saturating_mul(1000) + u64::from(d.subsec_nanos() / NANOS_PER_TICK)
+        d.as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(d.subsec_nanos() / NANOS_PER_TICK))
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
-        self.origin + Duration::from_millis(tick)
+        // The last ticks lie beyond what `Instant` holds on some platforms: saturate there too.
+        let far = || self.origin + Duration::from_secs(i64::MAX as u64 / 4);
+        self.origin.checked_add(Duration::from_millis(tick)).unwrap_or_else(far)
     }
 
     #[inline]

@@ -124,6 +124,44 @@ fn far_deadlines_cascade<R: Reactor>(make: fn(Clock) -> R) {
     assert_eq!(fired, expect);
 }
 
+/// Deadlines beyond the wheel's millisecond ticks (an absurd epoch or timeout from the network)
+/// once wrapped the tick arithmetic, so the timer fired at once and, re-armed, spun a core.
+fn deadlines_beyond_every_tick_never_fire<R: Reactor>(make: fn(Clock) -> R) {
+    let (clock, mock) = Clock::mock();
+    let mut r = make(clock);
+    let t0 = r.now();
+    let far = [Duration::from_secs(1 << 62), Duration::from_secs(u64::MAX / 1000 + 1)];
+    for (i, d) in far.iter().enumerate() {
+        let at = t0.checked_add(*d).expect("an Instant this far exists on Linux");
+        r.add_timer(at + Duration::from_nanos(999_999), Token(i));
+    }
+    r.add_timer(t0 + MS * 5, Token(9));
+    mock.advance(MS * 10);
+    assert_eq!(timers(&poll_now(&mut r)), [9]);
+    mock.advance(Duration::from_secs(3600 * 24 * 365 * 1000));
+    assert_eq!(timers(&poll_now(&mut r)), Vec::<usize>::new(), "fired a thousand years early");
+    // The wheel may wake earlier than the deadline to cascade (its top level spans about two
+    // years), but never at once.
+    let next = r.next_deadline().expect("still armed");
+    assert!(next > r.now(), "due now");
+    assert_eq!(timers(&poll_now(&mut r)), Vec::<usize>::new());
+}
+
+/// The same on the real clock: a far timer leaves a non-blocking turn with nothing to do.
+fn far_timer_on_the_real_clock_is_idle<R: Reactor>(make: fn(Clock) -> R) {
+    let mut r = make(Clock::system());
+    let at = r.now().checked_add(Duration::from_secs(1 << 62)).expect("representable");
+    r.add_timer(at, Token(1));
+    let mut out = Vec::new();
+    assert_eq!(r.turn(Some(Duration::ZERO), &mut out).unwrap(), 0);
+    assert!(out.is_empty());
+    r.add_timer(r.now() + MS, Token(2));
+    while out.is_empty() {
+        r.turn(Some(Duration::from_secs(5)), &mut out).unwrap();
+    }
+    assert_eq!(out, [Event::Timer(Token(2))]);
+}
+
 fn real_clock_timer_wakes_a_blocking_turn<R: Reactor>(make: fn(Clock) -> R) {
     let mut r = make(Clock::system());
     let due = r.now() + MS * 15;
@@ -141,5 +179,7 @@ each_reactor!(
     reset_and_cancel_at_every_point,
     hundred_thousand_mostly_cancelled,
     far_deadlines_cascade,
+    deadlines_beyond_every_tick_never_fire,
+    far_timer_on_the_real_clock_is_idle,
     real_clock_timer_wakes_a_blocking_turn,
 );

@@ -349,6 +349,36 @@ fn our_client_with_our_worker_carries_payloads_exactly() {
     );
 }
 
+/// What gearmand 1.1.20 does with an epoch of `u64::MAX`, recorded so that our server's
+/// different answer (`ERROR INVALID_EPOCH`, `server.rs`) is a choice: it drops the packet
+/// without a reply and goes on serving the same connection.
+#[test]
+fn gearmand_drops_an_absurd_epoch_without_a_reply() {
+    use jobclient::proto::{encode, Decoder, Frame, Magic, PacketType};
+    use std::io::Read;
+    let server = Gearmand::start(&[]).unwrap();
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut out = bytes::BytesMut::new();
+    let epoch = u64::MAX.to_string();
+    encode(&mut out, Magic::Req, PacketType::SubmitJobEpoch, &[b"f", b"", epoch.as_bytes(), b"x"])
+        .unwrap();
+    encode(&mut out, Magic::Req, PacketType::EchoReq, &[b"after"]).unwrap();
+    s.write_all(&out).unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let first = loop {
+        if let Some(Frame::Packet(p)) = Decoder::client().decode(&mut buf).unwrap() {
+            break p;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "gearmand closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    assert_eq!(first.kind(), PacketType::EchoRes, "the first answer is the echo's: {first:?}");
+    assert_eq!(first.arg_ref(0), b"after");
+}
+
 #[test]
 fn admin_client_against_gearmand() {
     let server = Gearmand::start(&[]).unwrap();

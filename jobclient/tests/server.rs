@@ -379,6 +379,30 @@ fn malformed_and_oversized_packets_close_only_their_connection() {
     assert_eq!(good.recv().arg_ref(0), b"still");
 }
 
+/// Times from the network beyond any clock: an epoch of `u64::MAX` stopped the whole server
+/// (`Instant + Duration` overflow). Now it is answered `ERROR INVALID_EPOCH`, where gearmand
+/// 1.1.20 drops the packet without a reply (see `gearmand.rs`), and everything goes on.
+#[test]
+fn absurd_times_are_answered_and_the_server_goes_on() {
+    let server = Running::start();
+    let mut c = Raw::connect(server.addr);
+    c.send(PacketType::SubmitJobEpoch, &[b"f", b"", u64::MAX.to_string().as_bytes(), b"x"]);
+    c.send(PacketType::EchoReq, &[b"after"]);
+    let reply = c.recv();
+    assert_eq!(reply.kind(), PacketType::Error);
+    assert_eq!(reply.arg_ref(0), b"INVALID_EPOCH");
+    assert_eq!(c.recv().arg_ref(0), b"after");
+    // A worker with an absurd CAN_DO_TIMEOUT still gets and finishes its job.
+    let mut w = Raw::connect(server.addr);
+    w.send(PacketType::CanDoTimeout, &[b"f", u64::MAX.to_string().as_bytes()]);
+    c.send(PacketType::SubmitJob, &[b"f", b"", b"x"]);
+    let handle = c.recv().arg(0);
+    w.send(PacketType::GrabJob, &[]);
+    assert_eq!(w.recv().arg(0), handle);
+    w.send(PacketType::WorkComplete, &[&handle, b"ok"]);
+    assert_eq!(c.recv().kind(), PacketType::WorkComplete);
+}
+
 #[test]
 fn admin_protocol() {
     let server = Running::start();

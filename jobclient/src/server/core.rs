@@ -28,14 +28,31 @@ impl Now {
 }
 
 /// Something waiting for a time.
+///
+/// Job slots are reused, so a timer names its job by slot *and* by a serial that is never
+/// reused: the job's own for an epoch timer, the assignment's for a CAN_DO_TIMEOUT timer. A
+/// timer whose serial no longer matches is stale and does nothing. (Each job also holds the key
+/// of its one live timer, which is removed when the job is assigned, requeued, finished or
+/// cancelled, so stale timers do not pile up either; the serial check is the second line.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timed {
-    /// A job run under CAN_DO_TIMEOUT: requeued if that worker still has it then.
-    Assignment { job: usize, worker: ConnId },
-    /// A SUBMIT_JOB_EPOCH job: queued then.
-    Epoch { job: usize },
+    /// A job run under CAN_DO_TIMEOUT: requeued if that same assignment is still running then.
+    Assignment { job: JobId, assignment: u64 },
+    /// A SUBMIT_JOB_EPOCH job: queued then, if that same job still waits for its time.
+    Epoch { job: JobId, serial: u64 },
 }
 type JobId = usize;
+/// A key in the timer map: the deadline, then a sequence number that keeps keys distinct.
+type TimerKey = (Instant, u64);
+
+/// How far ahead a SUBMIT_JOB_EPOCH may be (100 years): a later epoch is refused with
+/// `ERROR INVALID_EPOCH` rather than armed. gearmand 1.1.20 drops such a packet without a
+/// reply; an answer is better for a client that waits for one. The bound keeps every deadline
+/// within what `Instant` and the reactor's millisecond ticks represent.
+pub(crate) const MAX_EPOCH_AHEAD_SECS: u64 = 100 * 365 * 24 * 3600;
+/// The longest CAN_DO_TIMEOUT honoured (100 years, in milliseconds); a longer one, like 0,
+/// means no timeout.
+pub(crate) const MAX_CAN_DO_TIMEOUT_MS: u64 = MAX_EPOCH_AHEAD_SECS * 1000;
 
 const PRIORITIES: usize = 3;
 
@@ -71,6 +88,13 @@ struct Job {
     retries: u32,
     /// The Unix time an epoch job runs at; 0 otherwise.
     epoch: u64,
+    /// Never reused across jobs (slots are): what an epoch timer checks.
+    serial: u64,
+    /// The serial of the current assignment to a worker (0: none yet): what a CAN_DO_TIMEOUT
+    /// timer checks.
+    assignment: u64,
+    /// The job's live timer (its epoch, or its assignment's timeout), if any.
+    timer: Option<TimerKey>,
 }
 
 #[derive(Debug, Default)]
@@ -110,11 +134,23 @@ pub(crate) struct Core {
     prefix: String,
     /// Connections with output waiting, each listed once.
     pub(crate) dirty: Vec<ConnId>,
-    timers: BTreeMap<(Instant, u64), Timed>,
+    timers: BTreeMap<TimerKey, Timed>,
     timer_seq: u64,
+    /// The last serial handed to a job or an assignment.
+    serial: u64,
     /// Journal records for the durable queue, for the driver to append to its file; `None`
     /// when the queue is in memory only.
     pub(crate) journal: Option<BytesMut>,
+}
+
+/// The monotonic deadline of a Unix `epoch` later than `now`, if it is within
+/// [`MAX_EPOCH_AHEAD_SECS`] (and so representable).
+fn epoch_deadline(epoch: u64, now: Now) -> Option<Instant> {
+    let ahead = epoch.checked_sub(now.unix)?;
+    if ahead > MAX_EPOCH_AHEAD_SECS {
+        return None;
+    }
+    now.mono.checked_add(Duration::from_secs(ahead))
 }
 
 impl Core {
@@ -132,6 +168,7 @@ impl Core {
             dirty: Vec::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
+            serial: 0,
             journal: None,
         }
     }
@@ -179,10 +216,30 @@ impl Core {
         }
     }
 
+    /// A handle no live job has. The counter only wraps if a journal restored handles near
+    /// `u64::MAX`; then handles still in use are skipped.
+    fn new_handle(&mut self) -> Bytes {
+        loop {
+            let handle = Bytes::from(format!("{}{}", self.prefix, self.next_handle));
+            self.next_handle = self.next_handle.checked_add(1).unwrap_or(1);
+            if !self.by_handle.contains_key(&handle) {
+                return handle;
+            }
+        }
+    }
+
+    fn next_serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+
     fn requeue(&mut self, job_id: JobId) {
         let Some(Some(job)) = self.jobs.get_mut(job_id) else { return };
         job.worker = None;
         job.retries += 1;
+        if let Some(key) = job.timer.take() {
+            self.timers.remove(&key);
+        }
         let (function, priority) = (job.function.clone(), job.priority);
         if let Some(f) = self.functions.get_mut(&function) {
             f.running = f.running.saturating_sub(1);
@@ -233,6 +290,9 @@ impl Core {
     fn remove_job(&mut self, job_id: JobId) {
         let Some(job) = self.jobs.get_mut(job_id).and_then(Option::take) else { return };
         self.free_jobs.push(job_id);
+        if let Some(key) = job.timer {
+            self.timers.remove(&key);
+        }
         if job.background {
             if let Some(journal) = self.journal.as_mut() {
                 super::journal::done(journal, &job.handle);
@@ -290,8 +350,11 @@ impl Core {
             }
             T::CanDo => self.can_do(from, p.arg(0), None),
             T::CanDoTimeout => {
+                // 0, and anything beyond the bound, is no timeout: a zero timeout would take
+                // every job back the moment it was assigned.
                 let ms = p.number(1, "timeout")?;
-                self.can_do(from, p.arg(0), Some(Duration::from_millis(ms)));
+                let timeout = (1..=MAX_CAN_DO_TIMEOUT_MS).contains(&ms);
+                self.can_do(from, p.arg(0), timeout.then(|| Duration::from_millis(ms)));
             }
             T::CantDo => self.cant_do(from, &p.arg(0)),
             T::ResetAbilities => {
@@ -358,9 +421,13 @@ impl Core {
         // An epoch job waits for its time, unqueued; a time already past queues it at once.
         let run_at = match p.kind() {
             PacketType::SubmitJobEpoch => match p.number(2, "epoch") {
-                Ok(epoch) if epoch > now.unix => {
-                    Some(now.mono + Duration::from_secs(epoch - now.unix))
-                }
+                Ok(epoch) if epoch > now.unix => match epoch_deadline(epoch, now) {
+                    Some(at) => Some(at),
+                    None => {
+                        self.error(from, "INVALID_EPOCH", "The epoch is too far in the future");
+                        return;
+                    }
+                },
                 Ok(_) => None,
                 Err(_) => {
                     self.error(from, "INVALID_EPOCH", "The epoch is not a number");
@@ -375,8 +442,8 @@ impl Core {
             self.error(from, "QUEUE_ERROR", "Job queue is full");
             return;
         }
-        let handle = Bytes::from(format!("{}{}", self.prefix, self.next_handle));
-        self.next_handle += 1;
+        let handle = self.new_handle();
+        let serial = self.next_serial();
         let job = Job {
             handle: handle.clone(),
             function: function.clone(),
@@ -392,6 +459,9 @@ impl Core {
                 PacketType::SubmitJobEpoch => p.number(2, "epoch").unwrap_or(0),
                 _ => 0,
             },
+            serial,
+            assignment: 0,
+            timer: None,
         };
         let job_id = match self.free_jobs.pop() {
             Some(id) => {
@@ -431,7 +501,7 @@ impl Core {
         }
         self.send(from, PacketType::JobCreated, &[&handle]);
         match run_at {
-            Some(at) => self.add_timer(at, Timed::Epoch { job: job_id }),
+            Some(at) => self.add_timer(at, Timed::Epoch { job: job_id, serial }),
             None => {
                 self.functions.get_mut(&function).expect("created above").queues[priority]
                     .push_back(job_id);
@@ -440,9 +510,23 @@ impl Core {
         }
     }
 
+    /// Arms `what`, remembering the key in its job so that the timer goes with the job.
     fn add_timer(&mut self, at: Instant, what: Timed) {
         self.timer_seq += 1;
-        self.timers.insert((at, self.timer_seq), what);
+        let key = (at, self.timer_seq);
+        let (Timed::Epoch { job, .. } | Timed::Assignment { job, .. }) = what;
+        if let Some(Some(j)) = self.jobs.get_mut(job) {
+            if let Some(old) = j.timer.replace(key) {
+                self.timers.remove(&old);
+            }
+        }
+        self.timers.insert(key, what);
+    }
+
+    /// The number of armed timers (each belongs to a live job).
+    #[cfg(test)]
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 
     /// When [`expire`](Self::expire) next has work.
@@ -457,22 +541,29 @@ impl Core {
             if entry.key().0 > now {
                 break;
             }
-            match entry.remove() {
-                Timed::Epoch { job } => {
-                    let Some(Some(j)) = self.jobs.get(job) else { continue };
+            let (key, what) = entry.remove_entry();
+            match what {
+                Timed::Epoch { job, serial } => {
+                    let Some(Some(j)) = self.jobs.get_mut(job) else { continue };
+                    if j.serial != serial || j.timer != Some(key) {
+                        continue;
+                    }
+                    j.timer = None;
                     let (function, priority) = (j.function.clone(), j.priority);
                     if let Some(f) = self.functions.get_mut(&function) {
                         f.queues[priority].push_back(job);
                     }
                     self.wake_workers(&function);
                 }
-                Timed::Assignment { job, worker } => {
-                    let still = self
-                        .jobs
-                        .get(job)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|j| j.worker == Some(worker));
-                    if still {
+                Timed::Assignment { job, assignment } => {
+                    let worker = match self.jobs.get_mut(job) {
+                        Some(Some(j)) if j.assignment == assignment && j.timer == Some(key) => {
+                            j.timer = None;
+                            j.worker
+                        }
+                        _ => None,
+                    };
+                    if let Some(worker) = worker {
                         if let Some(c) = self.conn_mut(worker) {
                             c.running.retain(|&j| j != job);
                         }
@@ -578,16 +669,18 @@ impl Core {
             self.send(from, PacketType::NoJob, &[]);
             return;
         };
+        let assignment = self.next_serial();
         let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
         job.worker = Some(from);
+        job.assignment = assignment;
         let (h, f, u, d) =
             (job.handle.clone(), job.function.clone(), job.unique.clone(), job.data.clone());
         let timeout = self.conn_mut(from).and_then(|c| {
             c.running.push(job_id);
             c.timeouts.get(&f).copied()
         });
-        if let Some(t) = timeout {
-            self.add_timer(now.mono + t, Timed::Assignment { job: job_id, worker: from });
+        if let Some(at) = timeout.and_then(|t| now.mono.checked_add(t)) {
+            self.add_timer(at, Timed::Assignment { job: job_id, assignment });
         }
         match kind {
             PacketType::GrabJobAll => {
@@ -652,9 +745,10 @@ impl Core {
                 .ok()
                 .and_then(|h| h.rsplit(':').next()?.parse::<u64>().ok())
             {
-                self.next_handle = self.next_handle.max(n + 1);
+                self.next_handle = self.next_handle.max(n.saturating_add(1));
             }
             let priority = usize::from(saved.priority).min(PRIORITIES - 1);
+            let serial = self.next_serial();
             let job = Job {
                 handle: saved.handle.clone(),
                 function: saved.function.clone(),
@@ -667,6 +761,9 @@ impl Core {
                 status: (0, 0),
                 retries: 0,
                 epoch: saved.epoch,
+                serial,
+                assignment: 0,
+                timer: None,
             };
             self.jobs.push(Some(job));
             let job_id = self.jobs.len() - 1;
@@ -675,13 +772,14 @@ impl Core {
                 self.by_unique.insert((saved.function.clone(), saved.unique), job_id);
             }
             let f = self.functions.entry(saved.function).or_default();
-            if saved.epoch > now.unix {
-                self.add_timer(
-                    now.mono + Duration::from_secs(saved.epoch - now.unix),
-                    Timed::Epoch { job: job_id },
-                );
-            } else {
+            if saved.epoch <= now.unix {
                 f.queues[priority].push_back(job_id);
+            } else {
+                // A journal is ours, but may be edited or damaged: an epoch past the bound runs
+                // at the bound rather than overflowing.
+                let epoch = saved.epoch.min(now.unix.saturating_add(MAX_EPOCH_AHEAD_SECS));
+                let at = epoch_deadline(epoch, now).unwrap_or(now.mono);
+                self.add_timer(at, Timed::Epoch { job: job_id, serial });
             }
         }
     }
@@ -768,3 +866,7 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -6,6 +6,24 @@
 //! one task per connection. A connection that sends bytes which are not the protocol (bad
 //! magic, unknown type, oversized length, a response packet) is closed with its reason
 //! logged; the others keep being served.
+//!
+//! # Limits and defaults
+//!
+//! | what | limit | past it |
+//! |---|---|---|
+//! | packet body | 64 MiB ([`Decoder::DEFAULT_MAX_BODY`](crate::proto::Decoder::DEFAULT_MAX_BODY)) | the connection is closed, before anything is allocated |
+//! | admin line | 4,096 bytes ([`MAX_LINE`](crate::proto::MAX_LINE)) | the connection is closed |
+//! | function / unique / handle | 512 / 64 / 64 bytes | the connection is closed |
+//! | `SUBMIT_JOB_EPOCH` | at most 100 years ahead | `ERROR INVALID_EPOCH` (gearmand 1.1.20 drops the packet without a reply) |
+//! | `CAN_DO_TIMEOUT` | 1 ms to 100 years | 0 or more is no timeout |
+//!
+//! # Timers
+//!
+//! Job slots and connection ids are reused, so a timer (an epoch job's time, a
+//! `CAN_DO_TIMEOUT` deadline) names its job by slot *and* by a serial that is never reused:
+//! the job's own, or the assignment's. Each job holds the key of its one live timer, which goes
+//! when the job is assigned, requeued, finished or cancelled. A stale timer can therefore never
+//! requeue or queue a later job in the same slot.
 
 mod admin;
 mod core;
