@@ -69,20 +69,80 @@ impl Groupd {
         self.log = Arc::new(Mutex::new(Box::new(log)));
     }
 
-    /// Serves connections until the listener fails.
+    /// Serves connections. Failures of one connection (a client that connects and closes at
+    /// once, a thread that cannot be started, descriptors running out) are logged and cost
+    /// that connection only; this returns only if the listening socket itself breaks.
     pub fn run(self) -> std::io::Result<()> {
-        for stream in self.listener.incoming() {
-            let stream = stream?;
+        // One descriptor held in reserve: when `accept` fails for lack of descriptors, the
+        // reserve is closed so that the pending connection can be taken off the backlog and
+        // closed, rather than failing again at once for ever (a busy loop).
+        let mut reserve = std::fs::File::open("/dev/null").ok();
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    match e.raw_os_error() {
+                        Some(EMFILE | ENFILE) => {
+                            drop(reserve.take());
+                            if let Ok((refused, _)) = self.listener.accept() {
+                                drop(refused);
+                            }
+                            reserve = std::fs::File::open("/dev/null").ok();
+                            self.log(&format!("out of descriptors, refusing a connection: {e}"));
+                        }
+                        // The peer gave up before we took it, a signal, a transient lack of
+                        // memory: this connection only.
+                        Some(ECONNABORTED | EINTR | EPROTO | ENOMEM | ENOBUFS | EPERM) => {}
+                        _ => return Err(e),
+                    }
+                    continue;
+                }
+            };
             let (bus, log) = (self.bus.clone(), self.log.clone());
-            std::thread::spawn(move || {
+            let spawned = std::thread::Builder::new().name("groupd-conn".into()).spawn(move || {
                 if let Err(reason) = serve(stream, &bus) {
                     (log.lock().unwrap_or_else(|e| e.into_inner()))(&format!(
                         "closing a connection: {reason}"
                     ));
                 }
             });
+            // The closure, and with it the stream, is dropped: the client sees the close.
+            if let Err(e) = spawned {
+                self.log(&format!("cannot start a thread for a connection, closing it: {e}"));
+            }
         }
-        Ok(())
+    }
+
+    fn log(&self, line: &str) {
+        (self.log.lock().unwrap_or_else(|e| e.into_inner()))(line);
+    }
+}
+
+// errno values (Linux), for the accept errors that cost one connection only.
+const EINTR: i32 = 4;
+const ENOMEM: i32 = 12;
+const EPERM: i32 = 1;
+const ENFILE: i32 = 23;
+const EMFILE: i32 = 24;
+const EPROTO: i32 = 71;
+const ENOBUFS: i32 = 105;
+const ECONNABORTED: i32 = 103;
+
+/// A handle registered on the bus, finalized when this goes out of scope however `serve`
+/// ends: an early return (the client closed before its greeting) once leaked the handle and
+/// its eventfd.
+struct Registration<'a> {
+    bus: &'a LocalBus,
+    id: u64,
+    signal: Arc<OwnedFd>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        // Leaving (as PROCDOWN if still in a group) and waking the event thread so it sees the
+        // handle is gone.
+        self.bus.finalize(self.id);
+        let _ = rustix::io::write(&*self.signal, &1u64.to_ne_bytes());
     }
 }
 
@@ -91,17 +151,18 @@ fn serve(stream: UnixStream, bus: &LocalBus) -> Result<(), String> {
     let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
     let pid = cred.pid.as_raw_nonzero().get() as u32;
     let (id, member, signal) = bus.register_as(Some(pid)).map_err(|e| e.to_string())?;
+    let registration = Registration { bus, id, signal: signal.clone() };
     let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));
     send(&writer, &Response::Hello(member))?;
     let events = {
         let (bus, writer, signal) = (bus.clone(), writer.clone(), signal.clone());
-        std::thread::spawn(move || forward_events(&bus, id, &signal, &writer))
+        std::thread::Builder::new()
+            .name("groupd-events".into())
+            .spawn(move || forward_events(&bus, id, &signal, &writer))
+            .map_err(|e| format!("cannot start its event thread: {e}"))?
     };
     let result = read_requests(stream, bus, id, &writer);
-    // Leaving (as PROCDOWN if still in a group) and waking the event thread so it sees the
-    // handle is gone.
-    bus.finalize(id);
-    let _ = rustix::io::write(&*signal, &1u64.to_ne_bytes());
+    drop(registration);
     let _ = events.join();
     result
 }

@@ -30,17 +30,25 @@ struct Daemon {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(None)
+    }
+
+    /// A groupd run under `prlimit --nofile=N` when `nofile` is given.
+    fn start_with(nofile: Option<u32>) -> Daemon {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket =
             std::env::temp_dir().join(format!("groupd-test-{}-{n}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(GROUPD)
-            .arg("--socket")
-            .arg(&socket)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}")).arg(GROUPD);
+                c
+            }
+            None => Command::new(GROUPD),
+        };
+        let child = cmd.arg("--socket").arg(&socket).stderr(Stdio::null()).spawn().unwrap();
         let start = Instant::now();
         while UnixStream::connect(&socket).is_err() {
             assert!(start.elapsed() < Duration::from_secs(10), "groupd did not start");
@@ -132,6 +140,36 @@ fn groupcat_processes_share_a_group_and_see_a_killed_member_as_procdown() {
     let leave = format!("\"left\":[{{\"nodeid\":1,\"pid\":{},\"reason\":\"leave\"}}]", a.pid());
     a.until(&leave);
     assert!(a.proc.0.wait().unwrap().success());
+}
+
+/// Connect-and-close leaked the bus handle (and its eventfd) of every connection that closed
+/// before its greeting went out; under a descriptor limit `accept` then failed and the daemon
+/// exited. Here it runs with 128 descriptors and takes 1,500 such connections, in waves, each
+/// followed by a real member's round trip. While the flood's connections still hold
+/// descriptors the daemon may refuse a connection (that is the limit doing its work), so the
+/// member tries again, within a deadline; a daemon that exited never answers.
+#[test]
+fn connect_and_close_floods_leak_nothing_and_never_stop_the_daemon() {
+    let d = Daemon::start_with(Some(128));
+    for wave in 0..15 {
+        for _ in 0..100 {
+            // A refused connect is the daemon's listen backlog being full: fine, it is a flood.
+            drop(UnixStream::connect(&d.socket));
+        }
+        let start = Instant::now();
+        let round_trip = || -> Result<(), CsError> {
+            let mut h = Cpg::initialize(Backend::Daemon(d.socket.clone()), Collect::default())?;
+            h.join(&GroupName::new(format!("wave{wave}"))?)?;
+            h.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"ping")])?;
+            while !h.handler().events.iter().any(|e| matches!(e, CpgEvent::Deliver { .. })) {
+                h.dispatch(Dispatch::One)?;
+            }
+            Ok(())
+        };
+        while let Err(e) = round_trip() {
+            assert!(start.elapsed() < Duration::from_secs(20), "wave {wave}: {e:?}");
+        }
+    }
 }
 
 #[test]
