@@ -18,12 +18,13 @@ use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::io::IoSlice;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::EventfdFlags;
 
-use crate::{Change, CpgEvent, CsError, GroupName, Member, Reason, MAX_MEMBERS, MAX_NAME};
+use crate::{Change, CpgEvent, CsError, GroupName, Member, Reason, MAX_NAME};
 
 type Handle = u64;
 
@@ -75,6 +76,12 @@ struct Iovec {
 }
 
 const CS_OK: c_uint = 1;
+/// The most iovecs passed to `cpg_mcast_joined`: libcpg's own array holds 64, one of which is
+/// its header.
+const MAX_IOVECS: usize = 63;
+/// Entries in the buffer handed to `cpg_membership_get`: corosync's PROCESSOR_COUNT_MAX is 384
+/// (`corodefs.h`), the most its reply can hold.
+const MEMBERSHIP_BUFFER: usize = 1024;
 const CS_DISPATCH_ONE_NONBLOCKING: c_uint = 4;
 /// Events taken from libcpg per fill: enough to amortize the calls, few enough that the copied
 /// messages are still in cache when the handler reads them.
@@ -155,6 +162,44 @@ struct Inbox {
     events: VecDeque<CpgEvent>,
 }
 
+/// The inbox, allocated once per connection and freed only after its last handle is finalized.
+///
+/// Held as the raw pointer `Box::into_raw` gave, never as a `Box`: libcpg keeps a copy of this
+/// pointer (the context) and the callbacks make a `&mut Inbox` from it. A `Box` used directly
+/// beside that would assert unique ownership each time it is touched and invalidate the
+/// callbacks' pointer (undefined behaviour under Stacked and Tree Borrows). Every access, ours
+/// and the callbacks', derives from this one pointer, and never two at once: ours happen
+/// outside `cpg_dispatch`, the callbacks' only inside it.
+struct InboxPtr(NonNull<Inbox>);
+
+impl InboxPtr {
+    fn new() -> InboxPtr {
+        InboxPtr(NonNull::from(Box::leak(Box::<Inbox>::default())))
+    }
+
+    fn get(&mut self) -> &mut Inbox {
+        // SAFETY: the pointer came from `Box::into_raw` (via `leak`) and is freed only in
+        // `Drop`; `&mut self` means no other access of ours is live, and callbacks (the only
+        // other users) run only inside `cpg_dispatch`, which needs `&mut CorosyncConn` too and
+        // so never overlaps this borrow.
+        unsafe { self.0.as_mut() }
+    }
+
+    fn get_ref(&self) -> &Inbox {
+        // SAFETY: as in `get`; a shared borrow outside `cpg_dispatch`.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for InboxPtr {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::leak` in `new`, freed once, here. `CorosyncConn` finalizes its
+        // handle (after which libcpg never calls back with this context) before this field is
+        // dropped: fields drop after the struct's own `Drop::drop`.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 /// Finds a handle's inbox through its context.
 fn inbox_of(handle: Handle) -> Option<&'static mut Inbox> {
     let mut ctx: *mut c_void = std::ptr::null_mut();
@@ -163,10 +208,10 @@ fn inbox_of(handle: Handle) -> Option<&'static mut Inbox> {
     if !ok || ctx.is_null() {
         return None;
     }
-    // SAFETY: the context is the `Box<Inbox>` of the connection owning this handle, set right
-    // after initialize and kept alive until after cpg_finalize. Callbacks run only inside
-    // cpg_dispatch, which only that connection calls, on its thread, while no other reference
-    // to the inbox exists; the 'static lifetime never escapes the callback.
+    // SAFETY: the context is the `InboxPtr` of the connection owning this handle, set right
+    // after initialize and freed only after cpg_finalize. Callbacks run only inside
+    // cpg_dispatch, which only that connection calls (through `&mut self`), so no other
+    // reference to the inbox is live; the 'static lifetime never escapes the callback.
     Some(unsafe { &mut *(ctx as *mut Inbox) })
 }
 
@@ -189,14 +234,14 @@ extern "C" fn on_deliver(
     }
 }
 
-/// Copies a list libcpg passes; at most the protocol's member limit is read.
+/// Copies a list libcpg passes, all of it: a silent cut at 128 would hide members.
 fn list(ptr: *const CpgAddress, n: usize) -> Vec<CpgAddress> {
     if ptr.is_null() || n == 0 {
         return Vec::new();
     }
-    // SAFETY: libcpg passes `n` valid entries at `ptr` for the duration of the callback; the
-    // count is clamped to what a membership list can hold.
-    unsafe { std::slice::from_raw_parts(ptr, n.min(MAX_MEMBERS)).to_vec() }
+    // SAFETY: libcpg passes `n` valid entries at `ptr` for the duration of the callback (its
+    // dispatch copies exactly `n` into the array it passes); they are copied before returning.
+    unsafe { std::slice::from_raw_parts(ptr, n).to_vec() }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -233,7 +278,7 @@ extern "C" fn on_confchg(
 
 pub(crate) struct CorosyncConn {
     handle: Handle,
-    inbox: Box<Inbox>,
+    inbox: InboxPtr,
     group: Option<GroupName>,
     has_left: bool,
     /// Whether `wake` is readable, so it is written and read only on transitions.
@@ -247,8 +292,8 @@ pub(crate) struct CorosyncConn {
 
 impl CorosyncConn {
     pub(crate) fn connect() -> Result<CorosyncConn, CsError> {
-        let mut inbox = Box::<Inbox>::default();
-        let (handle, cpg_fd) = open(&mut inbox)?;
+        let inbox = InboxPtr::new();
+        let (handle, cpg_fd) = open(&inbox)?;
         let wake = Arc::new(
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|_| CsError::Library)?,
@@ -303,7 +348,7 @@ impl CorosyncConn {
     fn reopen(&mut self) -> Result<(), CsError> {
         // Collect what the old handle still has (its own leave, typically) before closing it.
         self.fill()?;
-        let (handle, fd) = open(&mut self.inbox)?;
+        let (handle, fd) = open(&self.inbox)?;
         let _ = epoll::delete(&*self.epoll, &self.cpg_fd);
         epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN)
             .map_err(|_| CsError::Library)?;
@@ -319,10 +364,26 @@ impl CorosyncConn {
         if self.group.is_none() {
             return Err(CsError::NotExist);
         }
+        // libcpg copies the caller's iovecs after its own header into `struct iovec iov[64]` on
+        // its stack (lib/cpg.c, cpg_mcast_joined), so 64 or more would overflow it: past
+        // MAX_IOVECS slices, they are joined into one buffer first.
+        let joined: Vec<u8>;
+        let one: [IoSlice<'_>; 1];
+        let slices: &[IoSlice<'_>] = if iov.len() > MAX_IOVECS {
+            joined = iov.iter().flat_map(|s| s.iter().copied()).collect();
+            one = [IoSlice::new(&joined)];
+            &one
+        } else {
+            iov
+        };
         let v: Vec<Iovec> =
-            iov.iter().map(|s| Iovec { base: s.as_ptr().cast(), len: s.len() }).collect();
-        // SAFETY: the iovecs point into the caller's slices, alive for the duration of the call;
-        // guarantee 2 is CPG_TYPE_AGREED, as corosync delivers every guarantee.
+            slices.iter().map(|s| Iovec { base: s.as_ptr().cast(), len: s.len() }).collect();
+        debug_assert!(v.len() <= MAX_IOVECS);
+        // SAFETY: the iovecs point into the caller's slices (or `joined`), alive for the
+        // duration of the call, and there are at most MAX_IOVECS of them, which with libcpg's
+        // header fits its array of 64. Guarantee 2 is CPG_TYPE_AGREED, as corosync delivers
+        // every guarantee. (Above `max_atomic_msgsize` libcpg fragments instead, reading the
+        // iovecs in place through an array of 2: no bound applies there.)
         check(unsafe { cpg_mcast_joined(self.handle, 2, v.as_ptr(), v.len() as c_uint) })
     }
 
@@ -350,17 +411,17 @@ impl CorosyncConn {
 
     /// Whether the last fill may have left events in libcpg (it stopped at a full batch).
     pub(crate) fn may_have_more(&self) -> bool {
-        self.inbox.events.len() >= FILL_BATCH
+        self.inbox.get_ref().events.len() >= FILL_BATCH
     }
 
     pub(crate) fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
-        if self.inbox.events.is_empty() {
+        if self.inbox.get_ref().events.is_empty() {
             self.fill()?;
         }
-        let e = self.inbox.events.pop_front();
+        let e = self.inbox.get().events.pop_front();
         // Keep `wake` readable exactly while the inbox holds events libcpg's descriptor no
         // longer shows, touching it only when that changes (not once per event).
-        let waiting = !self.inbox.events.is_empty();
+        let waiting = !self.inbox.get_ref().events.is_empty();
         if waiting != self.signalled {
             if waiting {
                 let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
@@ -379,19 +440,30 @@ impl CorosyncConn {
 
     pub(crate) fn pending(&mut self) -> Result<usize, CsError> {
         self.fill()?;
-        Ok(self.inbox.events.len())
+        Ok(self.inbox.get_ref().events.len())
     }
 
     pub(crate) fn members(&mut self) -> Result<Vec<Member>, CsError> {
         let g = self.group.clone().ok_or(CsError::NotExist)?;
         let mut name = c_name(&g);
-        let mut list = [CpgAddress::default(); MAX_MEMBERS];
-        let mut count: c_int = MAX_MEMBERS as c_int;
-        // SAFETY: libcpg writes at most `count` entries into `list`, which holds that many.
+        // libcpg ignores the count passed in: it writes as many entries as corosync's answer
+        // holds, which is at most PROCESSOR_COUNT_MAX (the array in the daemon's
+        // `res_lib_cpg_membership_get`; 384 in Debian's build, which has no small-memory
+        // option). The buffer is sized to that with a wide margin, on the heap.
+        let mut list = vec![CpgAddress::default(); MEMBERSHIP_BUFFER];
+        let mut count: c_int = MEMBERSHIP_BUFFER as c_int;
+        // SAFETY: libcpg writes `member_count` entries, bounded by the daemon's reply array of
+        // PROCESSOR_COUNT_MAX entries, into `list`, which holds MEMBERSHIP_BUFFER >= that.
         check(unsafe {
             cpg_membership_get(self.handle, &mut name, list.as_mut_ptr(), &mut count)
         })?;
-        let n = (count.max(0) as usize).min(MAX_MEMBERS);
+        let n = count.max(0) as usize;
+        if n > list.len() {
+            // libcpg has already written past the buffer: memory is corrupt, and the only sound
+            // thing left is to stop.
+            eprintln!("groupmsg: libcpg reported {n} members, more than corosync can hold");
+            std::process::abort();
+        }
         Ok(list[..n].iter().map(|a| Member { nodeid: a.nodeid, pid: a.pid }).collect())
     }
 
@@ -447,12 +519,12 @@ impl CorosyncConn {
 
 /// cpg_initialize with our callbacks and `inbox` as the context; returns the handle and a
 /// duplicate of its descriptor (libcpg owns the original).
-fn open(inbox: &mut Box<Inbox>) -> Result<(Handle, OwnedFd), CsError> {
+fn open(inbox: &InboxPtr) -> Result<(Handle, OwnedFd), CsError> {
     let mut callbacks = Callbacks { deliver: Some(on_deliver), confchg: Some(on_confchg) };
     let mut handle: Handle = 0;
     // SAFETY: both pointers are valid for the call; libcpg copies the callbacks.
     check(unsafe { cpg_initialize(&mut handle, &mut callbacks) })?;
-    let ctx: *mut Inbox = &mut **inbox;
+    let ctx: *mut Inbox = inbox.0.as_ptr();
     // SAFETY: the context is the boxed inbox, whose address is stable and which outlives the
     // handle (the connection finalizes the handle before dropping the box).
     check(unsafe { cpg_context_set(handle, ctx.cast()) })?;
@@ -465,6 +537,11 @@ fn open(inbox: &mut Box<Inbox>) -> Result<(Handle, OwnedFd), CsError> {
         .map_err(|_| CsError::Library)?;
     Ok((handle, dup))
 }
+
+// SAFETY: the only field that is not `Send` by itself is the inbox pointer, which this
+// connection owns alone (libcpg's copy is used only inside `cpg_dispatch`, which runs on
+// whichever thread holds `&mut self`). libcpg handles may be used from any thread.
+unsafe impl Send for CorosyncConn {}
 
 impl Drop for CorosyncConn {
     fn drop(&mut self) {

@@ -158,3 +158,29 @@ fn all_and_blocking_dispatch_on_real_corosync() {
         matches!(a.handler().events.last(), Some(CpgEvent::Deliver { msg, .. }) if msg == b"before stop")
     );
 }
+
+/// libcpg copies the caller's iovecs into an array of 64 on its stack (one taken by its own
+/// header), so 64 or more slices overflowed it from safe code. Each count here, up to far past
+/// that, and a fragmented message of many slices, arrives whole and in order.
+#[test]
+fn any_number_of_slices_arrives_whole() {
+    let _daemon = peers::Corosync::start().unwrap();
+    let mut a = handle();
+    a.join(&GroupName::new("evstack-slices").unwrap()).unwrap();
+    collect(&mut a, 1);
+    let big = a.max_atomic_msgsize() + 10_000;
+    let cases: Vec<Vec<Vec<u8>>> = [1usize, 62, 63, 64, 65, 200, 4096]
+        .iter()
+        .map(|&n| (0..n).map(|i| format!("{i},").into_bytes()).collect())
+        .chain(std::iter::once((0..300).map(|i| vec![i as u8; big / 300 + 1]).collect()))
+        .collect();
+    for parts in &cases {
+        let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        a.mcast_joined(Guarantee::Agreed, &slices).unwrap();
+    }
+    let got = collect(&mut a, cases.len());
+    for (parts, event) in cases.iter().zip(got) {
+        let CpgEvent::Deliver { msg, .. } = event else { panic!("{event:?}") };
+        assert!(msg == parts.concat(), "{} slices: {} bytes back", parts.len(), msg.len());
+    }
+}
