@@ -120,11 +120,17 @@ impl Admin {
 
     /// `maxqueue FUNCTION N`: at most `max` queued jobs per priority (0: no limit).
     pub async fn set_max_queue(&mut self, function: &str, max: u32) -> Result<(), Error> {
+        let function = word(function, "a function name for maxqueue")?;
         self.ok_line(&format!("maxqueue {function} {max}")).await.map(drop)
     }
 
     /// `cancel job HANDLE`: removes a queued job. Servers that lack it answer an error.
+    ///
+    /// A handle that is not one word of printable ASCII is refused with
+    /// [`Error::InvalidArgument`] before anything is sent: `"x\r\nshutdown"` would otherwise be
+    /// two commands.
     pub async fn cancel_job(&mut self, handle: &str) -> Result<(), Error> {
+        let handle = word(handle, "a job handle for cancel job")?;
         self.ok_line(&format!("cancel job {handle}")).await.map(drop)
     }
 
@@ -139,6 +145,7 @@ impl Admin {
     }
 
     /// Sends a command whose answer is one line starting `OK`; an `ERR` line is an error.
+    /// Commands are built from [`word`]-checked arguments only, so each is exactly one line.
     async fn ok_line(&mut self, command: &str) -> Result<String, Error> {
         self.send(command).await?;
         let line = self.line().await?;
@@ -199,6 +206,16 @@ impl Admin {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+}
+
+/// An argument of an admin command: one non-empty word of printable ASCII, since the text
+/// protocol splits commands at line ends and arguments at spaces.
+fn word<'a>(arg: &'a str, what: &'static str) -> Result<&'a str, Error> {
+    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(arg)
+    } else {
+        Err(Error::InvalidArgument(what))
     }
 }
 

@@ -456,6 +456,14 @@ fn admin_client_against_our_server() {
             let mut admin = jobclient::Admin::connect(addr, &h).await.unwrap();
             assert!(admin.version().await.unwrap().starts_with("jobd"));
             assert!(admin.cancel_job("H:none:1").await.is_err());
+            // One argument cannot carry a second command (this once ran `shutdown`).
+            for bad in ["x\r\nshutdown", "x\nshutdown", "two words", ""] {
+                let e = admin.cancel_job(bad).await;
+                assert!(matches!(e, Err(Error::InvalidArgument(_))), "{bad:?}: {e:?}");
+                let e = admin.set_max_queue(bad, 1).await;
+                assert!(matches!(e, Err(Error::InvalidArgument(_))), "{bad:?}: {e:?}");
+            }
+            assert!(admin.version().await.unwrap().starts_with("jobd"), "still serving");
             admin.shutdown().await.unwrap();
         })
     });

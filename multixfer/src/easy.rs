@@ -72,6 +72,7 @@ pub struct Easy<T = ()> {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Body,
     pub(crate) follow: bool,
+    pub(crate) unrestricted_auth: bool,
     pub(crate) max_redirs: u32,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
@@ -97,6 +98,7 @@ impl Easy<()> {
             headers: Vec::new(),
             body: Body::None,
             follow: false,
+            unrestricted_auth: false,
             max_redirs: 50,
             connect_timeout: Some(Duration::from_secs(300)),
             timeout: None,
@@ -136,6 +138,7 @@ impl<T> Easy<T> {
             headers: self.headers,
             body: self.body,
             follow: self.follow,
+            unrestricted_auth: self.unrestricted_auth,
             max_redirs: self.max_redirs,
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
@@ -167,6 +170,14 @@ impl<T> Easy<T> {
     }
 
     /// Adds a request header (`CURLOPT_HTTPHEADER`).
+    ///
+    /// A name that is not an HTTP token, or a value holding CR, LF or NUL (which would split
+    /// the request in two), fails the transfer when it is added, with
+    /// [`XferError::BadRequest`](crate::XferError::BadRequest); so does such a method. A
+    /// `Content-Length` or `Transfer-Encoding` given here is replaced by the engine's own
+    /// when the transfer has a body, so that a request never carries two framings.
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` are not sent on to another scheme,
+    /// host or port after a redirect, unless [`unrestricted_auth`](Easy::unrestricted_auth).
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -186,6 +197,16 @@ impl<T> Easy<T> {
     #[must_use]
     pub fn body_reader(mut self, reader: impl Read + 'static, len: Option<u64>) -> Self {
         self.body = Body::Reader(Box::new(reader), len);
+        self
+    }
+
+    /// Sends credential headers (`Authorization`, `Cookie`, `Proxy-Authorization`) on after a
+    /// redirect to another scheme, host or port (`CURLOPT_UNRESTRICTED_AUTH`; off by default,
+    /// as in libcurl since CVE-2018-1000007). Off, they go only to the origin they were given
+    /// for.
+    #[must_use]
+    pub fn unrestricted_auth(mut self, unrestricted: bool) -> Self {
+        self.unrestricted_auth = unrestricted;
         self
     }
 
@@ -294,4 +315,31 @@ impl<T: fmt::Debug> fmt::Debug for Easy<T> {
             .field("private", &self.private)
             .finish_non_exhaustive()
     }
+}
+
+/// Checks what the request line and head will carry: a method and header names that are HTTP
+/// tokens (RFC 9110, 5.6.2), and header values free of CR, LF and NUL. Anything else could end
+/// the head early and smuggle a second request.
+pub(crate) fn check_request(method: &str, headers: &[(String, String)]) -> Result<(), String> {
+    fn token(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    }
+    if !token(method) {
+        return Err(format!("the method {method:?} is not an HTTP token"));
+    }
+    for (name, value) in headers {
+        if !token(name) {
+            return Err(format!("the header name {name:?} is not an HTTP token"));
+        }
+        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(format!("the value of header {name} holds CR, LF or NUL"));
+        }
+    }
+    Ok(())
+}
+
+/// The headers that carry credentials for one origin.
+pub(crate) fn is_credential(name: &str) -> bool {
+    ["authorization", "cookie", "proxy-authorization"].iter().any(|c| name.eq_ignore_ascii_case(c))
 }

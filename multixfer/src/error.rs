@@ -35,6 +35,10 @@ pub enum XferError {
         /// The last address's error.
         source: io::Error,
     },
+    /// The request cannot be sent as given: a method or header name that is not an HTTP
+    /// token, or a header value with CR, LF or NUL in it (`CURLE_BAD_FUNCTION_ARGUMENT`).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// Sending the request failed (`CURLE_SEND_ERROR`).
     #[error("sending failed: {0}")]
     Send(io::Error),

@@ -228,11 +228,13 @@ impl<T, S> Multi<T, S> {
         .map(|t| t.with_tls(&easy.tls));
         let head_request = easy.method.eq_ignore_ascii_case("HEAD");
         let total_deadline = easy.timeout.map(|t| now + t);
-        let (target, error) = match target {
-            Ok(t) => (t, None),
-            // A placeholder target; the transfer completes at once with the error.
-            Err(e) => (Target::parse("http://invalid./").expect("a valid URL"), Some(e)),
-        };
+        let checked = crate::easy::check_request(&easy.method, &easy.headers);
+        let (target, error) =
+            match target.and_then(|t| checked.map(|()| t).map_err(crate::XferError::BadRequest)) {
+                Ok(t) => (t, None),
+                // A placeholder target; the transfer completes at once with the error.
+                Err(e) => (Target::parse("http://invalid./").expect("a valid URL"), Some(e)),
+            };
         let idx = self.xfers.insert(Transfer {
             gen,
             easy,

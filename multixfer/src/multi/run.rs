@@ -479,8 +479,20 @@ impl<T, S> Multi<T, S> {
         x.speed = x.easy.low_speed.map(|(limit, time)| Speed::new(limit, time, now));
         c.out.clear();
         c.inbuf.clear();
-        let mut headers: Vec<(&str, &str)> =
-            x.easy.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        // With a body, its framing is the engine's: a user's Content-Length or
+        // Transfer-Encoding beside ours would give the server two.
+        let framed = !matches!(x.easy.body, Body::None);
+        let mut headers: Vec<(&str, &str)> = x
+            .easy
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                !framed
+                    || !(n.eq_ignore_ascii_case("content-length")
+                        || n.eq_ignore_ascii_case("transfer-encoding"))
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept")) {
             headers.push(("Accept", "*/*"));
         }
@@ -820,7 +832,19 @@ impl<T, S> Multi<T, S> {
             return self.fail(id, XferError::TooManyRedirects(max));
         }
         match x.target.join(&location) {
-            Ok(t) => x.target = t.with_tls(&x.easy.tls),
+            Ok(t) => {
+                let t = t.with_tls(&x.easy.tls);
+                // Credentials were given for one origin: a redirect elsewhere (another
+                // scheme, host or port, https to http included) does not get them.
+                let (a, b) = (&x.target.url, &t.url);
+                let same_origin = a.scheme() == b.scheme()
+                    && a.host_str() == b.host_str()
+                    && a.port_or_known_default() == b.port_or_known_default();
+                if !same_origin && !x.easy.unrestricted_auth {
+                    x.easy.headers.retain(|(n, _)| !crate::easy::is_credential(n));
+                }
+                x.target = t;
+            }
             Err(e) => return self.fail(id, e),
         }
         // As browsers and libcurl do: 303 always becomes GET, and so does a POST answered
