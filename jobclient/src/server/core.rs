@@ -870,3 +870,7 @@ impl Core {
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "core_model.rs"]
+mod model;
