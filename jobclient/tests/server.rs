@@ -602,3 +602,21 @@ fn the_durable_queue_survives_a_restart() {
     });
     assert!(!handles.contains(&fresh.handle));
 }
+
+/// Two servers on one durable queue corrupted each other's file; the second now refuses.
+#[test]
+fn a_second_server_on_the_same_durable_queue_refuses_to_start() {
+    let dir = peers::scratch_dir("durable-lock").unwrap();
+    let file = dir.join("queue.log");
+    let first = Running::start_with(Some(file.clone()));
+    let ex = Executor::new().unwrap();
+    let second = Server::bind("127.0.0.1:0".parse().unwrap(), &ex.handle()).unwrap();
+    let e = second.durable_queue(&file).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+    assert!(e.to_string().contains("queue.log"), "the error names the file: {e}");
+    drop(second);
+    // Once the first has stopped, the file is free again.
+    drop(first);
+    let third = Server::bind("127.0.0.1:0".parse().unwrap(), &ex.handle()).unwrap();
+    assert_eq!(third.durable_queue(&file).unwrap(), 0);
+}

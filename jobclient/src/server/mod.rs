@@ -60,6 +60,8 @@ struct Shared {
     log: Option<Log>,
     /// The durable queue's file, appended to after each batch of packets.
     journal_file: Option<std::fs::File>,
+    /// Held for the server's life: the exclusive lock on the durable queue.
+    journal_lock: Option<std::fs::File>,
 }
 
 impl Shared {
@@ -71,7 +73,10 @@ impl Shared {
         }
         let records = buf.split();
         if let Some(file) = self.journal_file.as_mut() {
-            if let Err(e) = file.write_all(&records) {
+            // One fdatasync for every record of this batch (group commit), before any client
+            // hears JOB_CREATED for them: acknowledged jobs survive a power cut, not just a kill.
+            let written = file.write_all(&records).and_then(|()| file.sync_data());
+            if let Err(e) = written {
                 let msg = format!("durable queue write failed: {e}");
                 self.log(&msg);
             }
@@ -131,17 +136,42 @@ impl Server {
             timer_waker: None,
             log: None,
             journal_file: None,
+            journal_lock: None,
         };
         Ok(Server { listener, handle: handle.clone(), shared: Rc::new(RefCell::new(shared)) })
     }
 
     /// Keeps background jobs in `path` so that a restart loses none: the file is replayed
-    /// (and compacted) now, and every background job added or finished is appended to it
-    /// before the client hears of it. The file survives the process being killed; it is not
-    /// synced to disk on every job, so a power cut can lose the last few.
+    /// (and compacted) now, and every background job added or finished is appended to it and
+    /// synced to disk (`fdatasync`, once for all the records of one batch of packets) before
+    /// the client hears of it. Compaction writes a new file, syncs it, renames it over the old
+    /// one and syncs the directory, so a crash at any point leaves the old file or the new one.
+    ///
+    /// The file is locked (`flock`, exclusive) for the server's life: a second server on the
+    /// same file fails here with `WouldBlock`, naming the file, instead of corrupting it.
     pub fn durable_queue(&self, path: impl AsRef<std::path::Path>) -> io::Result<usize> {
         use std::io::Write as _;
         let path = path.as_ref();
+        // The lock lives on a file of its own beside the queue, since the queue file itself is
+        // replaced by each compaction.
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "durable queue {} is in use by another server ({}: {e})",
+                        path.display(),
+                        lock_path.display()
+                    ),
+                )
+            },
+        )?;
         let old = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -161,9 +191,18 @@ impl Server {
             journal::add(&mut fresh, &job);
         }
         let tmp = path.with_extension("tmp");
-        std::fs::File::create(&tmp)?.write_all(&fresh)?;
+        let mut new = std::fs::File::create(&tmp)?;
+        new.write_all(&fresh)?;
+        new.sync_all()?;
         std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is synced.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()?;
         sh.journal_file = Some(std::fs::OpenOptions::new().append(true).open(path)?);
+        sh.journal_lock = Some(lock);
         sh.core.journal = Some(BytesMut::new());
         Ok(restored)
     }
