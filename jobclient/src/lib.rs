@@ -95,5 +95,5 @@ pub use admin::{Admin, FunctionStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]
-pub use server::{Server, VERSION};
+pub use server::{Limits, Server, VERSION};
 pub use worker::{AsyncJob, Stopper, WorkError, Worker, WorkerJob};

@@ -3,135 +3,20 @@
 
 #![cfg(feature = "server")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use evcore::Executor;
-use jobclient::proto::{encode, Decoder, Frame, Magic, Packet, PacketType};
-use jobclient::{Client, Error, Job, Priority, Server, WorkError, Worker};
+use jobclient::proto::PacketType;
+use jobclient::{Client, Error, Job, Priority, Server, WorkError};
 
-/// A server on its own thread and loop, stopped with the admin `shutdown` when dropped.
-struct Running {
-    addr: SocketAddr,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn start() -> Running {
-        Running::start_with(None)
-    }
-
-    /// A server keeping background jobs in `queue_file`.
-    fn start_with(queue_file: Option<std::path::PathBuf>) -> Running {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log2 = log.clone();
-        let thread = std::thread::spawn(move || {
-            let ex = Executor::new()?;
-            let h = ex.handle();
-            let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
-            server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
-            if let Some(path) = queue_file {
-                server.durable_queue(path)?;
-            }
-            tx.send(server.local_addr()?).unwrap();
-            ex.block_on(server.run())
-        });
-        Running { addr: rx.recv().unwrap(), thread: Some(thread), log }
-    }
-
-    fn admin(&self, command: &str) -> Vec<String> {
-        admin(self.addr, command)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            assert_eq!(admin(self.addr, "shutdown"), ["OK"]);
-            t.join().unwrap().unwrap();
-        }
-    }
-}
-
-/// Sends one admin command; returns the reply's lines (up to the `.` of a list).
-fn admin(addr: SocketAddr, command: &str) -> Vec<String> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "{command}\r\n").unwrap();
-    let mut lines = Vec::new();
-    let list = matches!(command, "status" | "workers" | "show jobs");
-    for line in BufReader::new(s).lines() {
-        let line = line.unwrap();
-        if list && line == "." {
-            break;
-        }
-        let done = !list;
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    lines
-}
-
-/// A raw protocol connection, for playing a misbehaving or dying worker.
-struct Raw(TcpStream, BytesMut);
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Raw(s, BytesMut::new())
-    }
-
-    fn send(&mut self, kind: PacketType, args: &[&[u8]]) {
-        let mut b = BytesMut::new();
-        encode(&mut b, Magic::Req, kind, args).unwrap();
-        self.0.write_all(&b).unwrap();
-    }
-
-    fn recv(&mut self) -> Packet {
-        let d = Decoder::client();
-        loop {
-            if let Some(Frame::Packet(p)) = d.decode(&mut self.1).unwrap() {
-                return p;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.0.read(&mut chunk).unwrap();
-            assert!(n > 0, "server closed the connection");
-            self.1.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-fn block_on<T>(
-    f: impl FnOnce(evcore::Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>,
-) -> T {
-    let ex = Executor::new().unwrap();
-    let h = ex.handle();
-    ex.block_on(f(h))
-}
-
-fn spawn_worker(
-    addr: SocketAddr,
-    jobs: u64,
-    setup: impl FnOnce(&mut Worker) + Send + 'static,
-) -> JoinHandle<Result<u64, Error>> {
-    std::thread::spawn(move || {
-        let ex = Executor::new().unwrap();
-        let h = ex.handle();
-        let mut w = Worker::new();
-        setup(&mut w);
-        ex.block_on(w.work(addr, &h, Some(jobs)))
-    })
-}
+use common::{block_on, spawn_worker, Raw, Running};
 
 #[test]
 fn our_client_and_worker_through_our_server() {

@@ -5,6 +5,10 @@
 //! (`stderr`, or a file to append to; default: no log), and `-q FILE` / `--queue-file FILE`
 //! to keep background jobs in a file across restarts. Stop it with the admin `shutdown`
 //! command or a signal.
+//!
+//! Limits beyond gearmand's flags (see the server's "Limits and defaults"):
+//! `--max-connections N` (default 65,536), and `--admin-from ADDRESS[/BITS]` (repeatable):
+//! the peers that may use `shutdown`, `cancel job` and `maxqueue`; default loopback only.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -13,14 +17,16 @@ use std::process::ExitCode;
 use evcore::Executor;
 use jobclient::Server;
 
-const USAGE: &str =
-    "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] [-q QUEUE_FILE] [-V]";
+const USAGE: &str = "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] \
+                     [-q QUEUE_FILE] [--max-connections N] [--admin-from ADDRESS[/BITS]]... [-V]";
 
 fn main() -> ExitCode {
     let mut ip: IpAddr = [127, 0, 0, 1].into();
     let mut port = 4730u16;
     let mut log: Option<String> = None;
     let mut queue: Option<String> = None;
+    let mut limits = jobclient::Limits::default();
+    let mut admin_from: Vec<(IpAddr, u8)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -34,6 +40,13 @@ fn main() -> ExitCode {
                 .and_then(|v| v.parse::<u32>().map(|_| ()).map_err(|e| format!("-t {v}: {e}"))),
             "-l" | "--log-file" => value().map(|v| log = Some(v)),
             "-q" | "--queue-file" => value().map(|v| queue = Some(v)),
+            "--max-connections" => value().and_then(|v| {
+                v.parse()
+                    .map(|n| limits.max_connections = n)
+                    .map_err(|e| format!("{flag} {v}: {e}"))
+            }),
+            "--admin-from" => value()
+                .and_then(|v| jobclient::Limits::parse_prefix(&v).map(|p| admin_from.push(p))),
             "-V" | "--version" => {
                 println!("{}", jobclient::VERSION);
                 return ExitCode::SUCCESS;
@@ -49,7 +62,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    match serve(SocketAddr::new(ip, port), log, queue) {
+    if !admin_from.is_empty() {
+        limits.admin_from = admin_from;
+    }
+    match serve(SocketAddr::new(ip, port), log, queue, limits) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobd: {e}");
@@ -58,10 +74,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(addr: SocketAddr, log: Option<String>, queue: Option<String>) -> std::io::Result<()> {
+fn serve(
+    addr: SocketAddr,
+    log: Option<String>,
+    queue: Option<String>,
+    limits: jobclient::Limits,
+) -> std::io::Result<()> {
     let ex = Executor::new()?;
     let h = ex.handle();
     let server = Server::bind(addr, &h)?;
+    server.limits(limits);
     match log.as_deref() {
         None => {}
         Some("stderr") => server.log_to(|line| eprintln!("jobd: {line}")),

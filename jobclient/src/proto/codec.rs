@@ -5,6 +5,9 @@ use bytes::{Buf, BytesMut};
 use super::packet::HEADER_LEN;
 use super::{Magic, Packet, PacketType, ProtoError};
 
+/// The most a decoder reserves in a buffer ahead of the bytes that have arrived.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// The longest administrative text line accepted.
 pub const MAX_LINE: usize = 4096;
 
@@ -82,8 +85,10 @@ impl Decoder {
             return Err(ProtoError::TooLarge { len, max: self.max_body });
         }
         if buf.len() < HEADER_LEN + len {
-            // The length is within the limit, so reserving for it is safe.
-            buf.reserve(HEADER_LEN + len - buf.len());
+            // Reserve for what is coming, but never more than a read's worth ahead of what has
+            // arrived: a 12-byte header announcing 64 MiB must not cost 64 MiB until the bytes
+            // come (a thousand such headers would otherwise reserve 64 GiB).
+            buf.reserve((HEADER_LEN + len - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         buf.advance(HEADER_LEN);

@@ -14,7 +14,7 @@ mod packet;
 pub use codec::{Decoder, Frame, MAX_LINE};
 pub use error::ProtoError;
 pub use kind::{Magic, PacketType};
-pub use packet::{encode, Packet, HEADER_LEN, MAX_FUNCTION, MAX_HANDLE, MAX_UNIQUE};
+pub use packet::{encode, Packet, HEADER_LEN, MAX_CLIENT_ID, MAX_FUNCTION, MAX_HANDLE, MAX_UNIQUE};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ pub const MAX_HANDLE: usize = 64;
 pub const MAX_UNIQUE: usize = 64;
 /// The longest function name.
 pub const MAX_FUNCTION: usize = 512;
+/// The longest client ID (`SET_CLIENT_ID`) a server keeps; a longer one is a protocol error.
+pub const MAX_CLIENT_ID: usize = 255;
 
 /// A decoded packet. Its arguments are slices of one shared body buffer.
 #[derive(Clone, PartialEq, Eq)]
@@ -132,6 +134,7 @@ impl Packet {
                 check("unique ID", 1, MAX_UNIQUE)
             }
             T::GetStatusUnique => check("unique ID", 0, MAX_UNIQUE),
+            T::SetClientId => check("client ID", 0, MAX_CLIENT_ID),
             T::JobCreated
             | T::WorkStatus
             | T::WorkComplete

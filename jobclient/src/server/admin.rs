@@ -9,9 +9,18 @@ use super::core::{Action, ConnId, Core};
 /// The version string the admin `version` command answers with (after `OK `).
 pub const VERSION: &str = concat!("jobd ", env!("CARGO_PKG_VERSION"));
 
+/// The reply to a state-changing command from a peer the admin policy does not allow.
+const DENIED: &str = "ERR PERMISSION_DENIED Permission+denied\n";
+
 pub(crate) fn line(core: &mut Core, from: ConnId, line: &str) -> Action {
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut out = String::new();
+    let changes_state = matches!(words.first(), Some(&"shutdown" | &"maxqueue"))
+        || words.starts_with(&["cancel", "job"]);
+    if changes_state && !core.may_admin(from) {
+        core.send_text(from, DENIED);
+        return Action::Continue;
+    }
     let action = match words.as_slice() {
         ["status"] => {
             for (f, total, running, workers) in core.status_rows() {

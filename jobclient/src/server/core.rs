@@ -69,8 +69,14 @@ pub(crate) struct ConnState {
     exceptions: bool,
     /// Jobs assigned to this connection as a worker.
     running: Vec<JobId>,
-    /// Foreground jobs this connection waits on (a job twice if submitted twice).
-    waiting: Vec<JobId>,
+    /// Foreground jobs this connection waits on, with how many times it submitted each.
+    waiting: HashMap<JobId, u32>,
+    /// Foreground submissions waiting, the sum over `waiting`.
+    submissions: usize,
+    /// Its output passed the limit: nothing more is queued, and the driver closes it.
+    pub(crate) doomed: bool,
+    /// Whether this connection may use the admin commands that change state.
+    pub(crate) admin: bool,
 }
 
 #[derive(Debug)]
@@ -81,8 +87,9 @@ struct Job {
     data: Bytes,
     priority: usize,
     background: bool,
-    /// Connections to forward WORK_* to, once per submission.
-    clients: Vec<ConnId>,
+    /// Connections to forward WORK_* to, each with its number of submissions: every WORK_*
+    /// goes to a connection once per submission, as gearmand sends it.
+    clients: Vec<(ConnId, u32)>,
     worker: Option<ConnId>,
     status: (u64, u64),
     retries: u32,
@@ -141,6 +148,7 @@ pub(crate) struct Core {
     /// Journal records for the durable queue, for the driver to append to its file; `None`
     /// when the queue is in memory only.
     pub(crate) journal: Option<BytesMut>,
+    pub(crate) limits: super::Limits,
 }
 
 /// The monotonic deadline of a Unix `epoch` later than `now`, if it is within
@@ -170,11 +178,18 @@ impl Core {
             timer_seq: 0,
             serial: 0,
             journal: None,
+            limits: super::Limits::default(),
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn connect(&mut self, peer: String) -> ConnId {
-        let state = ConnState { peer, ..ConnState::default() };
+        self.connect_with(peer, true)
+    }
+
+    /// A new connection; `admin` says whether it may change state through the admin protocol.
+    pub(crate) fn connect_with(&mut self, peer: String, admin: bool) -> ConnId {
+        let state = ConnState { peer, admin, ..ConnState::default() };
         match self.free_conns.pop() {
             Some(id) => {
                 self.conns[id] = Some(state);
@@ -204,11 +219,9 @@ impl Core {
         for job in conn.running {
             self.requeue(job);
         }
-        for job_id in conn.waiting {
+        for (job_id, _) in conn.waiting {
             let Some(Some(job)) = self.jobs.get_mut(job_id) else { continue };
-            if let Some(p) = job.clients.iter().position(|&c| c == id) {
-                job.clients.remove(p);
-            }
+            job.clients.retain(|&(c, _)| c != id);
             // A foreground job nobody waits for any more and nobody runs yet is dropped.
             if job.clients.is_empty() && !job.background && job.worker.is_none() {
                 self.remove_job(job_id);
@@ -249,20 +262,70 @@ impl Core {
     }
 
     fn send(&mut self, to: ConnId, kind: PacketType, args: &[&[u8]]) {
+        self.send_n(to, 1, kind, args);
+    }
+
+    /// Queues one packet `n` times (once per submission of a coalesced job), encoded once.
+    fn send_n(&mut self, to: ConnId, n: u32, kind: PacketType, args: &[&[u8]]) {
+        let max_output = self.limits.max_output;
         let Some(Some(conn)) = self.conns.get_mut(to) else { return };
+        if conn.doomed {
+            return;
+        }
         if conn.out.is_empty() {
             self.dirty.push(to);
         }
+        let start = conn.out.len();
         // Arguments come from packets that decoded, so they fit in a packet again.
         let _ = encode(&mut conn.out, Magic::Res, kind, args);
+        let one = conn.out.len() - start;
+        for _ in 1..n {
+            conn.out.extend_from_within(start..start + one);
+        }
+        Self::check_output(conn, max_output, &mut self.dirty, to);
     }
 
     pub(crate) fn send_text(&mut self, to: ConnId, text: &str) {
+        let max_output = self.limits.max_output;
         let Some(Some(conn)) = self.conns.get_mut(to) else { return };
+        if conn.doomed {
+            return;
+        }
         if conn.out.is_empty() {
             self.dirty.push(to);
         }
         conn.out.extend_from_slice(text.as_bytes());
+        Self::check_output(conn, max_output, &mut self.dirty, to);
+    }
+
+    /// A connection whose unsent output passed the limit (a client that never reads) is
+    /// doomed: its output is dropped and its driver closes it, as if it had died. Queuing more
+    /// for it would grow memory without bound.
+    fn check_output(conn: &mut ConnState, max: usize, dirty: &mut Vec<ConnId>, id: ConnId) {
+        if conn.out.len() > max {
+            conn.doomed = true;
+            conn.out = BytesMut::new();
+            dirty.push(id);
+        }
+    }
+
+    /// Whether `conn` may wait on one more foreground submission.
+    fn may_wait(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(conn)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.submissions < self.limits.max_submissions_per_connection)
+    }
+
+    /// Whether `conn` may use the admin commands that change state (`shutdown`, `cancel job`,
+    /// `maxqueue`).
+    pub(crate) fn may_admin(&self, conn: ConnId) -> bool {
+        self.conns.get(conn).and_then(Option::as_ref).is_some_and(|c| c.admin)
+    }
+
+    /// Live connections.
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.len() - self.free_conns.len()
     }
 
     fn error(&mut self, to: ConnId, code: &str, text: &str) {
@@ -307,11 +370,10 @@ impl Core {
                 q.retain(|&j| j != job_id);
             }
         }
-        for c in job.clients {
+        for (c, n) in job.clients {
             if let Some(conn) = self.conn_mut(c) {
-                if let Some(p) = conn.waiting.iter().position(|&j| j == job_id) {
-                    conn.waiting.remove(p);
-                }
+                conn.waiting.remove(&job_id);
+                conn.submissions = conn.submissions.saturating_sub(n as usize);
             }
         }
     }
@@ -407,11 +469,23 @@ impl Core {
                 let handle =
                     self.jobs[job_id].as_ref().map(|j| j.handle.clone()).unwrap_or_default();
                 if !background {
+                    let total: u32 = self.jobs[job_id]
+                        .as_ref()
+                        .map_or(0, |j| j.clients.iter().map(|&(_, n)| n).sum());
+                    if total as usize >= self.limits.max_submissions_per_job || !self.may_wait(from)
+                    {
+                        self.error(from, "QUEUE_ERROR", "Too many submissions of this job");
+                        return;
+                    }
                     if let Some(Some(job)) = self.jobs.get_mut(job_id) {
-                        job.clients.push(from);
+                        match job.clients.iter_mut().find(|(c, _)| *c == from) {
+                            Some((_, n)) => *n += 1,
+                            None => job.clients.push((from, 1)),
+                        }
                     }
                     if let Some(c) = self.conn_mut(from) {
-                        c.waiting.push(job_id);
+                        *c.waiting.entry(job_id).or_default() += 1;
+                        c.submissions += 1;
                     }
                 }
                 self.send(from, PacketType::JobCreated, &[&handle]);
@@ -436,6 +510,10 @@ impl Core {
             },
             _ => None,
         };
+        if !background && !self.may_wait(from) {
+            self.error(from, "QUEUE_ERROR", "Too many jobs waiting on this connection");
+            return;
+        }
         let f = self.functions.entry(function.clone()).or_default();
         let max = f.max_queue[priority];
         if max > 0 && f.queues[priority].len() >= max {
@@ -451,7 +529,7 @@ impl Core {
             data,
             priority,
             background,
-            clients: if background { Vec::new() } else { vec![from] },
+            clients: if background { Vec::new() } else { vec![(from, 1)] },
             worker: None,
             status: (0, 0),
             retries: 0,
@@ -496,7 +574,8 @@ impl Core {
         }
         if !background {
             if let Some(c) = self.conn_mut(from) {
-                c.waiting.push(job_id);
+                *c.waiting.entry(job_id).or_default() += 1;
+                c.submissions += 1;
             }
         }
         self.send(from, PacketType::JobCreated, &[&handle]);
@@ -597,7 +676,8 @@ impl Core {
             .and_then(|(_, &j)| self.jobs[j].as_ref());
         let (handle, known, running, (n, d), waiting) = match job {
             Some(job) => {
-                (job.handle.clone(), true, job.worker.is_some(), job.status, job.clients.len())
+                let waiting: u32 = job.clients.iter().map(|&(_, n)| n).sum();
+                (job.handle.clone(), true, job.worker.is_some(), job.status, waiting as usize)
             }
             None => (Bytes::new(), false, false, (0, 0), 0),
         };
@@ -708,22 +788,22 @@ impl Core {
         }
         let clients = job.clients.clone();
         let function = job.function.clone();
-        for c in clients {
+        for (c, n) in clients {
             match p.kind() {
                 T::WorkException => {
                     let wants =
                         self.conns.get(c).and_then(Option::as_ref).is_some_and(|c| c.exceptions);
                     if wants {
-                        self.send(c, T::WorkException, &[&handle, p.arg_ref(1)]);
+                        self.send_n(c, n, T::WorkException, &[&handle, p.arg_ref(1)]);
                     } else {
-                        self.send(c, T::WorkFail, &[&handle]);
+                        self.send_n(c, n, T::WorkFail, &[&handle]);
                     }
                 }
-                T::WorkFail => self.send(c, T::WorkFail, &[&handle]),
+                T::WorkFail => self.send_n(c, n, T::WorkFail, &[&handle]),
                 T::WorkStatus => {
-                    self.send(c, T::WorkStatus, &[&handle, p.arg_ref(1), p.arg_ref(2)])
+                    self.send_n(c, n, T::WorkStatus, &[&handle, p.arg_ref(1), p.arg_ref(2)])
                 }
-                kind => self.send(c, kind, &[&handle, p.arg_ref(1)]),
+                kind => self.send_n(c, n, kind, &[&handle, p.arg_ref(1)]),
             }
         }
         if matches!(p.kind(), T::WorkComplete | T::WorkFail | T::WorkException) {

@@ -9,13 +9,27 @@
 //!
 //! # Limits and defaults
 //!
-//! | what | limit | past it |
+//! Every limit below is a field of [`Limits`] (set with [`Server::limits`]; `jobd` flags in
+//! brackets) or a protocol constant.
+//!
+//! | what | default | past it |
 //! |---|---|---|
-//! | packet body | 64 MiB ([`Decoder::DEFAULT_MAX_BODY`](crate::proto::Decoder::DEFAULT_MAX_BODY)) | the connection is closed, before anything is allocated |
+//! | connections at once (`--max-connections`) | 65,536 | accepted and closed at once, logged; the others go on |
+//! | descriptors run out (EMFILE) | the process limit | a reserve descriptor is given up to take the pending connection and close it, so a level-triggered listener cannot spin |
+//! | packet body | 64 MiB ([`Decoder::DEFAULT_MAX_BODY`](crate::proto::Decoder::DEFAULT_MAX_BODY)) | the connection is closed; at most 64 KiB is reserved ahead of what has arrived, whatever a header announces |
 //! | admin line | 4,096 bytes ([`MAX_LINE`](crate::proto::MAX_LINE)) | the connection is closed |
-//! | function / unique / handle | 512 / 64 / 64 bytes | the connection is closed |
-//! | `SUBMIT_JOB_EPOCH` | at most 100 years ahead | `ERROR INVALID_EPOCH` (gearmand 1.1.20 drops the packet without a reply) |
+//! | function / unique / handle / client ID | 512 / 64 / 64 / 255 bytes | the connection is closed |
+//! | unread output of one connection | 64 MiB | the connection is closed as if it died: its running jobs are requeued, its foreground jobs lose that waiter |
+//! | output queued before input is decoded further | 256 KiB | decoding that connection pauses until its output is written |
+//! | submissions coalesced onto one job | 1,024 | `ERROR QUEUE_ERROR`; each accepted one still gets every `WORK_*` once, as gearmand sends it |
+//! | foreground submissions one connection waits on | 100,000 | `ERROR QUEUE_ERROR` |
+//! | a partial packet or line with no further byte | 30 s | the connection is closed; a connection with nothing partial (a sleeping worker) has no deadline |
+//! | `shutdown`, `cancel job`, `maxqueue` (`--admin-from`) | loopback only | `ERR PERMISSION_DENIED`; read-only commands are open to all |
+//! | `SUBMIT_JOB_EPOCH` | at most 100 years ahead | `ERROR INVALID_EPOCH` (gearmand 1.1.20 drops the packet without a reply, and sometimes the connection) |
 //! | `CAN_DO_TIMEOUT` | 1 ms to 100 years | 0 or more is no timeout |
+//!
+//! An idle connection keeps no read or write buffer: both are given back once empty, so it
+//! costs its state and its task only.
 //!
 //! # Timers
 //!
@@ -28,6 +42,7 @@
 mod admin;
 mod core;
 mod journal;
+mod limits;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -47,6 +62,7 @@ use self::core::{Action, ConnId, Core, Now};
 use crate::proto::{Decoder, Frame};
 
 pub use admin::VERSION;
+pub use limits::Limits;
 
 /// Where log lines go.
 type Log = Box<dyn FnMut(&str)>;
@@ -62,6 +78,8 @@ struct Shared {
     journal_file: Option<std::fs::File>,
     /// Held for the server's life: the exclusive lock on the durable queue.
     journal_lock: Option<std::fs::File>,
+    /// A descriptor held in reserve, given up to refuse a connection when none are left.
+    reserve_fd: Option<std::fs::File>,
 }
 
 impl Shared {
@@ -137,6 +155,7 @@ impl Server {
             log: None,
             journal_file: None,
             journal_lock: None,
+            reserve_fd: std::fs::File::open("/dev/null").ok(),
         };
         Ok(Server { listener, handle: handle.clone(), shared: Rc::new(RefCell::new(shared)) })
     }
@@ -207,6 +226,12 @@ impl Server {
         Ok(restored)
     }
 
+    /// Sets the limits (connections, buffered output, coalescing, deadlines, the admin
+    /// policy); see [`Limits`]. Takes effect for connections accepted from now on.
+    pub fn limits(&self, limits: Limits) {
+        self.shared.borrow_mut().core.limits = limits;
+    }
+
     /// Where it listens.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.get_ref().local_addr()
@@ -245,9 +270,28 @@ impl Server {
             }
             loop {
                 match self.listener.get_ref().accept() {
-                    Ok((stream, peer)) => self.start_connection(stream, peer)?,
+                    Ok((stream, peer)) => {
+                        if let Err(e) = self.start_connection(stream, peer) {
+                            self.shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    // Out of descriptors and the like: this connection is lost, the server is not.
+                    Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                        // ENFILE, EMFILE: out of descriptors. The pending connection would stay
+                        // in the backlog and the level-triggered listener readable, so the loop
+                        // would spin: give up the reserve descriptor, take the connection off
+                        // the backlog and close it, and take the reserve again.
+                        let mut sh = self.shared.borrow_mut();
+                        drop(sh.reserve_fd.take());
+                        if let Ok((refused, peer)) = self.listener.get_ref().accept() {
+                            drop(refused);
+                            sh.log(&format!("out of descriptors, refused {peer}: {e}"));
+                        }
+                        sh.reserve_fd = std::fs::File::open("/dev/null").ok();
+                        break;
+                    }
+                    // A peer that gave up before we took it, and the like: this connection is
+                    // lost, the server is not.
                     Err(e) => {
                         self.shared.borrow_mut().log(&format!("accept failed: {e}"));
                         break;
@@ -258,17 +302,26 @@ impl Server {
     }
 
     fn start_connection(&self, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+        {
+            let mut sh = self.shared.borrow_mut();
+            if sh.core.connections() >= sh.core.limits.max_connections {
+                let max = sh.core.limits.max_connections;
+                sh.log(&format!("refusing a connection from {peer}: {max} connections already"));
+                return Ok(());
+            }
+        }
         stream.set_nodelay(true)?;
         let sock = Async::new(stream, &self.handle)?;
         let id = {
             let mut sh = self.shared.borrow_mut();
-            let id = sh.core.connect(peer.ip().to_string());
+            let admin = sh.core.limits.admin_allowed(peer.ip());
+            let id = sh.core.connect_with(peer.ip().to_string(), admin);
             if sh.wakers.len() <= id {
                 sh.wakers.resize(id + 1, None);
             }
             id
         };
-        self.handle.spawn_local(serve(sock, id, self.shared.clone())).detach();
+        self.handle.spawn_local(serve(sock, id, self.shared.clone(), self.handle.clone())).detach();
         Ok(())
     }
 }
@@ -279,19 +332,49 @@ impl fmt::Debug for Server {
     }
 }
 
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// A buffer of a connection with nothing in it keeps at most this much capacity; more is given
+/// back, so that an idle connection costs what gearmand's does rather than 64 KiB or more.
+const IDLE_CAPACITY: usize = 4 * 1024;
+
+/// Gives a buffer's memory back when it is empty and large.
+fn shrink_if_idle(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
+        *buf = BytesMut::new();
+    }
+}
+
 /// One connection: reads frames into the core, writes what the core queued for it.
-async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared>>) {
+///
+/// Input is decoded only while this connection's output is below
+/// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
+/// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
+/// the connection; so does output past [`Limits::max_output`] (the core dooms it).
+async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared>>, h: Handle) {
     let decoder = Decoder::server();
-    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let (pause_output, read_deadline) = {
+        let sh = shared.borrow();
+        (sh.core.limits.pause_output, sh.core.limits.read_deadline)
+    };
+    let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut closing = false;
+    // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
+    let mut stall: Option<evcore::Sleep> = None;
     let reason: Option<String> = poll_fn(|cx| loop {
         // Output first, so that a reply goes out before the connection closes.
         {
             let mut sh = shared.borrow_mut();
-            if let Some(conn) = sh.core.conn_mut(id) {
-                let out = conn.out.split();
-                wbuf.unsplit(out);
+            match sh.core.conn_mut(id) {
+                Some(conn) if conn.doomed => {
+                    return Poll::Ready(Some("its unread output passed the limit".into()));
+                }
+                Some(conn) => {
+                    let out = conn.out.split();
+                    wbuf.unsplit(out);
+                }
+                None => {}
             }
             sh.wakers[id] = Some(cx.waker().clone());
         }
@@ -305,26 +388,23 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 Poll::Pending => break,
             }
         }
-        if closing {
+        shrink_if_idle(&mut wbuf);
+        if closing && wbuf.is_empty() {
             return Poll::Ready(None);
         }
-        if !wbuf.is_empty() {
+        if !wbuf.is_empty() || closing {
             // Back-pressure: read nothing more until this peer takes its output.
             return Poll::Pending;
         }
-        let len = rbuf.len();
-        rbuf.resize(len + 64 * 1024, 0);
-        match Pin::new(&mut sock).poll_read(cx, &mut rbuf[len..]) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(None),
-            Poll::Ready(Ok(n)) => rbuf.truncate(len + n),
-            Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("read failed: {e}"))),
-            Poll::Pending => {
-                rbuf.truncate(len);
-                return Poll::Pending;
-            }
-        }
+        // Decode what is already buffered before reading more: decoding may have paused for
+        // output on the last round.
         let mut sh = shared.borrow_mut();
+        let mut paused = false;
         loop {
+            if sh.core.conn_mut(id).is_some_and(|c| c.out.len() >= pause_output) {
+                paused = true;
+                break;
+            }
             let frame = match decoder.decode(&mut rbuf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -343,18 +423,64 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 },
                 Frame::Admin(line) => admin::line(&mut sh.core, id, &line),
             };
-            match action {
-                Action::Continue => {}
-                Action::Shutdown => {
-                    sh.shutdown = true;
-                    if let Some(w) = sh.accept_waker.take() {
-                        w.wake();
-                    }
-                    closing = true;
+            if action == Action::Shutdown {
+                sh.shutdown = true;
+                if let Some(w) = sh.accept_waker.take() {
+                    w.wake();
                 }
+                closing = true;
+                break;
             }
         }
         sh.flush_dirty();
+        drop(sh);
+        if paused || closing {
+            // Write what decoding queued, then go on decoding (or close).
+            continue;
+        }
+        shrink_if_idle(&mut rbuf);
+        // A partial frame has a deadline for its next byte; a connection with nothing partial
+        // (a sleeping worker, an idle client) has none.
+        if rbuf.is_empty() {
+            stall = None;
+        } else if let Some(s) = stall.as_mut() {
+            if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(Some(format!(
+                    "stalled for {read_deadline:?} in the middle of a packet"
+                )));
+            }
+        }
+        let len = rbuf.len();
+        rbuf.resize(len + READ_CHUNK, 0);
+        match Pin::new(&mut sock).poll_read(cx, &mut rbuf[len..]) {
+            Poll::Ready(Ok(0)) => {
+                rbuf.truncate(len);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Ok(n)) => {
+                rbuf.truncate(len + n);
+                // Progress: the stalled-partial deadline starts again from now, if it still
+                // applies once this is decoded.
+                let deadline = std::time::Instant::now() + read_deadline;
+                match stall.as_mut() {
+                    Some(s) => s.reset(deadline),
+                    None => stall = Some(h.sleep_until(deadline)),
+                }
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("read failed: {e}"))),
+            Poll::Pending => {
+                rbuf.truncate(len);
+                shrink_if_idle(&mut rbuf);
+                if let Some(s) = stall.as_mut() {
+                    if Pin::new(s).poll(cx).is_ready() {
+                        return Poll::Ready(Some(format!(
+                            "stalled for {read_deadline:?} in the middle of a packet"
+                        )));
+                    }
+                }
+                return Poll::Pending;
+            }
+        }
     })
     .await;
     let mut sh = shared.borrow_mut();

@@ -1,0 +1,136 @@
+//! The server's limits: what one connection, one job and the whole server may hold.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Limits the server enforces, with defaults meant for production. Each is documented with
+/// what happens past it in the server's "Limits and defaults" table.
+///
+/// ```
+/// let mut limits = jobclient::Limits::default();
+/// limits.max_connections = 50_000;
+/// limits.admin_from.push(jobclient::Limits::parse_prefix("10.0.0.0/8").unwrap());
+/// assert!(limits.admin_allowed("10.1.2.3".parse().unwrap()));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Connections served at once; past it, a new connection is accepted and closed at once
+    /// (and logged), so the backlog drains and the others go on. Default 65,536.
+    pub max_connections: usize,
+    /// Bytes of output queued for one connection that does not read them; past it, the
+    /// connection is closed as if it had died (its running jobs are requeued, its foreground
+    /// jobs lose that waiter). Default 64 MiB: one largest packet, plus room.
+    pub max_output: usize,
+    /// Output queued for one connection at which the server stops decoding more of that
+    /// connection's input until the output is written (so a read full of admin `workers`
+    /// lines cannot queue a listing for each). Default 256 KiB.
+    pub pause_output: usize,
+    /// Foreground submissions coalesced onto one job (same function and unique ID); the next
+    /// is answered `ERROR QUEUE_ERROR`. Default 1,024.
+    pub max_submissions_per_job: usize,
+    /// Foreground submissions one connection may wait on at once; the next is answered
+    /// `ERROR QUEUE_ERROR`. Default 100,000.
+    pub max_submissions_per_connection: usize,
+    /// How long a connection may sit on a partial packet or line without sending another
+    /// byte of it; then it is closed. An idle connection with nothing partial (a sleeping
+    /// worker) has no deadline. Default 30 s.
+    pub read_deadline: Duration,
+    /// Peers that may use the admin commands that change state (`shutdown`, `cancel job`,
+    /// `maxqueue`), as address prefixes; the others get `ERR PERMISSION_DENIED`. Default:
+    /// loopback only (`127.0.0.0/8`, `::1/128`).
+    pub admin_from: Vec<(IpAddr, u8)>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 65_536,
+            max_output: 64 << 20,
+            pause_output: 256 << 10,
+            max_submissions_per_job: 1_024,
+            max_submissions_per_connection: 100_000,
+            read_deadline: Duration::from_secs(30),
+            admin_from: vec![
+                ([127, 0, 0, 0].into(), 8),
+                (std::net::Ipv6Addr::LOCALHOST.into(), 128),
+            ],
+        }
+    }
+}
+
+impl Limits {
+    /// Parses `ADDRESS[/BITS]` (an address alone is the one host), as `jobd --admin-from`
+    /// takes it, for [`admin_from`](Limits::admin_from).
+    pub fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
+        parse_prefix(s)
+    }
+
+    /// Whether `peer` may use the state-changing admin commands.
+    pub fn admin_allowed(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.admin_from.iter().any(|&(net, bits)| prefix_matches(net, bits, peer))
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|e| format!("{s}: {e}"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or(format!("{s}: bad prefix"))?,
+        None => max,
+    };
+    Ok((addr, bits))
+}
+
+fn prefix_matches(net: IpAddr, bits: u8, peer: IpAddr) -> bool {
+    let (net, peer, width): (u128, u128, u32) = match (net, peer) {
+        (IpAddr::V4(n), IpAddr::V4(p)) => (u32::from(n).into(), u32::from(p).into(), 32),
+        (IpAddr::V6(n), IpAddr::V6(p)) => (u128::from(n), u128::from(p), 128),
+        _ => return false,
+    };
+    let bits = u32::from(bits).min(width);
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - bits;
+    (net >> shift) == (peer >> shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_prefixes() {
+        let l = Limits::default();
+        for (peer, ok) in [
+            ("127.0.0.1", true),
+            ("127.255.0.9", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.0.0.1", false),
+            ("128.0.0.1", false),
+            ("::2", false),
+        ] {
+            assert_eq!(l.admin_allowed(peer.parse().unwrap()), ok, "{peer}");
+        }
+        let mut l = l;
+        l.admin_from = vec![parse_prefix("10.1.0.0/16").unwrap()];
+        assert!(l.admin_allowed("10.1.200.3".parse().unwrap()));
+        assert!(!l.admin_allowed("10.2.0.1".parse().unwrap()));
+        assert!(!l.admin_allowed("127.0.0.1".parse().unwrap()), "the list replaces the default");
+        assert_eq!(parse_prefix("0.0.0.0/0").unwrap().1, 0);
+        assert!(parse_prefix("1.2.3.4/33").is_err());
+        assert!(parse_prefix("nonsense").is_err());
+        let any = Limits { admin_from: vec![parse_prefix("::/0").unwrap()], ..Limits::default() };
+        assert!(any.admin_allowed("2001:db8::1".parse().unwrap()));
+    }
+}

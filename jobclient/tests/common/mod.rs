@@ -1,0 +1,143 @@
+//! Helpers shared by the server's test files: a server on a thread of its own, raw protocol
+//! connections, admin commands, workers.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use evcore::Executor;
+use jobclient::proto::{encode, Decoder, Frame, Magic, Packet, PacketType};
+use jobclient::{Error, Limits, Server, Worker};
+
+/// A server on its own thread and loop, stopped with the admin `shutdown` when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub thread: Option<JoinHandle<std::io::Result<()>>>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn start() -> Running {
+        Running::start_with(None)
+    }
+
+    /// A server keeping background jobs in `queue_file`.
+    pub fn start_with(queue_file: Option<std::path::PathBuf>) -> Running {
+        Running::start_full(queue_file, Limits::default())
+    }
+
+    /// A server with these limits.
+    pub fn start_limited(limits: Limits) -> Running {
+        Running::start_full(None, limits)
+    }
+
+    fn start_full(queue_file: Option<std::path::PathBuf>, limits: Limits) -> Running {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        let thread = std::thread::spawn(move || {
+            let ex = Executor::new()?;
+            let h = ex.handle();
+            let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
+            server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
+            server.limits(limits);
+            if let Some(path) = queue_file {
+                server.durable_queue(path)?;
+            }
+            tx.send(server.local_addr()?).unwrap();
+            ex.block_on(server.run())
+        });
+        Running { addr: rx.recv().unwrap(), thread: Some(thread), log }
+    }
+
+    pub fn admin(&self, command: &str) -> Vec<String> {
+        admin(self.addr, command)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            assert_eq!(admin(self.addr, "shutdown"), ["OK"]);
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+/// Sends one admin command; returns the reply's lines (up to the `.` of a list).
+pub fn admin(addr: SocketAddr, command: &str) -> Vec<String> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "{command}\r\n").unwrap();
+    let mut lines = Vec::new();
+    let list = matches!(command, "status" | "workers" | "show jobs");
+    for line in BufReader::new(s).lines() {
+        let line = line.unwrap();
+        if list && line == "." {
+            break;
+        }
+        let done = !list;
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+/// A raw protocol connection, for playing a misbehaving or dying worker.
+pub struct Raw(pub TcpStream, pub BytesMut);
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Raw(s, BytesMut::new())
+    }
+
+    pub fn send(&mut self, kind: PacketType, args: &[&[u8]]) {
+        let mut b = BytesMut::new();
+        encode(&mut b, Magic::Req, kind, args).unwrap();
+        self.0.write_all(&b).unwrap();
+    }
+
+    pub fn recv(&mut self) -> Packet {
+        let d = Decoder::client();
+        loop {
+            if let Some(Frame::Packet(p)) = d.decode(&mut self.1).unwrap() {
+                return p;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.0.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed the connection");
+            self.1.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+pub fn block_on<T>(
+    f: impl FnOnce(evcore::Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>,
+) -> T {
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    ex.block_on(f(h))
+}
+
+pub fn spawn_worker(
+    addr: SocketAddr,
+    jobs: u64,
+    setup: impl FnOnce(&mut Worker) + Send + 'static,
+) -> JoinHandle<Result<u64, Error>> {
+    std::thread::spawn(move || {
+        let ex = Executor::new().unwrap();
+        let h = ex.handle();
+        let mut w = Worker::new();
+        setup(&mut w);
+        ex.block_on(w.work(addr, &h, Some(jobs)))
+    })
+}
