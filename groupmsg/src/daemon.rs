@@ -41,11 +41,24 @@ pub fn default_socket_path() -> PathBuf {
 type Log = Arc<Mutex<Box<dyn FnMut(&str) + Send>>>;
 
 /// The daemon: a listening socket and the bus behind it.
+///
+/// # Access
+///
+/// Two checks, so that one mistake does not open the groups to every local user: the socket
+/// file is created with mode 0660 ([`DEFAULT_MODE`]; [`Groupd::bind_with_mode`]), and each
+/// connecting process's uid (from the socket's peer credentials) must be in the allowed list,
+/// by default the daemon's own uid and root ([`Groupd::allow_uids`]). Anyone else is answered
+/// [`CsError::Access`] and closed, and the refusal is logged. A member can see every group and
+/// its pids, and stall senders, so membership is a privilege.
 pub struct Groupd {
     listener: UnixListener,
     bus: LocalBus,
     log: Log,
+    allowed: Arc<Vec<u32>>,
 }
+
+/// The mode `groupd`'s socket file is created with: owner and group may connect.
+pub const DEFAULT_MODE: u32 = 0o660;
 
 impl std::fmt::Debug for Groupd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,14 +67,46 @@ impl std::fmt::Debug for Groupd {
 }
 
 impl Groupd {
-    /// Listens on `path`, replacing a stale socket file left by a daemon that died.
+    /// Listens on `path` with the socket file's mode [`DEFAULT_MODE`], replacing a stale
+    /// socket left by a daemon that died.
     pub fn bind(path: &Path) -> std::io::Result<Groupd> {
-        if path.exists() && UnixStream::connect(path).is_err() {
+        Groupd::bind_with_mode(path, DEFAULT_MODE)
+    }
+
+    /// Listens on `path`, the socket file created with `mode` (`groupd --mode`). Only a
+    /// socket nobody answers on is replaced; any other file at `path` is an error, never
+    /// deleted.
+    pub fn bind_with_mode(path: &Path, mode: u32) -> std::io::Result<Groupd> {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("a daemon already answers on {}", path.display()),
+                ));
+            }
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
+        // Between bind and this, the file has the umask's mode; the uid check covers that
+        // moment too.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         let log: Log = Arc::new(Mutex::new(Box::new(|line: &str| eprintln!("groupd: {line}"))));
-        Ok(Groupd { listener, bus: LocalBus::new(), log })
+        let me = rustix::process::geteuid().as_raw();
+        let allowed = Arc::new(if me == 0 { vec![0] } else { vec![me, 0] });
+        Ok(Groupd { listener, bus: LocalBus::new(), log, allowed })
+    }
+
+    /// The uids whose processes may connect (`groupd --allow-uid`), replacing the default of
+    /// the daemon's own uid and root.
+    pub fn allow_uids(&mut self, uids: impl IntoIterator<Item = u32>) {
+        self.allowed = Arc::new(uids.into_iter().collect());
     }
 
     /// Sends log lines (a connection closed and why) to `log` instead of stderr.
@@ -98,9 +143,9 @@ impl Groupd {
                     continue;
                 }
             };
-            let (bus, log) = (self.bus.clone(), self.log.clone());
+            let (bus, log, allowed) = (self.bus.clone(), self.log.clone(), self.allowed.clone());
             let spawned = std::thread::Builder::new().name("groupd-conn".into()).spawn(move || {
-                if let Err(reason) = serve(stream, &bus) {
+                if let Err(reason) = serve(stream, &bus, &allowed) {
                     (log.lock().unwrap_or_else(|e| e.into_inner()))(&format!(
                         "closing a connection: {reason}"
                     ));
@@ -147,9 +192,15 @@ impl Drop for Registration<'_> {
 }
 
 /// One client: requests in on this thread, events out on another.
-fn serve(stream: UnixStream, bus: &LocalBus) -> Result<(), String> {
+fn serve(stream: UnixStream, bus: &LocalBus, allowed: &[u32]) -> Result<(), String> {
     let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
     let pid = cred.pid.as_raw_nonzero().get() as u32;
+    let uid = cred.uid.as_raw();
+    if !allowed.contains(&uid) {
+        let writer = Mutex::new(stream);
+        let _ = send(&writer, &Response::Result(Err(CsError::Access)));
+        return Err(format!("refused pid {pid}: uid {uid} is not allowed"));
+    }
     let (id, member, signal) = bus.register_as(Some(pid)).map_err(|e| e.to_string())?;
     let registration = Registration { bus, id, signal: signal.clone() };
     let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));

@@ -38,13 +38,19 @@ const WINDOW: usize = 64;
 
 impl DaemonClient {
     pub(crate) fn connect(path: &Path) -> Result<DaemonClient, CsError> {
-        let mut stream = UnixStream::connect(path).map_err(|_| CsError::Library)?;
+        let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+            // The socket's mode keeps this user out.
+            std::io::ErrorKind::PermissionDenied => CsError::Access,
+            _ => CsError::Library,
+        })?;
         let mut rbuf = BytesMut::new();
         // The daemon's first frame says who we are.
         let member = loop {
             if let Some(r) = wire::decode_response(&mut rbuf).map_err(|_| CsError::Library)? {
                 match r {
                     Response::Hello(m) => break m,
+                    // The daemon refused this process (its uid is not allowed).
+                    Response::Result(Err(e)) => return Err(e),
                     _ => return Err(CsError::Library),
                 }
             }

@@ -103,7 +103,7 @@ mod types;
 mod wire;
 
 pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
-pub use daemon::{default_socket_path, Groupd};
+pub use daemon::{default_socket_path, Groupd, DEFAULT_MODE};
 pub use error::CsError;
 pub use evcore::Dispatch;
 pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, FLOW_BYTES, LOCAL_MAX_MESSAGE};

@@ -35,6 +35,15 @@ impl Daemon {
 
     /// A groupd run under `prlimit --nofile=N` when `nofile` is given.
     fn start_with(nofile: Option<u32>) -> Daemon {
+        Daemon::start_full(nofile, &[])
+    }
+
+    /// A groupd with extra arguments.
+    fn start_args(args: &[&str]) -> Daemon {
+        Daemon::start_full(None, args)
+    }
+
+    fn start_full(nofile: Option<u32>, args: &[&str]) -> Daemon {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket =
@@ -48,7 +57,8 @@ impl Daemon {
             }
             None => Command::new(GROUPD),
         };
-        let child = cmd.arg("--socket").arg(&socket).stderr(Stdio::null()).spawn().unwrap();
+        let child =
+            cmd.arg("--socket").arg(&socket).args(args).stderr(Stdio::null()).spawn().unwrap();
         let start = Instant::now();
         while UnixStream::connect(&socket).is_err() {
             assert!(start.elapsed() < Duration::from_secs(10), "groupd did not start");
@@ -170,6 +180,77 @@ fn connect_and_close_floods_leak_nothing_and_never_stop_the_daemon() {
             assert!(start.elapsed() < Duration::from_secs(20), "wave {wave}: {e:?}");
         }
     }
+}
+
+/// Runs `groupcat` on `d` as the unprivileged uid 65534 (nobody) until it prints its first
+/// line or exits; returns its exit status (None: still running, joined) and stderr.
+fn groupcat_as_nobody(d: &Daemon) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", GROUPCAT, "--socket"])
+        .arg(&d.socket)
+        .args(["--json", "access"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    if line.contains("confchg") {
+        let _ = child.kill();
+        let _ = child.wait();
+        return (None, String::new());
+    }
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (Some(status), err)
+}
+
+/// Anyone who could reach the socket joined any group, listed every group and pid, and could
+/// stall senders. Now the socket is 0660 and the peer's uid must be allowed.
+#[test]
+fn only_allowed_users_may_join() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    // The mode keeps nobody out before the daemon is even asked.
+    let (status, err) = groupcat_as_nobody(&d);
+    assert!(!status.expect("refused").success());
+    assert!(err.contains("access"), "{err}");
+    // With the socket open to all, the uid check refuses.
+    let open = Daemon::start_args(&["--mode", "0666"]);
+    let (status, err) = groupcat_as_nobody(&open);
+    assert!(!status.expect("refused").success());
+    assert!(err.contains("access"), "{err}");
+    // An allowed uid joins.
+    let allowed = Daemon::start_args(&["--mode", "0666", "--allow-uid", "65534"]);
+    assert_eq!(groupcat_as_nobody(&allowed).0, None, "uid 65534 joined");
+    // The list replaces the default: root, not listed there, is refused with a typed error.
+    let refused = Cpg::initialize(Backend::Daemon(allowed.socket.clone()), Collect::default());
+    assert!(matches!(refused, Err(CsError::Access)), "root was let in");
+    // The default list has the daemon's own user (root here).
+    let mut h = d.handle();
+    h.join(&GroupName::new("access").unwrap()).unwrap();
+}
+
+/// `bind` deleted any file at the socket path that did not answer; now only a dead socket is
+/// replaced.
+#[test]
+fn bind_never_deletes_a_file_that_is_not_a_socket() {
+    let dir = peers::scratch_dir("groupd-bind").unwrap();
+    let path = dir.join("precious");
+    std::fs::write(&path, b"data").unwrap();
+    let e = groupmsg::Groupd::bind(&path).unwrap_err();
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"data");
+    // A live daemon's socket is not taken over either.
+    let d = Daemon::start();
+    let e = groupmsg::Groupd::bind(&d.socket).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+    let mut h = d.handle();
+    h.join(&GroupName::new("still-served").unwrap()).unwrap();
 }
 
 #[test]

@@ -1,13 +1,17 @@
-//! `groupd [--socket PATH]`: the local group daemon. Processes on this host that connect to
-//! its socket form closed process groups with CPG's ordering and membership rules.
-//! The socket defaults to `$GROUPMSG_SOCKET`, else `$XDG_RUNTIME_DIR/groupd.sock`, else
-//! `/run/groupd.sock`.
+//! `groupd [--socket PATH] [--mode OCTAL] [--allow-uid UID]...`: the local group daemon.
+//! Processes on this host that connect to its socket form closed process groups with CPG's
+//! ordering and membership rules. The socket defaults to `$GROUPMSG_SOCKET`, else
+//! `$XDG_RUNTIME_DIR/groupd.sock`, else `/run/groupd.sock`; it is created with `--mode`
+//! (default 0660), and only processes of the `--allow-uid` uids (default: the daemon's own and
+//! root) may join.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut socket: Option<PathBuf> = None;
+    let mut mode = groupmsg::DEFAULT_MODE;
+    let mut uids: Vec<u32> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -15,18 +19,29 @@ fn main() -> ExitCode {
                 Some(p) => socket = Some(PathBuf::from(p)),
                 None => return usage("--socket needs a path"),
             },
+            "--mode" => match args.next().and_then(|m| u32::from_str_radix(&m, 8).ok()) {
+                Some(m) if m <= 0o777 => mode = m,
+                _ => return usage("--mode needs an octal mode such as 0660"),
+            },
+            "--allow-uid" => match args.next().and_then(|u| u.parse().ok()) {
+                Some(u) => uids.push(u),
+                None => return usage("--allow-uid needs a numeric uid"),
+            },
             "--help" => return usage(""),
             other => return usage(&format!("unknown argument {other}")),
         }
     }
     let path = socket.unwrap_or_else(groupmsg::default_socket_path);
-    let daemon = match groupmsg::Groupd::bind(&path) {
+    let mut daemon = match groupmsg::Groupd::bind_with_mode(&path, mode) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("groupd: {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
+    if !uids.is_empty() {
+        daemon.allow_uids(uids);
+    }
     eprintln!("groupd: listening on {}", path.display());
     match daemon.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,6 +56,6 @@ fn usage(problem: &str) -> ExitCode {
     if !problem.is_empty() {
         eprintln!("groupd: {problem}");
     }
-    eprintln!("usage: groupd [--socket PATH]");
+    eprintln!("usage: groupd [--socket PATH] [--mode OCTAL] [--allow-uid UID]...");
     ExitCode::from(2)
 }
