@@ -112,3 +112,26 @@ pub use types::{
     Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,
 };
 pub use wire::{WireError, MAX_FRAME};
+
+/// Entry points for the fuzz targets in `xtask/fuzz`: not an API, not covered by semver.
+#[doc(hidden)]
+pub mod __fuzz {
+    use bytes::BytesMut;
+
+    /// `groupd`'s frame decoders on any bytes, both directions: no panic, and every frame
+    /// that decodes encodes back to a frame that decodes to the same value.
+    pub fn frames(bytes: &[u8]) {
+        let mut buf = BytesMut::from(bytes);
+        while let Ok(Some(r)) = crate::wire::decode_request(&mut buf) {
+            let mut again = BytesMut::new();
+            crate::wire::encode_request(&mut again, &r);
+            assert_eq!(crate::wire::decode_request(&mut again), Ok(Some(r)));
+        }
+        let mut buf = BytesMut::from(bytes);
+        while let Ok(Some(r)) = crate::wire::decode_response(&mut buf) {
+            let mut again = BytesMut::new();
+            crate::wire::encode_response(&mut again, &r);
+            assert_eq!(crate::wire::decode_response(&mut again), Ok(Some(r)));
+        }
+    }
+}

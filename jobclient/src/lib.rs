@@ -95,5 +95,19 @@ pub use admin::{Admin, FunctionStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]
-pub use server::{Limits, Server, VERSION};
+pub use server::{Limits, QueueSync, Server, VERSION};
+
+/// Entry points for the fuzz targets in `xtask/fuzz`: not an API, not covered by semver.
+#[doc(hidden)]
+#[cfg(feature = "server")]
+pub mod __fuzz {
+    /// The durable queue's replay on any bytes.
+    pub fn journal_replay(bytes: &[u8]) {
+        crate::server::fuzz::journal_replay(bytes);
+    }
+    /// Connections' byte streams through the server's decoder and core.
+    pub fn server_streams(bytes: &[u8]) {
+        crate::server::fuzz::server_streams(bytes);
+    }
+}
 pub use worker::{AsyncJob, Stopper, WorkError, Worker, WorkerJob};

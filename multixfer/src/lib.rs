@@ -94,6 +94,7 @@ mod done;
 pub mod drive;
 mod easy;
 mod error;
+pub mod glob;
 pub mod http;
 mod multi;
 mod poller;

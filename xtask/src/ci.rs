@@ -53,6 +53,9 @@ pub(crate) fn run() -> Result {
         )
     })?;
     step("interop with the real peers", crate::interop::run)?;
+    // Every decoder under libFuzzer for a little while; `cargo xtask fuzz` runs it for long.
+    let short: Vec<String> = ["--time", "10"].map(String::from).to_vec();
+    step("fuzz, short", || crate::fuzz::run(&short))?;
     // The fetch farm at a small size: its own checks fail the run if anything is lost or wrong.
     let small: Vec<String> = ["--urls", "400", "--workers", "2"].map(String::from).to_vec();
     step("demo", || crate::demo::run(&small))?;

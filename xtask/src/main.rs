@@ -9,6 +9,8 @@
 //!   (`--urls`, `--workers`, `--parallel`, `--jobs`, `--gearmand HOST:PORT`, `--corosync`).
 //! - `bench`: criterion benchmarks plus the C peers, then a table of ratios.
 //! - `interop`: installs the Debian peers, starts them on 127.0.0.1 and checks each answers.
+//! - `fuzz [--time SECONDS] [TARGET...]`: coverage-guided fuzzing of every decoder
+//!   (`fuzz.rs`); ten minutes per target by default.
 //!
 //! With `CI=true` a peer that cannot be installed or started is a failure; elsewhere too, since
 //! a missing peer is never a reason to pass.
@@ -16,6 +18,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod interop;
 mod tidy;
 mod twonode;
@@ -23,7 +26,8 @@ mod util;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | demo | bench [FILTER] | interop>";
+const USAGE: &str =
+    "usage: cargo xtask <ci | demo | bench [FILTER] | interop | fuzz [--time SECONDS] [TARGET...]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Some("demo-worker") => demo::worker(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("interop") => interop::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("tidy") => tidy::run(),
         _ => {
             eprintln!("{USAGE}");

@@ -7,8 +7,10 @@
 //! command or a signal.
 //!
 //! Limits beyond gearmand's flags (see the server's "Limits and defaults"):
-//! `--max-connections N` (default 65,536), and `--admin-from ADDRESS[/BITS]` (repeatable):
-//! the peers that may use `shutdown`, `cancel job` and `maxqueue`; default loopback only.
+//! `--max-connections N` (default 65,536), `--admin-from ADDRESS[/BITS]` (repeatable):
+//! the peers that may use `shutdown`, `cancel job` and `maxqueue`; default loopback only, and
+//! `--queue-sync always|batch|never` (default batch): when the durable queue's records are
+//! synced to disk, before `JOB_CREATED` (see `jobclient::QueueSync`).
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +20,8 @@ use evcore::Executor;
 use jobclient::Server;
 
 const USAGE: &str = "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] \
-                     [-q QUEUE_FILE] [--max-connections N] [--admin-from ADDRESS[/BITS]]... [-V]";
+                     [-q QUEUE_FILE] [--queue-sync always|batch|never] [--max-connections N] \
+                     [--admin-from ADDRESS[/BITS]]... [-V]";
 
 fn main() -> ExitCode {
     let mut ip: IpAddr = [127, 0, 0, 1].into();
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let mut queue: Option<String> = None;
     let mut limits = jobclient::Limits::default();
     let mut admin_from: Vec<(IpAddr, u8)> = Vec::new();
+    let mut queue_sync = jobclient::QueueSync::Batch;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
                 .and_then(|v| v.parse::<u32>().map(|_| ()).map_err(|e| format!("-t {v}: {e}"))),
             "-l" | "--log-file" => value().map(|v| log = Some(v)),
             "-q" | "--queue-file" => value().map(|v| queue = Some(v)),
+            "--queue-sync" => value().and_then(|v| v.parse().map(|q| queue_sync = q)),
             "--max-connections" => value().and_then(|v| {
                 v.parse()
                     .map(|n| limits.max_connections = n)
@@ -65,7 +70,7 @@ fn main() -> ExitCode {
     if !admin_from.is_empty() {
         limits.admin_from = admin_from;
     }
-    match serve(SocketAddr::new(ip, port), log, queue, limits) {
+    match serve(SocketAddr::new(ip, port), log, queue, limits, queue_sync) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jobd: {e}");
@@ -79,11 +84,13 @@ fn serve(
     log: Option<String>,
     queue: Option<String>,
     limits: jobclient::Limits,
+    queue_sync: jobclient::QueueSync,
 ) -> std::io::Result<()> {
     let ex = Executor::new()?;
     let h = ex.handle();
     let server = Server::bind(addr, &h)?;
     server.limits(limits);
+    server.queue_sync(queue_sync);
     match log.as_deref() {
         None => {}
         Some("stderr") => server.log_to(|line| eprintln!("jobd: {line}")),

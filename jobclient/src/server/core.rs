@@ -149,6 +149,19 @@ pub(crate) struct Core {
     /// when the queue is in memory only.
     pub(crate) journal: Option<BytesMut>,
     pub(crate) limits: super::Limits,
+    /// Background submissions waiting for their journal record to be written, in order.
+    unacked: Vec<Unacked>,
+}
+
+/// A background submission acknowledged only once the durable queue has its record.
+#[derive(Debug)]
+struct Unacked {
+    conn: ConnId,
+    job: JobId,
+    /// The job's serial, so that a reused slot is never mistaken for it.
+    serial: u64,
+    /// A new job (queued at commit), or a submission coalesced onto a pending one.
+    new: bool,
 }
 
 /// The monotonic deadline of a Unix `epoch` later than `now`, if it is within
@@ -179,6 +192,7 @@ impl Core {
             serial: 0,
             journal: None,
             limits: super::Limits::default(),
+            unacked: Vec::new(),
         }
     }
 
@@ -468,6 +482,13 @@ impl Core {
                 // Coalesce: the submitter joins the existing job.
                 let handle =
                     self.jobs[job_id].as_ref().map(|j| j.handle.clone()).unwrap_or_default();
+                let pending = self.unacked.iter().any(|u| u.job == job_id && u.new);
+                if background && pending {
+                    // Joined onto a job whose record is not on disk yet: acknowledged with it.
+                    let serial = self.jobs[job_id].as_ref().map_or(0, |j| j.serial);
+                    self.unacked.push(Unacked { conn: from, job: job_id, serial, new: false });
+                    return;
+                }
                 if !background {
                     let total: u32 = self.jobs[job_id]
                         .as_ref()
@@ -578,13 +599,74 @@ impl Core {
                 c.submissions += 1;
             }
         }
+        if background && self.journal.is_some() {
+            // Not queued, and not acknowledged, until its record is on disk: see `commit`.
+            self.unacked.push(Unacked { conn: from, job: job_id, serial, new: true });
+            return;
+        }
         self.send(from, PacketType::JobCreated, &[&handle]);
+        self.start(job_id, run_at);
+    }
+
+    /// Queues a new job, or arms its epoch timer.
+    fn start(&mut self, job_id: JobId, run_at: Option<Instant>) {
+        let Some(Some(j)) = self.jobs.get(job_id) else { return };
+        let (function, priority, serial) = (j.function.clone(), j.priority, j.serial);
         match run_at {
             Some(at) => self.add_timer(at, Timed::Epoch { job: job_id, serial }),
             None => {
-                self.functions.get_mut(&function).expect("created above").queues[priority]
+                self.functions.entry(function.clone()).or_default().queues[priority]
                     .push_back(job_id);
                 self.wake_workers(&function);
+            }
+        }
+    }
+
+    /// Whether background submissions wait for the durable queue.
+    pub(crate) fn has_unacked(&self) -> bool {
+        !self.unacked.is_empty()
+    }
+
+    /// The durable queue's records since the last call were written (and synced, as the sync
+    /// policy says) when `ok`, or failed. Written: each waiting background job is queued (or
+    /// its epoch armed) and its submitter hears `JOB_CREATED`. Failed: each such job is
+    /// dropped and its submitter hears `ERROR QUEUE_ERROR`; nothing was acknowledged that is
+    /// not on disk.
+    pub(crate) fn commit(&mut self, ok: bool, now: Now) {
+        for u in std::mem::take(&mut self.unacked) {
+            let live = match self.jobs.get(u.job) {
+                Some(Some(j)) if j.serial == u.serial => Some((j.handle.clone(), j.epoch)),
+                _ => None,
+            };
+            match (ok, live) {
+                (true, Some((handle, epoch))) => {
+                    self.send(u.conn, PacketType::JobCreated, &[&handle]);
+                    if u.new {
+                        let run_at = if epoch > now.unix {
+                            // Checked at submission; the clock only moved on since.
+                            Some(epoch_deadline(epoch, now).unwrap_or(now.mono))
+                        } else {
+                            None
+                        };
+                        self.start(u.job, run_at);
+                    }
+                }
+                (false, Some((handle, _))) => {
+                    if u.new {
+                        // Foreground submissions coalesced onto it hear that it failed.
+                        let clients = self.jobs[u.job].as_ref().map(|j| j.clients.clone());
+                        for (c, n) in clients.unwrap_or_default() {
+                            self.send_n(c, n, PacketType::WorkFail, &[&handle]);
+                        }
+                        self.remove_job(u.job);
+                    }
+                    self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written");
+                }
+                // Gone before its record was written (cancelled): it was accepted, say so.
+                (true, None) => {}
+                (false, None) => {
+                    self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written")
+                }
             }
         }
     }

@@ -41,6 +41,7 @@
 
 mod admin;
 mod core;
+pub(crate) mod fuzz;
 mod journal;
 mod limits;
 
@@ -78,27 +79,51 @@ struct Shared {
     journal_file: Option<std::fs::File>,
     /// Held for the server's life: the exclusive lock on the durable queue.
     journal_lock: Option<std::fs::File>,
+    /// The length of the durable queue's file after the last whole write.
+    journal_len: u64,
+    queue_sync: QueueSync,
     /// A descriptor held in reserve, given up to refuse a connection when none are left.
     reserve_fd: Option<std::fs::File>,
 }
 
 impl Shared {
+    /// Writes the journal records of the packets just handled, syncs them as the policy
+    /// says, then lets the core acknowledge (or refuse) the background jobs waiting for them.
     fn sync_journal(&mut self) {
         use std::io::Write as _;
+        let unacked = self.core.has_unacked();
         let Some(buf) = self.core.journal.as_mut() else { return };
-        if buf.is_empty() {
+        if buf.is_empty() && !unacked {
             return;
         }
         let records = buf.split();
+        let mut ok = true;
         if let Some(file) = self.journal_file.as_mut() {
             // One fdatasync for every record of this batch (group commit), before any client
-            // hears JOB_CREATED for them: acknowledged jobs survive a power cut, not just a kill.
-            let written = file.write_all(&records).and_then(|()| file.sync_data());
-            if let Err(e) = written {
-                let msg = format!("durable queue write failed: {e}");
-                self.log(&msg);
+            // hears JOB_CREATED for them: acknowledged jobs survive a power cut, not a kill
+            // only.
+            let written = file.write_all(&records).and_then(|()| match self.queue_sync {
+                QueueSync::Never => Ok(()),
+                QueueSync::Batch | QueueSync::Always => file.sync_data(),
+            });
+            match written {
+                Ok(()) => self.journal_len += records.len() as u64,
+                Err(e) => {
+                    ok = false;
+                    // Nothing half-done: a partial write is cut off again, so that the next
+                    // record follows the last whole one.
+                    let cut = file.set_len(self.journal_len);
+                    let msg = match cut {
+                        Ok(()) => format!("durable queue write failed, jobs refused: {e}"),
+                        Err(c) => format!(
+                            "durable queue write failed ({e}), and so did cutting it back ({c})"
+                        ),
+                    };
+                    self.log(&msg);
+                }
             }
         }
+        self.core.commit(ok, Now::system());
     }
 
     fn log(&mut self, msg: &str) {
@@ -119,6 +144,36 @@ impl Shared {
             if let Some(Some(w)) = self.wakers.get_mut(id).map(Option::take) {
                 w.wake();
             }
+        }
+    }
+}
+
+/// When the durable queue's records reach the disk, before the background jobs they hold are
+/// acknowledged with `JOB_CREATED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueSync {
+    /// After each packet that adds records: one `write` and one `fdatasync` per background
+    /// submission. The slowest; nothing acknowledged is lost to a power cut.
+    Always,
+    /// After each batch of packets read from one connection at once (and each round of
+    /// timers): one `write` and one `fdatasync` for all of that batch's records, then every
+    /// `JOB_CREATED` of the batch. A client that pipelines submissions gets group commit;
+    /// nothing acknowledged is lost to a power cut. The default.
+    Batch,
+    /// Written after each batch, never synced: acknowledged jobs survive the process being
+    /// killed, not a power cut or a kernel crash.
+    Never,
+}
+
+impl std::str::FromStr for QueueSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<QueueSync, String> {
+        match s {
+            "always" => Ok(QueueSync::Always),
+            "batch" => Ok(QueueSync::Batch),
+            "never" => Ok(QueueSync::Never),
+            other => Err(format!("{other:?}: expected always, batch or never")),
         }
     }
 }
@@ -155,6 +210,8 @@ impl Server {
             log: None,
             journal_file: None,
             journal_lock: None,
+            journal_len: 0,
+            queue_sync: QueueSync::Batch,
             reserve_fd: std::fs::File::open("/dev/null").ok(),
         };
         Ok(Server { listener, handle: handle.clone(), shared: Rc::new(RefCell::new(shared)) })
@@ -196,16 +253,26 @@ impl Server {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let (jobs, problem) = journal::replay(&old);
+        let (jobs, problems) = journal::replay(&old);
         let mut sh = self.shared.borrow_mut();
-        if let Some(p) = problem {
+        for p in &problems {
             let msg = format!("durable queue {}: {p}", path.display());
+            sh.log(&msg);
+        }
+        if problems.iter().any(|p| matches!(p, journal::Problem::Corrupt { .. })) {
+            // Damage in the middle: the compaction below keeps only what checked, so the
+            // file as it was is kept beside it for whoever investigates.
+            let unix = Now::system().unix;
+            let copy = path.with_extension(format!("corrupt-{unix}"));
+            std::fs::write(&copy, &old)?;
+            let msg =
+                format!("durable queue {}: damaged; kept as {}", path.display(), copy.display());
             sh.log(&msg);
         }
         let restored = jobs.len();
         sh.core.restore(jobs, core::Now::system());
         // Compact: rewrite the live jobs only, then append from there.
-        let mut fresh = BytesMut::new();
+        let mut fresh = BytesMut::from(&journal::MAGIC[..]);
         for job in sh.core.saved_jobs() {
             journal::add(&mut fresh, &job);
         }
@@ -220,10 +287,17 @@ impl Server {
             _ => std::path::Path::new("."),
         };
         std::fs::File::open(dir)?.sync_all()?;
+        sh.journal_len = fresh.len() as u64;
         sh.journal_file = Some(std::fs::OpenOptions::new().append(true).open(path)?);
         sh.journal_lock = Some(lock);
         sh.core.journal = Some(BytesMut::new());
         Ok(restored)
+    }
+
+    /// When the durable queue syncs its records to disk (`jobd --queue-sync`); see
+    /// [`QueueSync`]. The default is [`QueueSync::Batch`].
+    pub fn queue_sync(&self, sync: QueueSync) {
+        self.shared.borrow_mut().queue_sync = sync;
     }
 
     /// Sets the limits (connections, buffered output, coalescing, deadlines, the admin
@@ -423,6 +497,9 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 },
                 Frame::Admin(line) => admin::line(&mut sh.core, id, &line),
             };
+            if sh.queue_sync == QueueSync::Always {
+                sh.sync_journal();
+            }
             if action == Action::Shutdown {
                 sh.shutdown = true;
                 if let Some(w) = sh.accept_waker.take() {

@@ -11,7 +11,6 @@
 //! A progress bar is drawn on a terminal; a summary line (transfers, failures, bytes, seconds,
 //! req/s) ends the run on standard error; the exit status is 1 when any transfer failed.
 
-mod glob;
 mod options;
 
 use std::collections::VecDeque;

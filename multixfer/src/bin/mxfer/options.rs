@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::glob;
-
 /// Where one transfer's body goes.
 #[derive(Clone, Debug)]
 pub(crate) enum Output {
@@ -148,7 +146,7 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
     }
     for (i, pattern) in urls.iter().enumerate() {
         let explicit = outputs.get(i).cloned();
-        for url in glob::expand(pattern)? {
+        for url in multixfer::glob::expand(pattern)? {
             let output = match (&explicit, &output_dir) {
                 (Some(o), _) => o.clone(),
                 (None, Some(dir)) => Output::File(crate::remote_name(dir, &url)),
