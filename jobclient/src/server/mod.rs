@@ -148,6 +148,28 @@ impl Shared {
     }
 }
 
+/// Replaces the queue file at `path` with `fresh`: a new file, synced, renamed over the old,
+/// and the directory synced, so that a crash leaves one whole file or the other.
+fn compact(path: &std::path::Path, fresh: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::File::create(&tmp).and_then(|mut new| {
+        new.write_all(fresh)?;
+        new.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path)?;
+    // The rename is durable only once the directory is synced.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// When the durable queue's records reach the disk, before the background jobs they hold are
 /// acknowledged with `JOB_CREATED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,7 +248,6 @@ impl Server {
     /// The file is locked (`flock`, exclusive) for the server's life: a second server on the
     /// same file fails here with `WouldBlock`, naming the file, instead of corrupting it.
     pub fn durable_queue(&self, path: impl AsRef<std::path::Path>) -> io::Result<usize> {
-        use std::io::Write as _;
         let path = path.as_ref();
         // The lock lives on a file of its own beside the queue, since the queue file itself is
         // replaced by each compaction.
@@ -276,18 +297,29 @@ impl Server {
         for job in sh.core.saved_jobs() {
             journal::add(&mut fresh, &job);
         }
-        let tmp = path.with_extension("tmp");
-        let mut new = std::fs::File::create(&tmp)?;
-        new.write_all(&fresh)?;
-        new.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory is synced.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        std::fs::File::open(dir)?.sync_all()?;
-        sh.journal_len = fresh.len() as u64;
+        match compact(path, &fresh) {
+            Ok(()) => sh.journal_len = fresh.len() as u64,
+            // A full disk has no room for a second copy: go on appending to the file as it
+            // is, cut back to its last whole record. (A file of the first format cannot take
+            // records of this one, so that is an error.)
+            Err(e) if old.starts_with(journal::MAGIC) => {
+                let good = problems
+                    .iter()
+                    .find_map(|p| match p {
+                        journal::Problem::TornTail { offset, .. } => Some(*offset),
+                        journal::Problem::Corrupt { .. } => None,
+                    })
+                    .unwrap_or(old.len());
+                std::fs::OpenOptions::new().write(true).open(path)?.set_len(good as u64)?;
+                sh.journal_len = good as u64;
+                let msg = format!(
+                    "durable queue {}: compaction failed ({e}); appending to it as it is",
+                    path.display()
+                );
+                sh.log(&msg);
+            }
+            Err(e) => return Err(e),
+        }
         sh.journal_file = Some(std::fs::OpenOptions::new().append(true).open(path)?);
         sh.journal_lock = Some(lock);
         sh.core.journal = Some(BytesMut::new());

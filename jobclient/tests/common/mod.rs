@@ -52,7 +52,10 @@ impl Running {
             tx.send(server.local_addr()?).unwrap();
             ex.block_on(server.run())
         });
-        Running { addr: rx.recv().unwrap(), thread: Some(thread), log }
+        match rx.recv() {
+            Ok(addr) => Running { addr, thread: Some(thread), log },
+            Err(_) => panic!("the server did not start: {:?}", thread.join()),
+        }
     }
 
     pub fn admin(&self, command: &str) -> Vec<String> {
