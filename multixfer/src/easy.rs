@@ -75,6 +75,9 @@ pub struct Easy<T = ()> {
     pub(crate) unrestricted_auth: bool,
     pub(crate) max_redirs: u32,
     pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) max_filesize: Option<u64>,
+    /// Addresses given for (host, port), used instead of a lookup (`CURLOPT_RESOLVE`).
+    pub(crate) resolve: Vec<(String, u16, Vec<std::net::IpAddr>)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) low_speed: Option<(u64, Duration)>,
     pub(crate) buffer_size: usize,
@@ -101,6 +104,8 @@ impl Easy<()> {
             unrestricted_auth: false,
             max_redirs: 50,
             connect_timeout: Some(Duration::from_secs(300)),
+            max_filesize: None,
+            resolve: Vec::new(),
             timeout: None,
             low_speed: None,
             buffer_size: DEFAULT_BUFFER_SIZE,
@@ -141,6 +146,8 @@ impl<T> Easy<T> {
             unrestricted_auth: self.unrestricted_auth,
             max_redirs: self.max_redirs,
             connect_timeout: self.connect_timeout,
+            max_filesize: self.max_filesize,
+            resolve: self.resolve,
             timeout: self.timeout,
             low_speed: self.low_speed,
             buffer_size: self.buffer_size,
@@ -226,9 +233,41 @@ impl<T> Easy<T> {
 
     /// How long connecting may take (`CURLOPT_CONNECTTIMEOUT`; 300 s by default); `None` for
     /// no limit.
+    ///
+    /// As libcurl's, the limit covers the whole connect phase: name resolution, TCP to each
+    /// address of the host in turn, and the TLS handshake. Each address but the last gets half
+    /// of the time left, so one that never answers leaves time for the next; an address that
+    /// times out is given up for the next one, and only when the whole budget is spent does
+    /// the transfer fail with [`XferError::ConnectTimeout`](crate::XferError::ConnectTimeout).
+    /// Time spent queued for a connection slot does not count here (it counts against
+    /// [`timeout`](Easy::timeout)).
     #[must_use]
     pub fn connect_timeout(mut self, limit: impl Into<Option<Duration>>) -> Self {
         self.connect_timeout = limit.into();
+        self
+    }
+
+    /// The largest response body accepted (`CURLOPT_MAXFILESIZE_LARGE`; `curl --max-filesize`),
+    /// whatever the sink: a `Content-Length` above it fails the transfer before the body is
+    /// read, and a body without one fails where it passes it, with
+    /// [`XferError::FileTooLarge`](crate::XferError::FileTooLarge). No limit by default, as in
+    /// libcurl; set one for bodies collected in memory from servers you do not trust.
+    #[must_use]
+    pub fn max_filesize(mut self, max: impl Into<Option<u64>>) -> Self {
+        self.max_filesize = max.into();
+        self
+    }
+
+    /// Uses `addrs` for `host` on `port` instead of looking the name up (`CURLOPT_RESOLVE`,
+    /// `curl --resolve HOST:PORT:ADDR[,ADDR]...`); they are tried in the order given.
+    #[must_use]
+    pub fn resolve(
+        mut self,
+        host: impl Into<String>,
+        port: u16,
+        addrs: impl IntoIterator<Item = std::net::IpAddr>,
+    ) -> Self {
+        self.resolve.push((host.into(), port, addrs.into_iter().collect()));
         self
     }
 

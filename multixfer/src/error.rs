@@ -69,6 +69,10 @@ pub enum XferError {
         /// For how long.
         time: std::time::Duration,
     },
+    /// The response body is larger than [`Easy::max_filesize`](crate::Easy::max_filesize)
+    /// allows (`CURLE_FILESIZE_EXCEEDED`).
+    #[error("the body is larger than the {0}-byte limit")]
+    FileTooLarge(u64),
     /// More redirects than allowed (`CURLE_TOO_MANY_REDIRECTS`).
     #[error("more than {0} redirects")]
     TooManyRedirects(u32),

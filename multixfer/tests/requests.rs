@@ -164,3 +164,36 @@ fn a_body_goes_with_one_framing() {
     assert!(!has(&head, "Transfer-Encoding"), "{head}");
     assert_eq!(body, b"hello");
 }
+
+/// A body collected in memory had no bound but the server's word.
+#[test]
+fn max_filesize_bounds_a_body_announced_or_not() {
+    let announced = Server::start(|mut c| {
+        while read_request(&mut c).is_some() {
+            let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n".to_vec();
+            r.extend(vec![b'x'; 1000]);
+            if c.write_all(&r).is_err() {
+                return;
+            }
+        }
+    });
+    let endless = Server::start(|mut c| {
+        if read_request(&mut c).is_some() {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let chunk = format!("{:x}\r\n{}\r\n", 4096, "y".repeat(4096));
+            while c.write_all(chunk.as_bytes()).is_ok() {}
+        }
+    });
+    let (small, _) = recorder();
+    let mut multi: Multi<&str> = Multi::with_options(Options::default()).unwrap();
+    multi.add(Easy::get(announced.url("/")).max_filesize(65_536).private("announced"));
+    multi.add(Easy::get(endless.url("/")).max_filesize(65_536).private("endless"));
+    multi.add(Easy::get(small.url("/")).max_filesize(2).private("within"));
+    for d in run_all(&mut multi) {
+        match (d.private, d.result) {
+            ("within", Ok(r)) => assert_eq!(r.body, b"ok"),
+            ("announced" | "endless", Err(XferError::FileTooLarge(65_536))) => {}
+            (what, other) => panic!("{what}: {other:?}"),
+        }
+    }
+}

@@ -511,23 +511,45 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 paused = true;
                 break;
             }
-            let frame = match decoder.decode(&mut rbuf) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
+            // Defence in depth (the fuzzers and the model test keep panics out): a panic in
+            // this connection's decoding touches nothing shared, so it closes this connection
+            // only; one inside the core may have left the job state half-changed, so it stops
+            // the process with a clear message rather than serve on corrupt state.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decoder.decode(&mut rbuf)
+            }));
+            let frame = match decoded {
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     sh.flush_dirty();
                     return Poll::Ready(Some(format!("protocol error: {e}")));
                 }
+                Err(_) => {
+                    sh.flush_dirty();
+                    return Poll::Ready(Some("the decoder panicked on its input (a bug)".into()));
+                }
             };
-            let action = match frame {
-                Frame::Packet(p) => match sh.core.packet(id, &p, Now::system()) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        sh.flush_dirty();
-                        return Poll::Ready(Some(format!("protocol error: {e}")));
-                    }
-                },
-                Frame::Admin(line) => admin::line(&mut sh.core, id, &line),
+            let core = &mut sh.core;
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match frame {
+                Frame::Packet(p) => core.packet(id, &p, Now::system()),
+                Frame::Admin(line) => Ok(admin::line(core, id, &line)),
+            }));
+            let action = match handled {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    sh.flush_dirty();
+                    return Poll::Ready(Some(format!("protocol error: {e}")));
+                }
+                Err(_) => {
+                    let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
+                    sh.log(&format!(
+                        "the job server's core panicked on a packet from {peer} (a bug); \
+                         stopping rather than serving on state it may have half-changed"
+                    ));
+                    eprintln!("jobd: the server core panicked; aborting");
+                    std::process::abort();
+                }
             };
             if sh.queue_sync == QueueSync::Always {
                 sh.sync_journal();

@@ -250,6 +250,7 @@ impl<T, S> Multi<T, S> {
             added: now,
             total_deadline,
             connect_deadline: None,
+            attempt_deadline: None,
             deadline: None,
             speed: None,
             redirects: 0,

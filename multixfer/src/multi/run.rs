@@ -141,11 +141,27 @@ impl<T, S> Multi<T, S> {
             let limit = x.easy.timeout.unwrap_or_default();
             return self.fail(id, XferError::Timeout(limit));
         }
-        // The connect timeout covers TCP and, for https, the TLS handshake, as libcurl's does.
-        let connecting = matches!(x.phase, Phase::Connecting | Phase::Sending | Phase::Receiving);
+        // The connect timeout covers resolution, TCP to every address and, for https, the
+        // TLS handshake, as libcurl's does.
+        let connecting = matches!(
+            x.phase,
+            Phase::Resolving | Phase::Connecting | Phase::Sending | Phase::Receiving
+        );
         if connecting && x.connect_deadline.is_some_and(|d| d <= now) {
             let limit = x.easy.connect_timeout.unwrap_or_default();
             return self.fail(id, XferError::ConnectTimeout(limit));
+        }
+        // This address had its share of the budget: on to the next one.
+        if x.phase == Phase::Connecting && x.attempt_deadline.is_some_and(|d| d <= now) {
+            x.attempt_deadline = None;
+            if let Some(ci) = x.conn {
+                self.detach(id);
+                self.close_conn(ci);
+                let x = &mut self.xfers[id.idx as usize];
+                x.next_addr += 1;
+                x.phase = Phase::Queued;
+                return self.open(id);
+            }
         }
         if matches!(x.phase, Phase::Sending | Phase::Receiving) {
             if let Some(speed) = &mut x.speed {
@@ -168,12 +184,16 @@ impl<T, S> Multi<T, S> {
             }
         };
         match x.phase {
-            Phase::Connecting => consider(x.connect_deadline),
+            Phase::Resolving => consider(x.connect_deadline),
+            Phase::Connecting => {
+                consider(x.connect_deadline);
+                consider(x.attempt_deadline);
+            }
             Phase::Sending | Phase::Receiving => {
                 consider(x.connect_deadline);
                 consider(x.speed.as_ref().map(Speed::next_check));
             }
-            Phase::Queued | Phase::Resolving => {}
+            Phase::Queued => {}
         }
         if next != x.deadline {
             if let Some(old) = x.deadline {
@@ -250,8 +270,22 @@ impl<T, S> Multi<T, S> {
 
     fn start(&mut self, id: XferId) {
         let now = self.now();
-        let host = self.xfers[id.idx as usize].target.key.host.clone();
-        match self.resolver.lookup(&host, now) {
+        let x = &mut self.xfers[id.idx as usize];
+        let host = x.target.key.host.clone();
+        let port = x.target.key.port;
+        // The connect phase's budget starts with the lookup.
+        x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
+        let given = x
+            .easy
+            .resolve
+            .iter()
+            .find(|(h, p, addrs)| h.eq_ignore_ascii_case(&host) && *p == port && !addrs.is_empty())
+            .map(|(_, _, addrs)| addrs.clone());
+        let lookup = match given {
+            Some(addrs) => Lookup::Ready(Ok(addrs)),
+            None => self.resolver.lookup(&host, now),
+        };
+        match lookup {
             Lookup::Ready(Ok(addrs)) => {
                 let x = &mut self.xfers[id.idx as usize];
                 x.addrs = addrs;
@@ -264,6 +298,7 @@ impl<T, S> Multi<T, S> {
             Lookup::Pending => {
                 self.xfers[id.idx as usize].phase = Phase::Resolving;
                 self.resolving.entry(host).or_default().push(id);
+                self.reschedule(id);
             }
         }
     }
@@ -280,6 +315,10 @@ impl<T, S> Multi<T, S> {
             if let Some(ci) = host.idle.pop() {
                 self.idle_total -= 1;
                 self.unidle(ci);
+                // A connection already made: no connect phase.
+                let x = &mut self.xfers[id.idx as usize];
+                x.connect_deadline = None;
+                x.attempt_deadline = None;
                 return self.begin_request(ci, id);
             }
         }
@@ -306,6 +345,8 @@ impl<T, S> Multi<T, S> {
         let x = &mut self.xfers[id.idx as usize];
         x.phase = Phase::Queued;
         x.waiting = true;
+        // Waiting for a slot is not connecting: the connect budget starts again when it opens.
+        x.connect_deadline = None;
     }
 
     fn oldest_idle(&self) -> Option<usize> {
@@ -327,13 +368,26 @@ impl<T, S> Multi<T, S> {
         let now = self.now();
         loop {
             let x = &mut self.xfers[id.idx as usize];
+            if x.next_addr >= x.addrs.len() {
+                // Every address had its turn within the budget and none answered in time.
+                let limit = x.easy.connect_timeout.unwrap_or_default();
+                return self.fail(id, XferError::ConnectTimeout(limit));
+            }
+            if x.connect_deadline.is_none() {
+                x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
+            }
+            // Each address but the last gets half of the time left (libcurl's rule).
+            let last = x.next_addr + 1 == x.addrs.len();
+            x.attempt_deadline = match x.connect_deadline {
+                Some(end) if !last => Some(now + end.saturating_duration_since(now) / 2),
+                _ => None,
+            };
             let ip = x.addrs[x.next_addr];
             let addr = SocketAddr::new(ip, x.target.key.port);
             match sock::connect(addr) {
                 Ok((fd, connected)) => {
                     let raw = fd.as_raw_fd();
                     let key = x.target.key.clone();
-                    x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
                     let ci = self.conns.insert(Conn {
                         fd,
                         raw,
@@ -413,6 +467,7 @@ impl<T, S> Multi<T, S> {
             },
             None => self.xfers[id.idx as usize].connect_deadline = None,
         }
+        self.xfers[id.idx as usize].attempt_deadline = None;
         self.begin_request(ci, id);
     }
 
@@ -727,6 +782,13 @@ impl<T, S> Multi<T, S> {
                 x.redirect = Some((head.status, String::from_utf8_lossy(loc).into_owned()));
             }
         }
+        // A body announced past the limit fails before any of it is read (libcurl's check).
+        if let (Some(max), Some(total), None) = (x.easy.max_filesize, x.download_total, &x.redirect)
+        {
+            if total > max {
+                return Err(XferError::FileTooLarge(max));
+            }
+        }
         x.head = Some(head);
         Ok(())
     }
@@ -739,6 +801,10 @@ impl<T, S> Multi<T, S> {
         }
         if x.redirect.is_some() {
             return Ok(());
+        }
+        // A body with no length (chunked, close-delimited) is stopped where it passes it.
+        if x.easy.max_filesize.is_some_and(|max| x.downloaded > max) {
+            return Err(XferError::FileTooLarge(x.easy.max_filesize.unwrap_or_default()));
         }
         match &mut x.easy.sink {
             Sink::Collect => x.body.extend_from_slice(bytes),

@@ -86,7 +86,10 @@ pub(crate) struct Transfer<T> {
     pub(crate) body: Vec<u8>,
     pub(crate) added: Instant,
     pub(crate) total_deadline: Option<Instant>,
+    /// The end of the connect phase's budget (resolution, every address, TLS).
     pub(crate) connect_deadline: Option<Instant>,
+    /// When the current address's attempt is given up for the next address.
+    pub(crate) attempt_deadline: Option<Instant>,
     /// The deadline this transfer has in the engine's set, if any.
     pub(crate) deadline: Option<Instant>,
     pub(crate) speed: Option<Speed>,
