@@ -103,6 +103,11 @@ impl Groupd {
         Ok(Groupd { listener, bus: LocalBus::new(), log, allowed })
     }
 
+    /// The bus behind the daemon, to tune its limits (flow control, backlog, stall time).
+    pub fn bus(&self) -> &LocalBus {
+        &self.bus
+    }
+
     /// The uids whose processes may connect (`groupd --allow-uid`), replacing the default of
     /// the daemon's own uid and root.
     pub fn allow_uids(&mut self, uids: impl IntoIterator<Item = u32>) {
@@ -203,6 +208,12 @@ fn serve(stream: UnixStream, bus: &LocalBus, allowed: &[u32]) -> Result<(), Stri
     }
     let (id, member, signal) = bus.register_as(Some(pid)).map_err(|e| e.to_string())?;
     let registration = Registration { bus, id, signal: signal.clone() };
+    // A member removed for its backlog (it stopped reading) is disconnected: shutting the
+    // socket down returns its event thread from a blocked write and its reader from read.
+    let killer = stream.try_clone().map_err(|e| e.to_string())?;
+    bus.on_evict(id, move || {
+        let _ = killer.shutdown(std::net::Shutdown::Both);
+    });
     let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));
     send(&writer, &Response::Hello(member))?;
     let events = {
@@ -229,6 +240,7 @@ fn read_requests(
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let mut answered = false;
+        let mut sent = false;
         loop {
             let request = match wire::decode_request(&mut buf) {
                 Ok(Some(r)) => r,
@@ -243,10 +255,13 @@ fn read_requests(
                 Request::Join(g) => Response::Result(bus.join(id, &g)),
                 Request::Leave => Response::Result(bus.leave(id)),
                 // Pipelined: acknowledged with the flow state, never refused for flow control.
-                Request::Mcast(m) => match bus.mcast_accepted(id, m) {
-                    Ok(()) => Response::Flow(bus.flow_control(id)),
-                    Err(e) => Response::McastRefused(e),
-                },
+                Request::Mcast(m) => {
+                    sent = true;
+                    match bus.mcast_accepted(id, m) {
+                        Ok(()) => Response::Flow(bus.flow_control(id)),
+                        Err(e) => Response::McastRefused(e),
+                    }
+                }
                 Request::FlowQuery => Response::Result(if bus.flow_control(id) {
                     Err(CsError::TryAgain)
                 } else {
@@ -265,6 +280,16 @@ fn read_requests(
         // back here), in one write: one wake-up for the client instead of two.
         if answered && !flush(bus, id, writer, &mut out) {
             return Err("the client stopped reading".into());
+        }
+        // A sender that goes on multicasting under flow control (the acknowledgements told it
+        // to stop) is held back here: nothing more is read from it until flow clears, so the
+        // group's backlog grows by at most what was already in flight.
+        if sent && bus.flow_control(id) {
+            while !bus.wait_flow(id, std::time::Duration::from_millis(200)) {
+                if bus.pending(id).is_err() {
+                    return Err("removed from its group".into());
+                }
+            }
         }
         let n = match spin_read(&stream, &mut chunk) {
             Some(n) => n,

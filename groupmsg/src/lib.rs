@@ -106,7 +106,10 @@ pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
 pub use daemon::{default_socket_path, Groupd, DEFAULT_MODE};
 pub use error::CsError;
 pub use evcore::Dispatch;
-pub use local::{LocalBus, DEFAULT_FLOW_LIMIT, FLOW_BYTES, LOCAL_MAX_MESSAGE};
+pub use local::{
+    LocalBus, DEFAULT_FLOW_LIMIT, FLOW_BYTES, LOCAL_MAX_MESSAGE, MAX_BACKLOG, MAX_BACKLOG_BYTES,
+    MAX_STALL,
+};
 pub use stream::EventStream;
 pub use types::{
     Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,

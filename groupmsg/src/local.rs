@@ -8,7 +8,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rustix::event::EventfdFlags;
 
@@ -26,11 +27,36 @@ pub const DEFAULT_FLOW_LIMIT: usize = 10_000;
 /// slow member then reads out of cache (and out of freshly faulted pages).
 pub const FLOW_BYTES: usize = 1 << 20;
 
+/// Undelivered events a member may have before it is removed from its group (reported to the
+/// others as PROCDOWN): ten times the flow-control threshold. Senders that respect flow
+/// control never get near it; it bounds memory when some do not.
+pub const MAX_BACKLOG: usize = 10 * DEFAULT_FLOW_LIMIT;
+
+/// Undelivered message bytes a member may have before it is removed as for [`MAX_BACKLOG`]:
+/// two of the largest messages.
+pub const MAX_BACKLOG_BYTES: usize = 2 * LOCAL_MAX_MESSAGE;
+
+/// How long one member may hold flow control on for its group (its backlog over the
+/// threshold, because it does not dispatch) before it is removed as for [`MAX_BACKLOG`]: a
+/// member that stopped reading must not stall the others for ever.
+pub const MAX_STALL: Duration = Duration::from_secs(10);
+
 /// An in-process group bus: the groups that `Cpg` handles on this bus can join. Cheap to
 /// clone; clones are the same bus.
+///
+/// # Limits
+///
+/// At most [`MAX_MEMBERS`](crate::MAX_MEMBERS) members per group (then `TooManyGroups`, as
+/// corosync), messages of [`LOCAL_MAX_MESSAGE`] bytes (then `TooBig`), and a backlog per
+/// member of [`MAX_BACKLOG`] events or [`MAX_BACKLOG_BYTES`] bytes: a member that falls that
+/// far behind is removed from its group, the others see it leave as PROCDOWN, and its handle
+/// answers `BadHandle` from then on (a `groupd` client is disconnected). Flow control starts
+/// long before, at [`DEFAULT_FLOW_LIMIT`] events or [`FLOW_BYTES`] bytes; a member that holds
+/// it on for longer than [`MAX_STALL`] is removed the same way, so one member that stopped
+/// reading cannot stall its group.
 #[derive(Clone, Debug)]
 pub struct LocalBus {
-    inner: Arc<Mutex<Bus>>,
+    inner: Arc<(Mutex<Bus>, Condvar)>,
 }
 
 #[derive(Debug)]
@@ -43,6 +69,9 @@ struct Bus {
     groups: HashMap<GroupName, Vec<(Member, u64)>>,
     flow_limit: usize,
     max_message: usize,
+    /// Backlog bounds: events, bytes.
+    max_backlog: (usize, usize),
+    max_stall: Duration,
 }
 
 #[derive(Debug)]
@@ -54,6 +83,20 @@ struct HandleState {
     inbox_bytes: usize,
     signal: Arc<OwnedFd>,
     signalled: bool,
+    /// Since when its backlog has been over the flow-control threshold.
+    over_since: Option<Instant>,
+    /// Called (under the bus lock) when the handle is removed for its backlog: `groupd`
+    /// shuts the member's socket down, so that threads blocked on it return.
+    on_evict: Option<EvictHook>,
+}
+
+/// What to do when a handle is removed for its backlog.
+struct EvictHook(Box<dyn Fn() + Send>);
+
+impl std::fmt::Debug for EvictHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EvictHook")
+    }
 }
 
 impl Default for LocalBus {
@@ -78,8 +121,24 @@ impl LocalBus {
             groups: HashMap::new(),
             flow_limit: DEFAULT_FLOW_LIMIT,
             max_message: LOCAL_MAX_MESSAGE,
+            max_backlog: (MAX_BACKLOG, MAX_BACKLOG_BYTES),
+            max_stall: MAX_STALL,
         };
-        LocalBus { inner: Arc::new(Mutex::new(bus)) }
+        LocalBus { inner: Arc::new((Mutex::new(bus), Condvar::new())) }
+    }
+
+    /// Sets how long one member may hold flow control on before it is removed ([`MAX_STALL`]
+    /// by default; `groupd --max-stall`).
+    pub fn set_max_stall(&self, limit: Duration) {
+        self.lock().max_stall = limit;
+    }
+
+    /// Sets the backlog (events, bytes) past which a member is removed from its group; at
+    /// least the flow limit. For tests and tuning.
+    pub fn set_max_backlog(&self, events: usize, bytes: usize) {
+        let mut bus = self.lock();
+        let floor = bus.flow_limit;
+        bus.max_backlog = (events.max(floor), bytes.max(1));
     }
 
     /// Sets the backlog above which senders get `TryAgain`.
@@ -90,7 +149,36 @@ impl LocalBus {
     fn lock(&self) -> MutexGuard<'_, Bus> {
         // Bus operations never call user code under the lock, so a poisoned lock only means a
         // thread panicked elsewhere while holding it between complete updates.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits while flow control is on for `id`'s group, at most `limit`; true when it is
+    /// off (or `id` is gone). `groupd` holds back a sender that ignores flow control with it.
+    pub(crate) fn wait_flow(&self, id: u64, limit: Duration) -> bool {
+        let bus = self.lock();
+        let on = |b: &mut Bus| {
+            b.handles.get(&id).and_then(|h| h.group.clone()).is_some_and(|g| b.flow_enabled(&g))
+        };
+        let (mut bus, _) = self
+            .inner
+            .1
+            .wait_timeout_while(bus, limit, |b| on(b))
+            .unwrap_or_else(|e| e.into_inner());
+        if on(&mut bus) {
+            if let Some(g) = bus.handles.get(&id).and_then(|h| h.group.clone()) {
+                if bus.evict_stalled(&g) {
+                    self.inner.1.notify_all();
+                }
+            }
+        }
+        !on(&mut bus)
+    }
+
+    /// Sets what to do when `id` is removed for its backlog.
+    pub(crate) fn on_evict(&self, id: u64, f: impl Fn() + Send + 'static) {
+        if let Some(h) = self.lock().handles.get_mut(&id) {
+            h.on_evict = Some(EvictHook(Box::new(f)));
+        }
     }
 
     /// A new handle: its id, identity and signal descriptor. Each handle gets its own pid so
@@ -128,6 +216,8 @@ impl LocalBus {
                 inbox_bytes: 0,
                 signal: signal.clone(),
                 signalled: false,
+                over_since: None,
+                on_evict: None,
             },
         );
         Ok((id, member, signal))
@@ -171,6 +261,8 @@ impl LocalBus {
             bus.remove_member(&name, id);
             bus.confchg(&name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
         }
+        // A member gone may have been what held flow control on.
+        self.inner.1.notify_all();
     }
 
     pub(crate) fn mcast(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
@@ -197,9 +289,15 @@ impl LocalBus {
             return Err(CsError::TooBig);
         }
         if respect_flow && bus.flow_enabled(&name) {
-            return Err(CsError::TryAgain);
+            // A member that has held flow control on for too long is removed: then the others
+            // may go on.
+            if !bus.evict_stalled(&name) || bus.flow_enabled(&name) {
+                return Err(CsError::TryAgain);
+            }
+            self.inner.1.notify_all();
         }
-        let Bus { groups, handles, .. } = &mut *bus;
+        let Bus { groups, handles, flow_limit, .. } = &mut *bus;
+        let flow_limit = *flow_limit;
         let Some(list) = groups.get(&name) else { return Ok(()) };
         // Every member but the last gets a copy; the last gets the message itself.
         let mut event = Some(CpgEvent::Deliver { group: name.clone(), sender, msg });
@@ -210,7 +308,10 @@ impl LocalBus {
                 event.clone().expect("present until the last member")
             };
             let quiet = m == id && !respect_flow;
-            Bus::push_to(handles, m, e, quiet);
+            Bus::push_to(handles, m, e, quiet, flow_limit);
+        }
+        if bus.evict_behind(&name) | bus.evict_stalled(&name) {
+            self.inner.1.notify_all();
         }
         Ok(())
     }
@@ -222,9 +323,18 @@ impl LocalBus {
 
     pub(crate) fn pop(&self, id: u64) -> Result<Option<CpgEvent>, CsError> {
         let mut bus = self.lock();
+        let limit = bus.flow_limit;
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
+        let over = |len: usize, bytes: usize| len >= limit || bytes >= FLOW_BYTES;
+        let was_over = over(h.inbox.len(), h.inbox_bytes);
         let event = h.inbox.pop_front();
         h.inbox_bytes -= event.as_ref().map_or(0, event_bytes);
+        // Someone may be waiting for flow control to clear: tell them when this member's
+        // backlog crosses back under the threshold.
+        if was_over && !over(h.inbox.len(), h.inbox_bytes) {
+            h.over_since = None;
+            self.inner.1.notify_all();
+        }
         if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
             // Also drained when nothing was pending, for a wake-up a stopper left behind.
@@ -256,6 +366,70 @@ impl LocalBus {
 }
 
 impl Bus {
+    /// Removes every member of `name` whose backlog passed the bounds, as PROCDOWN for the
+    /// others; each removal is one membership change, in the same total order as all else.
+    fn evict_behind(&mut self, name: &GroupName) -> bool {
+        let (max_events, max_bytes) = self.max_backlog;
+        let behind: Vec<u64> = self
+            .groups
+            .get(name)
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, id)| {
+                        self.handles.get(id).is_some_and(|h| {
+                            h.inbox.len() > max_events || h.inbox_bytes > max_bytes
+                        })
+                    })
+                    .map(|&(_, id)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let any = !behind.is_empty();
+        for id in behind {
+            self.evict(name, id);
+        }
+        any
+    }
+
+    /// Removes every member of `name` that has held flow control on for longer than the stall
+    /// limit; true if any was.
+    fn evict_stalled(&mut self, name: &GroupName) -> bool {
+        let now = Instant::now();
+        let max = self.max_stall;
+        let stalled: Vec<u64> = self
+            .groups
+            .get(name)
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, id)| {
+                        self.handles
+                            .get(id)
+                            .and_then(|h| h.over_since)
+                            .is_some_and(|t| now.saturating_duration_since(t) > max)
+                    })
+                    .map(|&(_, id)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let any = !stalled.is_empty();
+        for id in stalled {
+            self.evict(name, id);
+        }
+        any
+    }
+
+    /// Removes one member for falling behind: PROCDOWN for the others, its handle gone.
+    fn evict(&mut self, name: &GroupName, id: u64) {
+        let Some(h) = self.handles.remove(&id) else { return };
+        self.remove_member(name, id);
+        if let Some(f) = &h.on_evict {
+            (f.0)();
+        }
+        // Its thread may be waiting on the signal: wake it to find the handle gone.
+        let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
+        self.confchg(name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
+    }
+
     fn remove_member(&mut self, name: &GroupName, id: u64) {
         if let Some(list) = self.groups.get_mut(name) {
             list.retain(|m| m.1 != id);
@@ -283,15 +457,25 @@ impl Bus {
     }
 
     fn push(&mut self, id: u64, event: CpgEvent) {
-        Bus::push_to(&mut self.handles, id, event, false);
+        Bus::push_to(&mut self.handles, id, event, false, self.flow_limit);
     }
 
     /// Queues an event and raises the handle's signal, unless `quiet` (a `groupd` reader
     /// takes its own member's events at once).
-    fn push_to(handles: &mut HashMap<u64, HandleState>, id: u64, event: CpgEvent, quiet: bool) {
+    fn push_to(
+        handles: &mut HashMap<u64, HandleState>,
+        id: u64,
+        event: CpgEvent,
+        quiet: bool,
+        flow_limit: usize,
+    ) {
         let Some(h) = handles.get_mut(&id) else { return };
         h.inbox_bytes += event_bytes(&event);
         h.inbox.push_back(event);
+        // The clock is read once, as the member crosses the threshold, not per message.
+        if h.over_since.is_none() && (h.inbox.len() >= flow_limit || h.inbox_bytes >= FLOW_BYTES) {
+            h.over_since = Some(Instant::now());
+        }
         if !h.signalled && !quiet {
             let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
             h.signalled = true;

@@ -253,6 +253,47 @@ fn bind_never_deletes_a_file_that_is_not_a_socket() {
     h.join(&GroupName::new("still-served").unwrap()).unwrap();
 }
 
+/// A member process that stops reading (SIGSTOP) held flow control on for its group for ever,
+/// and its daemon threads blocked on its full socket. Now it is disconnected after the stall
+/// limit and the others see it leave as PROCDOWN.
+#[test]
+fn a_member_that_stops_reading_is_disconnected_and_the_group_goes_on() {
+    let d = Daemon::start_args(&["--max-stall", "0.3"]);
+    let b = Cat::start(&d, "stall");
+    b.until("\"event\":\"confchg\"");
+    let b_pid = b.pid();
+    assert!(Command::new("kill").args(["-STOP", &b_pid.to_string()]).status().unwrap().success());
+    let mut a = d.handle();
+    a.join(&GroupName::new("stall").unwrap()).unwrap();
+    let chunk = vec![7u8; 16 * 1024];
+    let start = Instant::now();
+    let gone = |a: &Cpg<Collect>| {
+        a.handler().events.iter().any(|e| {
+            matches!(e, CpgEvent::ConfChg { left, .. } if left.iter().any(|c| c.member.pid == b_pid))
+        })
+    };
+    while !gone(&a) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the stopped member was never removed");
+        match a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&chunk)]) {
+            Ok(()) | Err(CsError::TryAgain) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+        a.dispatch(Dispatch::All).unwrap();
+    }
+    // The group goes on: a's next messages come back to it.
+    let before = a.handler().events.len();
+    for _ in 0..100 {
+        while let Err(CsError::TryAgain) = a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"on")])
+        {
+            a.dispatch(Dispatch::All).unwrap();
+        }
+    }
+    while a.handler().events.len() < before + 100 {
+        a.dispatch(Dispatch::One).unwrap();
+    }
+    let _ = Command::new("kill").args(["-CONT", &b_pid.to_string()]).status();
+}
+
 #[test]
 fn daemon_handles_agree_on_one_order() {
     const EACH: usize = 200;
