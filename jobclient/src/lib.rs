@@ -29,7 +29,34 @@
 //!   logged; the others keep being served. `CAN_DO_TIMEOUT` is enforced (a job its worker
 //!   overruns is requeued, as gearmand does), `SUBMIT_JOB_EPOCH` jobs wait for their time,
 //!   and [`Server::durable_queue`] keeps background jobs in an append-only file, replayed and
-//!   compacted at start, written before the client hears `JOB_CREATED`.
+//!   compacted at start, written and synced before the client hears `JOB_CREATED`. Every
+//!   limit the server enforces is in [`Limits`] and in the server's "Limits and defaults".
+//!
+//! # The durable queue: what is written, in what order, what is synced
+//!
+//! In the manner of SQLite's atomic-commit document:
+//!
+//! 1. A background submission is decoded and the job created in memory, but neither queued
+//!    nor acknowledged. Its record (`A`: priority, epoch, handle, function, unique, data) is
+//!    appended to a buffer, framed with its length and CRC-32.
+//! 2. After the batch of packets read from one connection at once (or one round of timers),
+//!    the buffer is written to the file with one `write`, then `fdatasync`
+//!    ([`QueueSync::Batch`], the default; `Always` syncs after each packet, `Never` skips the
+//!    sync).
+//! 3. Only then is each job of the batch queued (or its epoch armed) and its submitter told
+//!    `JOB_CREATED`. If the write or the sync fails, the file is cut back to its length
+//!    before the write, each such job is dropped, and its submitter hears
+//!    `ERROR QUEUE_ERROR`: nothing is acknowledged that is not on disk.
+//! 4. A finished job appends a `D` record the same way. A `D` lost to a crash means the job
+//!    runs again after a restart: at least once, never lost.
+//! 5. At start the file is replayed (format 2's rules: a torn
+//!    last record is dropped, damage in the middle is skipped past and reported, the damaged
+//!    file kept beside the queue), then compacted: the live jobs are written to a new file,
+//!    which is synced, renamed over the old one, and the directory synced. A crash at any
+//!    point leaves the old file or the new one, whole. With no room for the new file (a full
+//!    disk), the old one is cut back to its last whole record and appended to.
+//! 6. The file is locked (`flock`, on `FILE.lock`) for the server's life: a second server on
+//!    the same file refuses to start.
 //! - **Programs**: `jobd` (the server, gearmand's `-L -p -t -l` flags) and `jobc` (client and
 //!   worker with the `gearman` tool's `-h -p -f -w -b -I -L -u -s -n -t` flags, worker
 //!   `-- command args`; unlike the `gearman` tool it exits non-zero when a job fails, and feeds
