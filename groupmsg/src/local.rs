@@ -78,7 +78,7 @@ struct Bus {
 struct HandleState {
     member: Member,
     group: Option<GroupName>,
-    inbox: VecDeque<CpgEvent>,
+    inbox: VecDeque<Queued>,
     /// Message bytes in `inbox`.
     inbox_bytes: usize,
     signal: Arc<OwnedFd>,
@@ -88,6 +88,34 @@ struct HandleState {
     /// Called (under the bus lock) when the handle is removed for its backlog: `groupd`
     /// shuts the member's socket down, so that threads blocked on it return.
     on_evict: Option<EvictHook>,
+}
+
+/// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
+/// counted references), not copied per member, so a backlog costs its bytes once however big
+/// the group; each member gets its own `Vec` as it takes the event (the last one without a
+/// copy).
+#[derive(Debug)]
+enum Queued {
+    Deliver { group: GroupName, sender: Member, msg: bytes::Bytes },
+    Other(CpgEvent),
+}
+
+impl Queued {
+    fn bytes(&self) -> usize {
+        match self {
+            Queued::Deliver { msg, .. } => msg.len(),
+            Queued::Other(_) => 0,
+        }
+    }
+
+    fn into_event(self) -> CpgEvent {
+        match self {
+            Queued::Deliver { group, sender, msg } => {
+                CpgEvent::Deliver { group, sender, msg: Vec::from(msg) }
+            }
+            Queued::Other(e) => e,
+        }
+    }
 }
 
 /// What to do when a handle is removed for its backlog.
@@ -299,14 +327,10 @@ impl LocalBus {
         let Bus { groups, handles, flow_limit, .. } = &mut *bus;
         let flow_limit = *flow_limit;
         let Some(list) = groups.get(&name) else { return Ok(()) };
-        // Every member but the last gets a copy; the last gets the message itself.
-        let mut event = Some(CpgEvent::Deliver { group: name.clone(), sender, msg });
-        for (i, &(_, m)) in list.iter().enumerate() {
-            let e = if i + 1 == list.len() {
-                event.take().expect("taken once, by the last member")
-            } else {
-                event.clone().expect("present until the last member")
-            };
+        // One buffer for every member's inbox.
+        let msg = bytes::Bytes::from(msg);
+        for &(_, m) in list {
+            let e = Queued::Deliver { group: name.clone(), sender, msg: msg.clone() };
             let quiet = m == id && !respect_flow;
             Bus::push_to(handles, m, e, quiet, flow_limit);
         }
@@ -328,7 +352,7 @@ impl LocalBus {
         let over = |len: usize, bytes: usize| len >= limit || bytes >= FLOW_BYTES;
         let was_over = over(h.inbox.len(), h.inbox_bytes);
         let event = h.inbox.pop_front();
-        h.inbox_bytes -= event.as_ref().map_or(0, event_bytes);
+        h.inbox_bytes -= event.as_ref().map_or(0, Queued::bytes);
         // Someone may be waiting for flow control to clear: tell them when this member's
         // backlog crosses back under the threshold.
         if was_over && !over(h.inbox.len(), h.inbox_bytes) {
@@ -342,7 +366,7 @@ impl LocalBus {
             let _ = rustix::io::read(&*h.signal, &mut buf);
             h.signalled = false;
         }
-        Ok(event)
+        Ok(event.map(Queued::into_event))
     }
 
     pub(crate) fn pending(&self, id: u64) -> Result<usize, CsError> {
@@ -457,7 +481,7 @@ impl Bus {
     }
 
     fn push(&mut self, id: u64, event: CpgEvent) {
-        Bus::push_to(&mut self.handles, id, event, false, self.flow_limit);
+        Bus::push_to(&mut self.handles, id, Queued::Other(event), false, self.flow_limit);
     }
 
     /// Queues an event and raises the handle's signal, unless `quiet` (a `groupd` reader
@@ -465,12 +489,12 @@ impl Bus {
     fn push_to(
         handles: &mut HashMap<u64, HandleState>,
         id: u64,
-        event: CpgEvent,
+        event: Queued,
         quiet: bool,
         flow_limit: usize,
     ) {
         let Some(h) = handles.get_mut(&id) else { return };
-        h.inbox_bytes += event_bytes(&event);
+        h.inbox_bytes += event.bytes();
         h.inbox.push_back(event);
         // The clock is read once, as the member crosses the threshold, not per message.
         if h.over_since.is_none() && (h.inbox.len() >= flow_limit || h.inbox_bytes >= FLOW_BYTES) {
@@ -491,13 +515,5 @@ impl Bus {
                 })
             })
         })
-    }
-}
-
-/// The message bytes an event holds (membership changes count as none).
-fn event_bytes(e: &CpgEvent) -> usize {
-    match e {
-        CpgEvent::Deliver { msg, .. } => msg.len(),
-        _ => 0,
     }
 }

@@ -82,3 +82,38 @@ fn a_member_within_the_limits_is_never_removed() {
     assert_eq!(got, 5_000, "a slow member that catches up loses nothing");
     assert_eq!(a.membership_get().unwrap().len(), 2);
 }
+
+fn rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+/// A message waiting for many members was copied into each member's inbox: 100 members
+/// behind on one 32 MiB message held 3.2 GiB. Now they share one buffer.
+#[test]
+fn a_message_waiting_for_many_members_is_held_once() {
+    let bus = LocalBus::new();
+    let g = GroupName::new("shared").unwrap();
+    let mut members: Vec<Cpg<Collect>> = (0..100).map(|_| handle(&bus)).collect();
+    for m in &mut members {
+        m.join(&g).unwrap();
+        m.dispatch(Dispatch::All).unwrap();
+    }
+    let big = vec![5u8; 32 << 20];
+    let before = rss_mib();
+    members[0].mcast_joined(Guarantee::Agreed, &[IoSlice::new(&big)]).unwrap();
+    drop(big);
+    let grown = rss_mib().saturating_sub(before);
+    assert!(grown < 200, "{grown} MiB for one 32 MiB message waiting for 100 members");
+    // Each member still gets the whole message.
+    for m in members.iter_mut().take(3) {
+        m.dispatch(Dispatch::All).unwrap();
+        let got = m.handler().events.iter().rev().find_map(|e| match e {
+            CpgEvent::Deliver { msg, .. } => Some(msg.len()),
+            _ => None,
+        });
+        assert_eq!(got, Some(32 << 20));
+        m.handler_mut().events.clear();
+    }
+}
