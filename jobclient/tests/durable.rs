@@ -260,3 +260,59 @@ fn a_full_disk_refuses_the_jobs_it_cannot_keep_and_keeps_the_rest() {
     let log = again.log.lock().unwrap().join("\n");
     assert!(!log.contains("checksum") && !log.contains("cut short"), "{log}");
 }
+
+/// The file was compacted only at start, so a long-running server's queue grew without
+/// bound even with few live jobs. Now it is compacted online once it is mostly dead records.
+#[test]
+fn the_queue_file_stays_near_the_size_of_its_live_jobs() {
+    let dir = peers::scratch_dir("durable-online").unwrap();
+    let queue = dir.join("queue.log");
+    let data = vec![b'd'; 1024];
+    {
+        // Syncing is beside the point here (and 8,000 fdatasyncs are slow on some disks).
+        let server = Running::start_durable(queue.clone(), jobclient::QueueSync::Never);
+        let mut c = Raw::connect(server.addr);
+        let mut w = Raw::connect(server.addr);
+        w.send(T::CanDo, &[b"f"]);
+        // 4,000 jobs of 1 KiB run and finish, 100 at a time; ten more are left queued.
+        for batch in 0..40u32 {
+            for i in batch * 100..batch * 100 + 100 {
+                let mut d = data.clone();
+                d.extend_from_slice(&i.to_be_bytes());
+                c.send(T::SubmitJobBg, &[b"f", b"", &d]);
+            }
+            for _ in 0..100 {
+                assert_eq!(c.recv().kind(), T::JobCreated);
+                w.send(T::GrabJob, &[]);
+            }
+            for _ in 0..100 {
+                let p = w.recv();
+                assert_eq!(p.kind(), T::JobAssign);
+                w.send(T::WorkComplete, &[p.arg_ref(0), b""]);
+            }
+        }
+        for i in 4_000..4_010u32 {
+            let mut d = data.clone();
+            d.extend_from_slice(&i.to_be_bytes());
+            c.send(T::SubmitJobBg, &[b"f", b"", &d]);
+            assert_eq!(c.recv().kind(), T::JobCreated);
+        }
+        w.send(T::EchoReq, &[b"sync"]);
+        assert_eq!(w.recv().kind(), T::EchoRes);
+        let size = std::fs::metadata(&queue).unwrap().len();
+        assert!(size < 3 << 20, "{size} bytes for ten live jobs after 4,000 finished");
+    }
+    let again = Running::start_with(Some(queue));
+    let mut w = Raw::connect(again.addr);
+    w.send(T::CanDo, &[b"f"]);
+    let mut left = Vec::new();
+    loop {
+        w.send(T::GrabJob, &[]);
+        let p = w.recv();
+        if p.kind() == T::NoJob {
+            break;
+        }
+        left.push(u32::from_be_bytes(p.arg_ref(2)[1024..].try_into().unwrap()));
+    }
+    assert_eq!(left, (4_000..4_010).collect::<Vec<_>>());
+}

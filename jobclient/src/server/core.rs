@@ -149,6 +149,9 @@ pub(crate) struct Core {
     /// when the queue is in memory only.
     pub(crate) journal: Option<BytesMut>,
     pub(crate) limits: super::Limits,
+    /// Bytes the live background jobs' records take in the durable queue: what a compaction
+    /// would keep.
+    pub(crate) journal_live: u64,
     /// Background submissions waiting for their journal record to be written, in order.
     unacked: Vec<Unacked>,
 }
@@ -162,6 +165,18 @@ struct Unacked {
     serial: u64,
     /// A new job (queued at commit), or a submission coalesced onto a pending one.
     new: bool,
+}
+
+/// A job as the durable queue records it.
+fn saved(j: &Job) -> super::journal::Saved {
+    super::journal::Saved {
+        handle: j.handle.clone(),
+        function: j.function.clone(),
+        unique: j.unique.clone(),
+        data: j.data.clone(),
+        priority: j.priority as u8,
+        epoch: j.epoch,
+    }
 }
 
 /// The monotonic deadline of a Unix `epoch` later than `now`, if it is within
@@ -193,6 +208,7 @@ impl Core {
             journal: None,
             limits: super::Limits::default(),
             unacked: Vec::new(),
+            journal_live: 0,
         }
     }
 
@@ -373,6 +389,8 @@ impl Core {
         if job.background {
             if let Some(journal) = self.journal.as_mut() {
                 super::journal::done(journal, &job.handle);
+                self.journal_live =
+                    self.journal_live.saturating_sub(super::journal::add_len(&saved(&job)) as u64);
             }
         }
         self.by_handle.remove(&job.handle);
@@ -575,19 +593,9 @@ impl Core {
         self.by_handle.insert(handle.clone(), job_id);
         if background {
             if let Some(journal) = self.journal.as_mut() {
-                let j = self.jobs[job_id].as_ref().expect("just stored");
-                let epoch = j.epoch;
-                super::journal::add(
-                    journal,
-                    &super::journal::Saved {
-                        handle: j.handle.clone(),
-                        function: j.function.clone(),
-                        unique: j.unique.clone(),
-                        data: j.data.clone(),
-                        priority: priority as u8,
-                        epoch,
-                    },
-                );
+                let record = saved(self.jobs[job_id].as_ref().expect("just stored"));
+                super::journal::add(journal, &record);
+                self.journal_live += super::journal::add_len(&record) as u64;
             }
         }
         if !unique.is_empty() {

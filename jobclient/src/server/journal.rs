@@ -81,6 +81,19 @@ pub(crate) fn add(out: &mut BytesMut, job: &Saved) {
     });
 }
 
+/// The bytes [`add`] appends for `job`.
+pub(crate) fn add_len(job: &Saved) -> usize {
+    FRAME
+        + 1
+        + 1
+        + 8
+        + 4 * 4
+        + job.handle.len()
+        + job.function.len()
+        + job.unique.len()
+        + job.data.len()
+}
+
 /// Appends the record of a job done.
 pub(crate) fn done(out: &mut BytesMut, handle: &[u8]) {
     framed(out, |out| {

@@ -81,6 +81,10 @@ struct Shared {
     journal_lock: Option<std::fs::File>,
     /// The length of the durable queue's file after the last whole write.
     journal_len: u64,
+    /// Where the durable queue lives, for online compaction.
+    journal_path: Option<std::path::PathBuf>,
+    /// The file length below which no compaction is tried again (after one failed).
+    compact_at: u64,
     queue_sync: QueueSync,
     /// A descriptor held in reserve, given up to refuse a connection when none are left.
     reserve_fd: Option<std::fs::File>,
@@ -107,7 +111,10 @@ impl Shared {
                 QueueSync::Batch | QueueSync::Always => file.sync_data(),
             });
             match written {
-                Ok(()) => self.journal_len += records.len() as u64,
+                Ok(()) => {
+                    self.journal_len += records.len() as u64;
+                    self.compact_if_mostly_dead();
+                }
                 Err(e) => {
                     ok = false;
                     // Nothing half-done: a partial write is cut off again, so that the next
@@ -124,6 +131,38 @@ impl Shared {
             }
         }
         self.core.commit(ok, Now::system());
+    }
+
+    /// Online compaction: once the file is mostly records of finished jobs (more than twice
+    /// what the live jobs take, and at least [`COMPACT_MIN`] bytes), it is rewritten with the
+    /// live jobs only, exactly as at start (new file, synced, renamed, directory synced). Runs
+    /// right after a successful write, when every live job's record is on disk. A compaction
+    /// that fails (a full disk) is logged and retried once the file has grown by as much again.
+    fn compact_if_mostly_dead(&mut self) {
+        let live = self.core.journal_live + journal::MAGIC.len() as u64;
+        if self.journal_len < self.compact_at.max(COMPACT_MIN) || self.journal_len < 2 * live {
+            return;
+        }
+        let Some(path) = self.journal_path.clone() else { return };
+        let mut fresh = BytesMut::from(&journal::MAGIC[..]);
+        for job in self.core.saved_jobs() {
+            journal::add(&mut fresh, &job);
+        }
+        let reopened = compact(&path, &fresh)
+            .and_then(|()| std::fs::OpenOptions::new().append(true).open(&path));
+        match reopened {
+            Ok(file) => {
+                self.journal_file = Some(file);
+                self.journal_len = fresh.len() as u64;
+                self.core.journal_live = fresh.len() as u64 - journal::MAGIC.len() as u64;
+                self.compact_at = 0;
+            }
+            Err(e) => {
+                self.compact_at = self.journal_len * 2;
+                let msg = format!("durable queue {}: compaction failed: {e}", path.display());
+                self.log(&msg);
+            }
+        }
     }
 
     fn log(&mut self, msg: &str) {
@@ -147,6 +186,9 @@ impl Shared {
         }
     }
 }
+
+/// The smallest durable queue file worth compacting while running.
+const COMPACT_MIN: u64 = 1 << 20;
 
 /// Replaces the queue file at `path` with `fresh`: a new file, synced, renamed over the old,
 /// and the directory synced, so that a crash leaves one whole file or the other.
@@ -233,6 +275,8 @@ impl Server {
             journal_file: None,
             journal_lock: None,
             journal_len: 0,
+            journal_path: None,
+            compact_at: 0,
             queue_sync: QueueSync::Batch,
             reserve_fd: std::fs::File::open("/dev/null").ok(),
         };
@@ -322,6 +366,8 @@ impl Server {
         }
         sh.journal_file = Some(std::fs::OpenOptions::new().append(true).open(path)?);
         sh.journal_lock = Some(lock);
+        sh.journal_path = Some(path.to_path_buf());
+        sh.core.journal_live = fresh.len() as u64 - journal::MAGIC.len() as u64;
         sh.core.journal = Some(BytesMut::new());
         Ok(restored)
     }

@@ -36,7 +36,20 @@ impl Running {
         Running::start_full(None, limits)
     }
 
+    /// A server keeping background jobs in `queue_file`, synced as `sync` says.
+    pub fn start_durable(queue_file: std::path::PathBuf, sync: jobclient::QueueSync) -> Running {
+        Running::start_inner(Some(queue_file), Limits::default(), sync)
+    }
+
     fn start_full(queue_file: Option<std::path::PathBuf>, limits: Limits) -> Running {
+        Running::start_inner(queue_file, limits, jobclient::QueueSync::Batch)
+    }
+
+    fn start_inner(
+        queue_file: Option<std::path::PathBuf>,
+        limits: Limits,
+        sync: jobclient::QueueSync,
+    ) -> Running {
         let (tx, rx) = std::sync::mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
@@ -46,6 +59,7 @@ impl Running {
             let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
             server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
             server.limits(limits);
+            server.queue_sync(sync);
             if let Some(path) = queue_file {
                 server.durable_queue(path)?;
             }
