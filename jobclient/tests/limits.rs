@@ -73,6 +73,30 @@ fn a_client_that_never_reads_is_closed_at_the_output_limit() {
     echo_works(&server);
 }
 
+/// The same when the output comes a little at a time, each piece in a batch of its own: the
+/// server once moved each piece into the connection's write buffer, out of the limit's sight.
+#[test]
+fn output_that_trickles_to_a_client_that_never_reads_is_bounded_too() {
+    let server = Running::start_limited(limits(|l| l.max_output = 1 << 20));
+    let mut deaf = Raw::connect(server.addr);
+    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
+    let mut w = Raw::connect(server.addr);
+    w.send(T::CanDo, &[b"f"]);
+    w.send(T::GrabJob, &[]);
+    let handle = w.recv().arg(0);
+    let chunk = vec![7u8; 16 * 1024];
+    for _ in 0..1000 {
+        w.send(T::WorkData, &[&handle, &chunk]);
+        // A round trip puts the next piece in a batch of its own.
+        w.send(T::EchoReq, &[b"sync"]);
+        assert_eq!(w.recv().kind(), T::EchoRes);
+        if logged(&server, "unread output passed the limit") {
+            return;
+        }
+    }
+    panic!("16 MiB queued for a client that never reads, and it was not closed");
+}
+
 #[test]
 fn a_stalled_partial_packet_is_closed_after_the_read_deadline() {
     let server = Running::start_limited(limits(|l| l.read_deadline = Duration::from_millis(200)));

@@ -522,10 +522,15 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 Some(conn) if conn.doomed => {
                     return Poll::Ready(Some("its unread output passed the limit".into()));
                 }
-                Some(conn) => {
+                // Output moves to the write buffer only once that is empty: what the peer has
+                // not taken stays in the core's buffer, where the output limit counts it.
+                // (Moving it on every wake-up hid a never-reading peer's backlog from the
+                // limit, in a buffer that grew without bound.)
+                Some(conn) if wbuf.is_empty() => {
                     let out = conn.out.split();
                     wbuf.unsplit(out);
                 }
+                Some(_) => {}
                 None => {}
             }
             sh.wakers[id] = Some(cx.waker().clone());

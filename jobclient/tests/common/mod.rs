@@ -114,6 +114,8 @@ impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Packets go out as sent: Nagle's delay on a second small write costs 40 ms.
+        s.set_nodelay(true).unwrap();
         Raw(s, BytesMut::new())
     }
 
