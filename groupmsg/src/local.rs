@@ -267,6 +267,9 @@ impl LocalBus {
         list.push((member, id));
         bus.handles.get_mut(&id).expect("checked").group = Some(name.clone());
         bus.confchg(name, &[], &[Change { member, reason: Reason::Join }], None);
+        // Membership changes count against a member's backlog too: a join and leave loop must
+        // not grow the inbox of one that stopped reading.
+        bus.evict_behind(name);
         Ok(())
     }
 
@@ -278,6 +281,9 @@ impl LocalBus {
         bus.remove_member(&name, id);
         // The leaver hears of its own leave too, as with corosync.
         bus.confchg(&name, &[Change { member, reason: Reason::Leave }], &[], Some(id));
+        bus.evict_behind(&name);
+        // A member gone may have been what held flow control on.
+        self.inner.1.notify_all();
         Ok(())
     }
 
@@ -288,6 +294,7 @@ impl LocalBus {
         if let Some(name) = h.group {
             bus.remove_member(&name, id);
             bus.confchg(&name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
+            bus.evict_behind(&name);
         }
         // A member gone may have been what held flow control on.
         self.inner.1.notify_all();

@@ -97,6 +97,33 @@ fn output_that_trickles_to_a_client_that_never_reads_is_bounded_too() {
     panic!("16 MiB queued for a client that never reads, and it was not closed");
 }
 
+/// A peer that reads nothing while its output fits under the output limit was held for ever
+/// (with up to twice the limit buffered). Now output that waits without progress for the
+/// write deadline closes it.
+#[test]
+fn a_peer_that_takes_none_of_its_output_is_closed_after_the_write_deadline() {
+    let server = Running::start_limited(limits(|l| l.write_deadline = Duration::from_millis(300)));
+    let mut deaf = Raw::connect(server.addr);
+    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
+    let mut w = Raw::connect(server.addr);
+    w.send(T::CanDo, &[b"f"]);
+    w.send(T::GrabJob, &[]);
+    let handle = w.recv().arg(0);
+    // Far more than the socket buffers hold, far less than the output limit.
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..300 {
+        w.send(T::WorkData, &[&handle, &chunk]);
+    }
+    w.send(T::EchoReq, &[b"sync"]);
+    assert_eq!(w.recv().kind(), T::EchoRes);
+    let start = std::time::Instant::now();
+    while !logged(&server, "took none of its output") {
+        assert!(start.elapsed() < Duration::from_secs(20), "never closed: {:?}", server.log);
+        std::thread::yield_now();
+    }
+    echo_works(&server);
+}
+
 #[test]
 fn a_stalled_partial_packet_is_closed_after_the_read_deadline() {
     let server = Running::start_limited(limits(|l| l.read_deadline = Duration::from_millis(200)));

@@ -185,13 +185,37 @@ fn max_filesize_bounds_a_body_announced_or_not() {
         }
     });
     let (small, _) = recorder();
+    // A followed redirect's body does not count; a HEAD's Content-Length is no body.
+    let hops = Server::start(|mut c| {
+        while let Some((head, _)) = read_request(&mut c) {
+            let r = if head.starts_with("GET /start") {
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: /end\r\nContent-Length: 800\r\n\r\n{}",
+                    "r".repeat(800)
+                )
+            } else if head.starts_with("HEAD") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\n\r\n".to_string()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n{}", "e".repeat(300))
+            };
+            if c.write_all(r.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
     let mut multi: Multi<&str> = Multi::with_options(Options::default()).unwrap();
+    multi.add(
+        Easy::get(hops.url("/start")).follow_location(true).max_filesize(1000).private("hops"),
+    );
+    multi.add(Easy::get(hops.url("/big")).method("HEAD").max_filesize(1000).private("head"));
     multi.add(Easy::get(announced.url("/")).max_filesize(65_536).private("announced"));
     multi.add(Easy::get(endless.url("/")).max_filesize(65_536).private("endless"));
     multi.add(Easy::get(small.url("/")).max_filesize(2).private("within"));
     for d in run_all(&mut multi) {
         match (d.private, d.result) {
             ("within", Ok(r)) => assert_eq!(r.body, b"ok"),
+            ("hops", Ok(r)) => assert_eq!(r.body.len(), 300),
+            ("head", Ok(r)) => assert!(r.body.is_empty()),
             ("announced" | "endless", Err(XferError::FileTooLarge(65_536))) => {}
             (what, other) => panic!("{what}: {other:?}"),
         }

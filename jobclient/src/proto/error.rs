@@ -57,4 +57,12 @@ pub enum ProtoError {
     /// An administrative text line longer than the limit.
     #[error("text line longer than {0} bytes")]
     LineTooLong(usize),
+    /// More of something than a server allows one connection (functions registered).
+    #[error("more than {max} {what} on one connection")]
+    TooMany {
+        /// What there are too many of.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
 }

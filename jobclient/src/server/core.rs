@@ -165,6 +165,10 @@ struct Unacked {
     serial: u64,
     /// A new job (queued at commit), or a submission coalesced onto a pending one.
     new: bool,
+    /// A foreground job this submission made a background one (undone if the write fails).
+    upgraded: bool,
+    /// The job's handle, for the answer even if the job is gone by then.
+    handle: Bytes,
 }
 
 /// A job as the durable queue records it.
@@ -309,10 +313,14 @@ impl Core {
         // Arguments come from packets that decoded, so they fit in a packet again.
         let _ = encode(&mut conn.out, Magic::Res, kind, args);
         let one = conn.out.len() - start;
+        // Checked before any copy: 1,024 copies of a 64 MiB packet must not be built first.
+        if start.saturating_add(one.saturating_mul(n as usize)) > max_output {
+            Self::doom(conn, &mut self.dirty, to);
+            return;
+        }
         for _ in 1..n {
             conn.out.extend_from_within(start..start + one);
         }
-        Self::check_output(conn, max_output, &mut self.dirty, to);
     }
 
     pub(crate) fn send_text(&mut self, to: ConnId, text: &str) {
@@ -333,10 +341,14 @@ impl Core {
     /// for it would grow memory without bound.
     fn check_output(conn: &mut ConnState, max: usize, dirty: &mut Vec<ConnId>, id: ConnId) {
         if conn.out.len() > max {
-            conn.doomed = true;
-            conn.out = BytesMut::new();
-            dirty.push(id);
+            Self::doom(conn, dirty, id);
         }
+    }
+
+    fn doom(conn: &mut ConnState, dirty: &mut Vec<ConnId>, id: ConnId) {
+        conn.doomed = true;
+        conn.out = BytesMut::new();
+        dirty.push(id);
     }
 
     /// Whether `conn` may wait on one more foreground submission.
@@ -362,17 +374,21 @@ impl Core {
         self.send(to, PacketType::Error, &[code.as_bytes(), text.as_bytes()]);
     }
 
-    /// Wakes one sleeping worker able to do `function`, for one newly queued job.
-    ///
-    /// One is enough: a woken worker grabs until it gets NO_JOB, each queued job wakes another
-    /// sleeper, and a job whose worker dies is requeued, which wakes one again. Waking every
-    /// sleeper (a thundering herd) costs each of the others a GRAB, a NO_JOB and a PRE_SLEEP.
+    /// Wakes every sleeping worker able to do `function`, as gearmand does by default
+    /// (`-w 0`). Waking only one was cheaper, but a woken worker that died, was closed, or
+    /// answered the NOOP with PRE_SLEEP without grabbing left the job queued while the other
+    /// sleepers slept on.
     fn wake_workers(&mut self, function: &Bytes) {
-        let sleeper = self
+        let sleepers: Vec<ConnId> = self
             .conns
             .iter()
-            .position(|c| c.as_ref().is_some_and(|c| c.sleeping && c.abilities.contains(function)));
-        if let Some(id) = sleeper {
+            .enumerate()
+            .filter(|(_, c)| {
+                c.as_ref().is_some_and(|c| c.sleeping && c.abilities.contains(function))
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for id in sleepers {
             if let Some(c) = self.conn_mut(id) {
                 c.sleeping = false;
             }
@@ -442,13 +458,13 @@ impl Core {
                     self.error(from, "UNKNOWN_OPTION", "Server does not recognize given option");
                 }
             }
-            T::CanDo => self.can_do(from, p.arg(0), None),
+            T::CanDo => self.can_do(from, p.arg(0), None)?,
             T::CanDoTimeout => {
                 // 0, and anything beyond the bound, is no timeout: a zero timeout would take
                 // every job back the moment it was assigned.
                 let ms = p.number(1, "timeout")?;
                 let timeout = (1..=MAX_CAN_DO_TIMEOUT_MS).contains(&ms);
-                self.can_do(from, p.arg(0), timeout.then(|| Duration::from_millis(ms)));
+                self.can_do(from, p.arg(0), timeout.then(|| Duration::from_millis(ms)))?;
             }
             T::CantDo => self.cant_do(from, &p.arg(0)),
             T::ResetAbilities => {
@@ -460,7 +476,7 @@ impl Core {
             }
             T::SetClientId => {
                 if let Some(c) = self.conn_mut(from) {
-                    c.client_id = p.arg(0);
+                    c.client_id = Bytes::copy_from_slice(p.arg_ref(0));
                 }
             }
             T::PreSleep => {
@@ -490,21 +506,52 @@ impl Core {
     }
 
     fn submit(&mut self, from: ConnId, p: &Packet, priority: usize, background: bool, now: Now) {
-        let (function, unique) = (p.arg(0), p.arg(1));
-        let data = match p.kind() {
-            PacketType::SubmitJobEpoch => p.arg(3),
-            _ => p.arg(2),
-        };
+        // Copied out of the packet: a slice would keep the whole read buffer it came in alive
+        // for as long as the job waits (a tiny job pinning 64 KiB).
+        let (function, unique) =
+            (Bytes::copy_from_slice(p.arg_ref(0)), Bytes::copy_from_slice(p.arg_ref(1)));
+        let data = Bytes::copy_from_slice(match p.kind() {
+            PacketType::SubmitJobEpoch => p.arg_ref(3),
+            _ => p.arg_ref(2),
+        });
         if !unique.is_empty() {
             if let Some(&job_id) = self.by_unique.get(&(function.clone(), unique.clone())) {
                 // Coalesce: the submitter joins the existing job.
                 let handle =
                     self.jobs[job_id].as_ref().map(|j| j.handle.clone()).unwrap_or_default();
                 let pending = self.unacked.iter().any(|u| u.job == job_id && u.new);
-                if background && pending {
+                let foreground_job = self.jobs[job_id].as_ref().is_some_and(|j| !j.background);
+                if background && foreground_job {
+                    // A background submission joining a foreground job makes it a background
+                    // job: it must outlive its foreground submitters, and with a durable
+                    // queue it must be on disk before this submission hears JOB_CREATED.
+                    let j = self.jobs[job_id].as_mut().expect("checked");
+                    j.background = true;
+                    let (serial, record) = (j.serial, saved(j));
+                    if let Some(journal) = self.journal.as_mut() {
+                        super::journal::add(journal, &record);
+                        self.journal_live += super::journal::add_len(&record) as u64;
+                        self.unacked.push(Unacked {
+                            conn: from,
+                            job: job_id,
+                            serial,
+                            new: false,
+                            upgraded: true,
+                            handle: handle.clone(),
+                        });
+                        return;
+                    }
+                } else if background && pending {
                     // Joined onto a job whose record is not on disk yet: acknowledged with it.
                     let serial = self.jobs[job_id].as_ref().map_or(0, |j| j.serial);
-                    self.unacked.push(Unacked { conn: from, job: job_id, serial, new: false });
+                    self.unacked.push(Unacked {
+                        conn: from,
+                        job: job_id,
+                        serial,
+                        new: false,
+                        upgraded: false,
+                        handle: handle.clone(),
+                    });
                     return;
                 }
                 if !background {
@@ -609,7 +656,14 @@ impl Core {
         }
         if background && self.journal.is_some() {
             // Not queued, and not acknowledged, until its record is on disk: see `commit`.
-            self.unacked.push(Unacked { conn: from, job: job_id, serial, new: true });
+            self.unacked.push(Unacked {
+                conn: from,
+                job: job_id,
+                serial,
+                new: true,
+                upgraded: false,
+                handle,
+            });
             return;
         }
         self.send(from, PacketType::JobCreated, &[&handle]);
@@ -660,6 +714,14 @@ impl Core {
                     }
                 }
                 (false, Some((handle, _))) => {
+                    if u.upgraded {
+                        // Its record did not reach the disk: it is a foreground job again.
+                        if let Some(Some(j)) = self.jobs.get_mut(u.job) {
+                            j.background = false;
+                            let len = super::journal::add_len(&saved(j)) as u64;
+                            self.journal_live = self.journal_live.saturating_sub(len);
+                        }
+                    }
                     if u.new {
                         // Foreground submissions coalesced onto it hear that it failed.
                         let clients = self.jobs[u.job].as_ref().map(|j| j.clients.clone());
@@ -671,7 +733,7 @@ impl Core {
                     self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written");
                 }
                 // Gone before its record was written (cancelled): it was accepted, say so.
-                (true, None) => {}
+                (true, None) => self.send(u.conn, PacketType::JobCreated, &[&u.handle]),
                 (false, None) => {
                     self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written")
                 }
@@ -780,17 +842,33 @@ impl Core {
         );
     }
 
-    fn can_do(&mut self, from: ConnId, function: Bytes, timeout: Option<Duration>) {
-        let Some(c) = self.conn_mut(from) else { return };
-        match timeout {
-            Some(t) => c.timeouts.insert(function.clone(), t),
-            None => c.timeouts.remove(&function),
-        };
+    fn can_do(
+        &mut self,
+        from: ConnId,
+        function: Bytes,
+        timeout: Option<Duration>,
+    ) -> Result<(), ProtoError> {
+        let max = self.limits.max_abilities;
+        let Some(c) = self.conn_mut(from) else { return Ok(()) };
         if c.abilities.contains(&function) {
-            return;
+            match timeout {
+                Some(t) => c.timeouts.insert(function.clone(), t),
+                None => c.timeouts.remove(&function),
+            };
+            return Ok(());
         }
+        if c.abilities.len() >= max {
+            return Err(ProtoError::TooMany { what: "functions registered", max });
+        }
+        if let Some(t) = timeout {
+            c.timeouts.insert(function.clone(), t);
+        }
+        // Stored apart from the read buffer the packet came in, which it would otherwise
+        // keep alive.
+        let function = Bytes::copy_from_slice(&function);
         c.abilities.push(function.clone());
         self.functions.entry(function).or_default().workers += 1;
+        Ok(())
     }
 
     /// Drops an ability; a job of that function this worker is running goes back to the queue.

@@ -256,9 +256,15 @@ impl Sim {
         match existing {
             Some(h) => {
                 assert_eq!(handle, h, "a coalesced submission joins the live job");
+                let j = self.m.jobs.get_mut(&h).expect("live");
                 if !background {
-                    self.m.jobs.get_mut(&h).expect("live").clients.push(client);
+                    j.clients.push(client);
                     *self.m.accepted.entry((client, h)).or_default() += 1;
+                } else if !j.background {
+                    // A background submission makes a foreground job a background one: it
+                    // outlives its foreground submitters.
+                    j.background = true;
+                    self.m.bg_accepted.push(h);
                 }
             }
             None => {

@@ -20,7 +20,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of output queued for one connection that does not read them; past it, the
     /// connection is closed as if it had died (its running jobs are requeued, its foreground
-    /// jobs lose that waiter). Default 64 MiB: one largest packet, plus room.
+    /// jobs lose that waiter). Default 129 MiB: two of the largest packets and room, so that
+    /// a client that reads gets even the largest results.
     pub max_output: usize,
     /// Output queued for one connection at which the server stops decoding more of that
     /// connection's input until the output is written (so a read full of admin `workers`
@@ -36,6 +37,12 @@ pub struct Limits {
     /// byte of it; then it is closed. An idle connection with nothing partial (a sleeping
     /// worker) has no deadline. Default 30 s.
     pub read_deadline: Duration,
+    /// How long output may wait for a connection that takes none of it; then it is closed.
+    /// A slow reader that makes progress is never closed. Default 60 s.
+    pub write_deadline: Duration,
+    /// Functions one connection may register (`CAN_DO`); one more is a protocol error that
+    /// closes it. Default 4,096.
+    pub max_abilities: usize,
     /// Peers that may use the admin commands that change state (`shutdown`, `cancel job`,
     /// `maxqueue`), as address prefixes; the others get `ERR PERMISSION_DENIED`. Default:
     /// loopback only (`127.0.0.0/8`, `::1/128`).
@@ -46,11 +53,13 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 65_536,
-            max_output: 64 << 20,
+            max_output: 129 << 20,
             pause_output: 256 << 10,
             max_submissions_per_job: 1_024,
             max_submissions_per_connection: 100_000,
             read_deadline: Duration::from_secs(30),
+            write_deadline: Duration::from_secs(60),
+            max_abilities: 4_096,
             admin_from: vec![
                 ([127, 0, 0, 0].into(), 8),
                 (std::net::Ipv6Addr::LOCALHOST.into(), 128),

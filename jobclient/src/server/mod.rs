@@ -19,7 +19,9 @@
 //! | packet body | 64 MiB ([`Decoder::DEFAULT_MAX_BODY`](crate::proto::Decoder::DEFAULT_MAX_BODY)) | the connection is closed; at most 64 KiB is reserved ahead of what has arrived, whatever a header announces |
 //! | admin line | 4,096 bytes ([`MAX_LINE`](crate::proto::MAX_LINE)) | the connection is closed |
 //! | function / unique / handle / client ID | 512 / 64 / 64 / 255 bytes | the connection is closed |
-//! | unread output of one connection | 64 MiB | the connection is closed as if it died: its running jobs are requeued, its foreground jobs lose that waiter |
+//! | functions one connection registers | 4,096 | the connection is closed |
+//! | unread output of one connection | 129 MiB | the connection is closed as if it died: its running jobs are requeued, its foreground jobs lose that waiter |
+//! | output waiting with no progress at all | 60 s | the connection is closed the same way; a slow reader that makes progress is not |
 //! | output queued before input is decoded further | 256 KiB | decoding that connection pauses until its output is written |
 //! | submissions coalesced onto one job | 1,024 | `ERROR QUEUE_ERROR`; each accepted one still gets every `WORK_*` once, as gearmand sends it |
 //! | foreground submissions one connection waits on | 100,000 | `ERROR QUEUE_ERROR` |
@@ -101,7 +103,8 @@ impl Shared {
             return;
         }
         let records = buf.split();
-        let mut ok = true;
+        // No file (it could not be reopened): nothing is durable, so nothing is acknowledged.
+        let mut ok = self.journal_file.is_some();
         if let Some(file) = self.journal_file.as_mut() {
             // One fdatasync for every record of this batch (group commit), before any client
             // hears JOB_CREATED for them: acknowledged jobs survive a power cut, not a kill
@@ -148,14 +151,32 @@ impl Shared {
         for job in self.core.saved_jobs() {
             journal::add(&mut fresh, &job);
         }
-        let reopened = compact(&path, &fresh)
-            .and_then(|()| std::fs::OpenOptions::new().append(true).open(&path));
-        match reopened {
-            Ok(file) => {
-                self.journal_file = Some(file);
-                self.journal_len = fresh.len() as u64;
-                self.core.journal_live = fresh.len() as u64 - journal::MAGIC.len() as u64;
-                self.compact_at = 0;
+        match compact(&path, &fresh) {
+            Ok(warning) => {
+                if let Some(w) = warning {
+                    let msg =
+                        format!("durable queue {}: directory sync failed: {w}", path.display());
+                    self.log(&msg);
+                }
+                // The old handle names the replaced file now: writing on through it would
+                // lose every later job. Reopen, or refuse background jobs until a restart.
+                match std::fs::OpenOptions::new().append(true).open(&path) {
+                    Ok(file) => {
+                        self.journal_file = Some(file);
+                        self.journal_len = fresh.len() as u64;
+                        self.core.journal_live = fresh.len() as u64 - journal::MAGIC.len() as u64;
+                        self.compact_at = 0;
+                    }
+                    Err(e) => {
+                        self.journal_file = None;
+                        let msg = format!(
+                            "durable queue {}: cannot reopen after compaction ({e}); background \
+                             jobs are refused until a restart",
+                            path.display()
+                        );
+                        self.log(&msg);
+                    }
+                }
             }
             Err(e) => {
                 self.compact_at = self.journal_len * 2;
@@ -191,8 +212,11 @@ impl Shared {
 const COMPACT_MIN: u64 = 1 << 20;
 
 /// Replaces the queue file at `path` with `fresh`: a new file, synced, renamed over the old,
-/// and the directory synced, so that a crash leaves one whole file or the other.
-fn compact(path: &std::path::Path, fresh: &[u8]) -> io::Result<()> {
+/// and the directory synced, so that a crash leaves one whole file or the other. An error
+/// means the old file is still in place, untouched; once the rename is done this succeeds,
+/// and a failed directory sync comes back as the warning (the caller must then reopen `path`,
+/// since its old handle names the replaced file).
+fn compact(path: &std::path::Path, fresh: &[u8]) -> io::Result<Option<io::Error>> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let written = std::fs::File::create(&tmp).and_then(|mut new| {
@@ -209,7 +233,7 @@ fn compact(path: &std::path::Path, fresh: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
     };
-    std::fs::File::open(dir)?.sync_all()
+    Ok(std::fs::File::open(dir).and_then(|d| d.sync_all()).err())
 }
 
 /// When the durable queue's records reach the disk, before the background jobs they hold are
@@ -342,7 +366,14 @@ impl Server {
             journal::add(&mut fresh, &job);
         }
         match compact(path, &fresh) {
-            Ok(()) => sh.journal_len = fresh.len() as u64,
+            Ok(warning) => {
+                sh.journal_len = fresh.len() as u64;
+                if let Some(w) = warning {
+                    let msg =
+                        format!("durable queue {}: directory sync failed: {w}", path.display());
+                    sh.log(&msg);
+                }
+            }
             // A full disk has no room for a second copy: go on appending to the file as it
             // is, cut back to its last whole record. (A file of the first format cannot take
             // records of this one, so that is an error.)
@@ -505,10 +536,13 @@ fn shrink_if_idle(buf: &mut BytesMut) {
 /// the connection; so does output past [`Limits::max_output`] (the core dooms it).
 async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared>>, h: Handle) {
     let decoder = Decoder::server();
-    let (pause_output, read_deadline) = {
+    let (pause_output, read_deadline, write_deadline) = {
         let sh = shared.borrow();
-        (sh.core.limits.pause_output, sh.core.limits.read_deadline)
+        let l = &sh.core.limits;
+        (l.pause_output, l.read_deadline, l.write_deadline)
     };
+    // Set while output waits for a peer that takes none of it.
+    let mut write_stall: Option<evcore::Sleep> = None;
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut closing = false;
@@ -535,6 +569,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
             }
             sh.wakers[id] = Some(cx.waker().clone());
         }
+        let unsent = wbuf.len();
         while !wbuf.is_empty() {
             match Pin::new(&mut sock).poll_write(cx, &wbuf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some("write returned zero".into())),
@@ -546,6 +581,25 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
             }
         }
         shrink_if_idle(&mut wbuf);
+        if wbuf.is_empty() {
+            write_stall = None;
+        } else {
+            // A peer that takes some of its output is slow, not stalled: the deadline starts
+            // again with each write that makes progress.
+            let deadline = std::time::Instant::now() + write_deadline;
+            match write_stall.as_mut() {
+                Some(s) if wbuf.len() < unsent => s.reset(deadline),
+                Some(_) => {}
+                None => write_stall = Some(h.sleep_until(deadline)),
+            }
+            if let Some(s) = write_stall.as_mut() {
+                if Pin::new(s).poll(cx).is_ready() {
+                    return Poll::Ready(Some(format!(
+                        "took none of its output for {write_deadline:?}"
+                    )));
+                }
+            }
+        }
         if closing && wbuf.is_empty() {
             return Poll::Ready(None);
         }

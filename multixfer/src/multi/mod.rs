@@ -255,6 +255,7 @@ impl<T, S> Multi<T, S> {
             speed: None,
             redirects: 0,
             downloaded: 0,
+            body_bytes: 0,
             uploaded: 0,
             download_total: None,
             upload_total: None,

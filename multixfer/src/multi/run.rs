@@ -782,8 +782,14 @@ impl<T, S> Multi<T, S> {
                 x.redirect = Some((head.status, String::from_utf8_lossy(loc).into_owned()));
             }
         }
-        // A body announced past the limit fails before any of it is read (libcurl's check).
-        if let (Some(max), Some(total), None) = (x.easy.max_filesize, x.download_total, &x.redirect)
+        // A body announced past the limit fails before any of it is read (libcurl's check);
+        // not for a redirect that is followed, nor for a response that has no body whatever
+        // its Content-Length says (HEAD, 204, 304).
+        let bodyless =
+            x.easy.method.eq_ignore_ascii_case("HEAD") || matches!(head.status, 204 | 304);
+        x.body_bytes = 0;
+        if let (Some(max), Some(total), None, false) =
+            (x.easy.max_filesize, x.download_total, &x.redirect, bodyless)
         {
             if total > max {
                 return Err(XferError::FileTooLarge(max));
@@ -802,8 +808,10 @@ impl<T, S> Multi<T, S> {
         if x.redirect.is_some() {
             return Ok(());
         }
-        // A body with no length (chunked, close-delimited) is stopped where it passes it.
-        if x.easy.max_filesize.is_some_and(|max| x.downloaded > max) {
+        // A body with no length (chunked, close-delimited) is stopped where it passes it;
+        // the limit is on the final response's body, not on redirects' bodies before it.
+        x.body_bytes += bytes.len() as u64;
+        if x.easy.max_filesize.is_some_and(|max| x.body_bytes > max) {
             return Err(XferError::FileTooLarge(x.easy.max_filesize.unwrap_or_default()));
         }
         match &mut x.easy.sink {

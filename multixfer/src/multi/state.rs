@@ -95,6 +95,8 @@ pub(crate) struct Transfer<T> {
     pub(crate) speed: Option<Speed>,
     pub(crate) redirects: u32,
     pub(crate) downloaded: u64,
+    /// Body bytes of the current response (what `max_filesize` limits).
+    pub(crate) body_bytes: u64,
     pub(crate) uploaded: u64,
     pub(crate) download_total: Option<u64>,
     pub(crate) upload_total: Option<u64>,
