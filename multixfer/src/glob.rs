@@ -13,6 +13,10 @@
 /// pattern such as `[1-99999999999]` is refused at once rather than exhausting memory.
 pub const MAX_URLS: u64 = 10_000_000;
 
+/// The most bytes of URLs one pattern may expand to (1 GiB): long literal text multiplied by a
+/// big range is refused however few URLs it names.
+pub const MAX_BYTES: u64 = 1 << 30;
+
 /// One piece of a pattern: fixed text or a set of alternatives.
 enum Piece {
     Text(String),
@@ -48,6 +52,15 @@ impl Set {
         }
     }
 
+    /// The longest alternative, in bytes.
+    fn widest(&self) -> u64 {
+        match self {
+            Set::List(l) => l.iter().map(String::len).max().unwrap_or(0) as u64,
+            Set::Numbers { hi, width, .. } => (hi.to_string().len()).max(*width) as u64,
+            Set::Letters { .. } => 1,
+        }
+    }
+
     fn items(&self) -> Vec<String> {
         match self {
             Set::List(l) => l.clone(),
@@ -79,8 +92,18 @@ fn total(pieces: &[Piece]) -> u64 {
 /// malformed range or more than [`MAX_URLS`] URLs.
 pub fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let pieces = parse(pattern)?;
+    let widest: u64 = pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => t.len() as u64,
+            Piece::Set(set) => set.widest(),
+        })
+        .sum();
     match total(&pieces) {
         n if n > MAX_URLS => return Err(format!("{pattern:?} names more than {MAX_URLS} URLs")),
+        n if n.saturating_mul(widest) > MAX_BYTES => {
+            return Err(format!("{pattern:?} expands to more than {MAX_BYTES} bytes"))
+        }
         // An empty set makes the whole product empty: no set is built, however large the
         // others (`[1-99999999999][3-1]` once built ten billion strings to multiply by none).
         0 => return Ok(Vec::new()),
@@ -190,6 +213,8 @@ mod tests {
         }
         assert!(expand("f[001-3:4294967296]").is_err(), "absurd step");
         assert!(expand(&format!("f[{}1-2]", "0".repeat(30))).is_err(), "absurd padding");
+        let long = format!("{}[1-10000000]", "x".repeat(200));
+        assert!(expand(&long).is_err(), "two gigabytes of URLs");
         // Found by the fuzzer: an empty set beside a huge one built the huge one first.
         assert_eq!(expand("f[1-99999999999][3-1]").unwrap(), Vec::<String>::new());
         assert_eq!(count("f[1-99999999999][3-1]").unwrap(), 0);

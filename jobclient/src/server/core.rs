@@ -171,6 +171,12 @@ struct Unacked {
     handle: Bytes,
 }
 
+/// A name from the network as an admin listing shows it: control characters (a line feed
+/// would forge lines in `status` or `workers`) become `?`.
+fn printable(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
 /// A job as the durable queue records it.
 fn saved(j: &Job) -> super::journal::Saved {
     super::journal::Saved {
@@ -1054,14 +1060,7 @@ impl Core {
         let mut rows: Vec<_> = self
             .functions
             .iter()
-            .map(|(name, f)| {
-                (
-                    String::from_utf8_lossy(name).into_owned(),
-                    f.queued() + f.running,
-                    f.running,
-                    f.workers,
-                )
-            })
+            .map(|(name, f)| (printable(name), f.queued() + f.running, f.running, f.workers))
             .collect();
         rows.sort();
         rows
@@ -1074,13 +1073,9 @@ impl Core {
             .enumerate()
             .filter_map(|(i, c)| {
                 let c = c.as_ref()?;
-                let id = if c.client_id.is_empty() {
-                    "-".to_string()
-                } else {
-                    String::from_utf8_lossy(&c.client_id).into_owned()
-                };
-                let fs =
-                    c.abilities.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+                let id =
+                    if c.client_id.is_empty() { "-".to_string() } else { printable(&c.client_id) };
+                let fs = c.abilities.iter().map(|f| printable(f)).collect();
                 Some((i, c.peer.clone(), id, fs))
             })
             .collect()
@@ -1091,9 +1086,7 @@ impl Core {
         self.jobs
             .iter()
             .flatten()
-            .map(|j| {
-                (String::from_utf8_lossy(&j.handle).into_owned(), j.retries, j.worker.is_some())
-            })
+            .map(|j| (printable(&j.handle), j.retries, j.worker.is_some()))
             .collect()
     }
 

@@ -212,3 +212,16 @@ fn restoring_an_absurd_journaled_epoch_does_not_overflow() {
     let h = created(&mut rig, c);
     assert_ne!(&h[..], b"H:test:18446744073709551615");
 }
+
+/// A client ID or function name holding a line feed forged lines in admin listings.
+#[test]
+fn admin_listings_show_no_control_characters_from_the_network() {
+    let mut rig = Rig::new();
+    let w = rig.connect();
+    rig.send(w, T::SetClientId, &[b"id\n.\nfake 1 2 3"]);
+    rig.send(w, T::CanDo, &[b"f\r\nOK"]);
+    let rows = rig.core.worker_rows();
+    assert_eq!(rows[0].2, "id?.?fake 1 2 3");
+    assert_eq!(rows[0].3, ["f??OK"]);
+    assert_eq!(rig.core.status_rows()[0].0, "f??OK");
+}

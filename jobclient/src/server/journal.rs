@@ -182,21 +182,52 @@ pub(crate) fn replay(bytes: &[u8]) -> (Vec<Saved>, Vec<Problem>) {
     (live.into_jobs(), problems)
 }
 
+/// The longest payload a record can have: a largest packet body's fields and the fixed part.
+const MAX_PAYLOAD: usize = (64 << 20) + 1024;
+
 /// The record framed at `at`, if its length fits, its checksum matches and its payload
 /// decodes; and where the next one starts.
+///
+/// The checks cheap enough to run at every offset come first (the length within bounds, the
+/// payload's own field lengths adding up to it), and only a candidate that passes them is
+/// checksummed: a search for the next good record after damage then costs about the
+/// damaged stretch, not a checksum of up to 64 MiB at every byte of it.
 fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
     let head = bytes.get(at..at.checked_add(FRAME)?)?;
     let len = u32::from_be_bytes(head[..4].try_into().expect("four bytes")) as usize;
     let crc = u32::from_be_bytes(head[4..].try_into().expect("four bytes"));
+    if len > MAX_PAYLOAD {
+        return None;
+    }
     let start = at + FRAME;
     let payload = bytes.get(start..start.checked_add(len)?)?;
-    if crc32fast::hash(payload) != crc {
+    if !well_formed(payload) || crc32fast::hash(payload) != crc {
         return None;
     }
     let mut r = Reader { bytes: payload, at: 0 };
     let record = r.record()?;
     // A payload is exactly one record.
     (r.at == payload.len()).then_some((record, start + len))
+}
+
+/// Whether `payload` has a record's shape: its type, and field lengths that add up to it
+/// exactly. Reads a few bytes, copies nothing.
+fn well_formed(payload: &[u8]) -> bool {
+    let (fixed, fields) = match payload.first() {
+        Some(b'A') => (1 + 1 + 8, 4),
+        Some(b'D') => (1, 1),
+        _ => return false,
+    };
+    let mut at = fixed;
+    for _ in 0..fields {
+        let Some(len) = payload.get(at..at + 4) else { return false };
+        let len = u32::from_be_bytes(len.try_into().expect("four bytes")) as usize;
+        at = match at.checked_add(4 + len) {
+            Some(next) if next <= payload.len() => next,
+            _ => return false,
+        };
+    }
+    at == payload.len()
 }
 
 /// The first format: records back to back, no lengths, no checksums. Anything that does not

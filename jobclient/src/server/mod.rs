@@ -451,6 +451,7 @@ impl Server {
                 Some(Err(e)) => return Err(e),
                 Some(Ok(())) => {}
             }
+            let mut backoff = false;
             loop {
                 match self.listener.get_ref().accept() {
                     Ok((stream, peer)) => {
@@ -465,21 +466,34 @@ impl Server {
                         // would spin: give up the reserve descriptor, take the connection off
                         // the backlog and close it, and take the reserve again.
                         let mut sh = self.shared.borrow_mut();
-                        drop(sh.reserve_fd.take());
-                        if let Ok((refused, peer)) = self.listener.get_ref().accept() {
-                            drop(refused);
-                            sh.log(&format!("out of descriptors, refused {peer}: {e}"));
+                        let had_reserve = sh.reserve_fd.take().is_some();
+                        match self.listener.get_ref().accept() {
+                            Ok((refused, peer)) => {
+                                drop(refused);
+                                sh.log(&format!("out of descriptors, refused {peer}: {e}"));
+                            }
+                            // No reserve to give up (it could not be taken again): wait a
+                            // little before the listener is polled again, rather than spin.
+                            Err(_) => backoff = !had_reserve,
                         }
                         sh.reserve_fd = std::fs::File::open("/dev/null").ok();
                         break;
                     }
-                    // A peer that gave up before we took it, and the like: this connection is
-                    // lost, the server is not.
+                    // A peer that gave up before we took it, a transient lack of memory: this
+                    // connection is lost, the server is not. A pause before the next poll keeps
+                    // an error that repeats from spinning the loop.
                     Err(e) => {
                         self.shared.borrow_mut().log(&format!("accept failed: {e}"));
+                        backoff = !matches!(
+                            e.kind(),
+                            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                        );
                         break;
                     }
                 }
+            }
+            if backoff {
+                self.handle.sleep(std::time::Duration::from_millis(10)).await;
             }
         }
     }
