@@ -314,7 +314,8 @@ impl Server {
     /// one and syncs the directory, so a crash at any point leaves the old file or the new one.
     ///
     /// The file is locked (`flock`, exclusive) for the server's life: a second server on the
-    /// same file fails here with `WouldBlock`, naming the file, instead of corrupting it.
+    /// same file fails here with `WouldBlock`, naming the file, instead of corrupting it (after
+    /// waiting up to two seconds, for a server that is just stopping).
     pub fn durable_queue(&self, path: impl AsRef<std::path::Path>) -> io::Result<usize> {
         let path = path.as_ref();
         // The lock lives on a file of its own beside the queue, since the queue file itself is
@@ -325,18 +326,25 @@ impl Server {
             .truncate(false)
             .write(true)
             .open(&lock_path)?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |e| {
-                io::Error::new(
+        // A server that is just stopping may hold the lock a moment longer (so may a child
+        // process between fork and exec, which shares the open file): wait up to two seconds
+        // for it, then refuse.
+        let waited = std::time::Instant::now();
+        while let Err(e) =
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        {
+            if waited.elapsed() >= std::time::Duration::from_secs(2) {
+                return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     format!(
                         "durable queue {} is in use by another server ({}: {e})",
                         path.display(),
                         lock_path.display()
                     ),
-                )
-            },
-        )?;
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let old = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
