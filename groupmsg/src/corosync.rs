@@ -293,7 +293,8 @@ pub(crate) struct CorosyncConn {
 impl CorosyncConn {
     pub(crate) fn connect() -> Result<CorosyncConn, CsError> {
         let inbox = InboxPtr::new();
-        let (handle, cpg_fd) = open(&inbox)?;
+        let (guard, cpg_fd) = open(&inbox)?;
+        let handle = guard.get();
         let wake = Arc::new(
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|_| CsError::Library)?,
@@ -308,7 +309,7 @@ impl CorosyncConn {
         check(unsafe { cpg_local_get(handle, &mut nodeid) })?;
         let member = Member { nodeid, pid: std::process::id() };
         Ok(CorosyncConn {
-            handle,
+            handle: guard.release(),
             inbox,
             group: None,
             has_left: false,
@@ -348,10 +349,14 @@ impl CorosyncConn {
     fn reopen(&mut self) -> Result<(), CsError> {
         // Collect what the old handle still has (its own leave, typically) before closing it.
         self.fill()?;
-        let (handle, fd) = open(&self.inbox)?;
+        let (guard, fd) = open(&self.inbox)?;
         let _ = epoll::delete(&*self.epoll, &self.cpg_fd);
-        epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN)
-            .map_err(|_| CsError::Library)?;
+        if epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN).is_err() {
+            // Keep the old handle whole: watched again, and the new one finalized (the guard).
+            let _ = epoll::add(&*self.epoll, &self.cpg_fd, EventData::new_u64(0), EventFlags::IN);
+            return Err(CsError::Library);
+        }
+        let handle = guard.release();
         // SAFETY: the old handle is finalized once, and not used after.
         unsafe { cpg_finalize(self.handle) };
         self.handle = handle;
@@ -517,13 +522,42 @@ impl CorosyncConn {
     }
 }
 
+/// A libcpg handle finalized when this is dropped, until [`release`](Self::release) hands it
+/// to its connection: a failure between `cpg_initialize` and the connection being whole (an
+/// eventfd or epoll that cannot be made, `EMFILE` on the descriptor's duplicate) must not
+/// leak the handle and its IPC connection to corosync.
+struct HandleGuard(Handle);
+
+impl HandleGuard {
+    fn get(&self) -> Handle {
+        self.0
+    }
+
+    fn release(self) -> Handle {
+        let h = self.0;
+        std::mem::forget(self);
+        h
+    }
+}
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from cpg_initialize, is finalized once (here, or by its
+        // connection after `release`), and is not used after; its context (the inbox) is
+        // still alive, since guards are dropped before the inbox they point at.
+        unsafe { cpg_finalize(self.0) };
+    }
+}
+
 /// cpg_initialize with our callbacks and `inbox` as the context; returns the handle and a
 /// duplicate of its descriptor (libcpg owns the original).
-fn open(inbox: &InboxPtr) -> Result<(Handle, OwnedFd), CsError> {
+fn open(inbox: &InboxPtr) -> Result<(HandleGuard, OwnedFd), CsError> {
     let mut callbacks = Callbacks { deliver: Some(on_deliver), confchg: Some(on_confchg) };
-    let mut handle: Handle = 0;
+    let mut raw: Handle = 0;
     // SAFETY: both pointers are valid for the call; libcpg copies the callbacks.
-    check(unsafe { cpg_initialize(&mut handle, &mut callbacks) })?;
+    check(unsafe { cpg_initialize(&mut raw, &mut callbacks) })?;
+    let guard = HandleGuard(raw);
+    let handle = guard.get();
     let ctx: *mut Inbox = inbox.0.as_ptr();
     // SAFETY: the context is the boxed inbox, whose address is stable and which outlives the
     // handle (the connection finalizes the handle before dropping the box).
@@ -535,7 +569,7 @@ fn open(inbox: &InboxPtr) -> Result<(Handle, OwnedFd), CsError> {
     // duplicate it.
     let dup = rustix::io::fcntl_dupfd_cloexec(unsafe { BorrowedFd::borrow_raw(fd) }, 0)
         .map_err(|_| CsError::Library)?;
-    Ok((handle, dup))
+    Ok((guard, dup))
 }
 
 // SAFETY: the only field that is not `Send` by itself is the inbox pointer, which this
