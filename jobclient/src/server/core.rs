@@ -102,6 +102,8 @@ struct Job {
     assignment: u64,
     /// The job's live timer (its epoch, or its assignment's timeout), if any.
     timer: Option<TimerKey>,
+    /// Created but not queued yet (counted in its function's `waiting`).
+    waiting: bool,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +113,9 @@ struct Function {
     workers: usize,
     /// Maximum queued jobs per priority; 0 is no limit.
     max_queue: [usize; PRIORITIES],
+    /// Jobs per priority created but not in a queue yet (waiting for their epoch or for the
+    /// durable queue): `maxqueue` counts them too.
+    waiting: [usize; PRIORITIES],
 }
 
 impl Function {
@@ -403,6 +408,7 @@ impl Core {
     }
 
     fn remove_job(&mut self, job_id: JobId) {
+        self.set_waiting(job_id, false);
         let Some(job) = self.jobs.get_mut(job_id).and_then(Option::take) else { return };
         self.free_jobs.push(job_id);
         if let Some(key) = job.timer {
@@ -608,7 +614,7 @@ impl Core {
         }
         let f = self.functions.entry(function.clone()).or_default();
         let max = f.max_queue[priority];
-        if max > 0 && f.queues[priority].len() >= max {
+        if max > 0 && f.queues[priority].len() + f.waiting[priority] >= max {
             self.error(from, "QUEUE_ERROR", "Job queue is full");
             return;
         }
@@ -632,6 +638,7 @@ impl Core {
             serial,
             assignment: 0,
             timer: None,
+            waiting: false,
         };
         let job_id = match self.free_jobs.pop() {
             Some(id) => {
@@ -662,6 +669,7 @@ impl Core {
         }
         if background && self.journal.is_some() {
             // Not queued, and not acknowledged, until its record is on disk: see `commit`.
+            self.set_waiting(job_id, true);
             self.unacked.push(Unacked {
                 conn: from,
                 job: job_id,
@@ -681,12 +689,32 @@ impl Core {
         let Some(Some(j)) = self.jobs.get(job_id) else { return };
         let (function, priority, serial) = (j.function.clone(), j.priority, j.serial);
         match run_at {
-            Some(at) => self.add_timer(at, Timed::Epoch { job: job_id, serial }),
+            Some(at) => {
+                self.set_waiting(job_id, true);
+                self.add_timer(at, Timed::Epoch { job: job_id, serial });
+            }
             None => {
+                self.set_waiting(job_id, false);
                 self.functions.entry(function.clone()).or_default().queues[priority]
                     .push_back(job_id);
                 self.wake_workers(&function);
             }
+        }
+    }
+
+    /// Marks a job as created-but-not-queued, or not, keeping its function's count.
+    fn set_waiting(&mut self, job_id: JobId, waiting: bool) {
+        let Some(Some(j)) = self.jobs.get_mut(job_id) else { return };
+        if j.waiting == waiting {
+            return;
+        }
+        j.waiting = waiting;
+        let (function, priority) = (j.function.clone(), j.priority);
+        let f = self.functions.entry(function).or_default();
+        if waiting {
+            f.waiting[priority] += 1;
+        } else {
+            f.waiting[priority] = f.waiting[priority].saturating_sub(1);
         }
     }
 
@@ -787,6 +815,7 @@ impl Core {
                     }
                     j.timer = None;
                     let (function, priority) = (j.function.clone(), j.priority);
+                    self.set_waiting(job, false);
                     if let Some(f) = self.functions.get_mut(&function) {
                         f.queues[priority].push_back(job);
                     }
@@ -1018,6 +1047,7 @@ impl Core {
                 serial,
                 assignment: 0,
                 timer: None,
+                waiting: false,
             };
             self.jobs.push(Some(job));
             let job_id = self.jobs.len() - 1;
@@ -1033,6 +1063,7 @@ impl Core {
                 // at the bound rather than overflowing.
                 let epoch = saved.epoch.min(now.unix.saturating_add(MAX_EPOCH_AHEAD_SECS));
                 let at = epoch_deadline(epoch, now).unwrap_or(now.mono);
+                self.set_waiting(job_id, true);
                 self.add_timer(at, Timed::Epoch { job: job_id, serial });
             }
         }

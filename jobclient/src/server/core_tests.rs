@@ -225,3 +225,30 @@ fn admin_listings_show_no_control_characters_from_the_network() {
     assert_eq!(rows[0].3, ["f??OK"]);
     assert_eq!(rig.core.status_rows()[0].0, "f??OK");
 }
+
+/// `maxqueue` counted only jobs in a queue: epoch jobs waiting for their time (and, with a
+/// durable queue, jobs waiting for their record) were never refused.
+#[test]
+fn maxqueue_counts_jobs_waiting_for_their_epoch() {
+    let mut rig = Rig::new();
+    let c = rig.connect();
+    rig.core.set_max_queue("f", [2, 2, 2]);
+    let at = (rig.now.unix + 100).to_string();
+    for _ in 0..2 {
+        rig.send(c, T::SubmitJobEpoch, &[b"f", b"", at.as_bytes(), b"x"]);
+        created(&mut rig, c);
+    }
+    rig.send(c, T::SubmitJobEpoch, &[b"f", b"", at.as_bytes(), b"x"]);
+    let got = rig.take(c);
+    assert_eq!((got[0].kind(), got[0].arg_ref(0)), (T::Error, &b"QUEUE_ERROR"[..]));
+    // Once they run and finish, there is room again.
+    let w = rig.connect();
+    rig.send(w, T::CanDo, &[b"f"]);
+    rig.advance(Duration::from_secs(100));
+    for _ in 0..2 {
+        let h = rig.grab(w).expect("due");
+        rig.send(w, T::WorkComplete, &[&h, b""]);
+    }
+    rig.send(c, T::SubmitJobBg, &[b"f", b"", b"y"]);
+    created(&mut rig, c);
+}
