@@ -264,6 +264,9 @@ impl Core {
         for job in conn.running {
             self.requeue(job);
         }
+        for f in &conn.abilities {
+            self.prune(f);
+        }
         for (job_id, _) in conn.waiting {
             let Some(Some(job)) = self.jobs.get_mut(job_id) else { continue };
             job.clients.retain(|&(c, _)| c != id);
@@ -925,6 +928,22 @@ impl Core {
                 self.requeue(job_id);
             }
         }
+        self.prune(function);
+    }
+
+    /// Forgets a function nobody can do, nobody waits on and nobody configured: registering
+    /// random names would otherwise grow the table for ever.
+    fn prune(&mut self, function: &Bytes) {
+        let unused = self.functions.get(function).is_some_and(|f| {
+            f.workers == 0
+                && f.running == 0
+                && f.queued() == 0
+                && f.waiting == [0; PRIORITIES]
+                && f.max_queue == [0; PRIORITIES]
+        });
+        if unused {
+            self.functions.remove(function);
+        }
     }
 
     fn grab(&mut self, from: ConnId, kind: PacketType, now: Now) {
@@ -1017,6 +1036,7 @@ impl Core {
                 f.running = f.running.saturating_sub(1);
             }
             self.remove_job(job_id);
+            self.prune(&function);
         }
     }
 

@@ -252,3 +252,27 @@ fn maxqueue_counts_jobs_waiting_for_their_epoch() {
     rig.send(c, T::SubmitJobBg, &[b"f", b"", b"y"]);
     created(&mut rig, c);
 }
+
+/// Every function name ever registered stayed in the table: a client registering random
+/// names and reconnecting grew it without bound.
+#[test]
+fn functions_nobody_uses_are_forgotten() {
+    let mut rig = Rig::new();
+    for round in 0..50 {
+        let w = rig.connect();
+        for i in 0..100 {
+            rig.send(w, T::CanDo, &[format!("f{round}-{i}").as_bytes()]);
+        }
+        rig.core.disconnect(w);
+    }
+    assert_eq!(rig.core.status_rows(), []);
+    // A function with work or a setting stays.
+    let (c, w) = (rig.connect(), rig.connect());
+    rig.core.set_max_queue("kept", [5, 5, 5]);
+    rig.send(c, T::SubmitJobBg, &[b"queued", b"", b"x"]);
+    created(&mut rig, c);
+    rig.send(w, T::CanDo, &[b"queued"]);
+    rig.send(w, T::CantDo, &[b"queued"]);
+    let names: Vec<String> = rig.core.status_rows().into_iter().map(|r| r.0).collect();
+    assert_eq!(names, ["kept", "queued"]);
+}
