@@ -95,18 +95,35 @@
 //! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
 //! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
 //!
+//! # Where the server deliberately differs from gearmand 1.1.20
+//!
+//! - A `SUBMIT_JOB_EPOCH` more than 100 years ahead is answered `ERROR INVALID_EPOCH`
+//!   (gearmand drops the packet without a reply, and sometimes the connection).
+//! - A `CAN_DO_TIMEOUT` of 0 is no timeout (rather than a job taken back at once).
+//! - Every limit in [`Limits`] is enforced and logged; gearmand has few (see the server's
+//!   "Limits and defaults").
+//! - `shutdown`, `cancel job` and `maxqueue` are taken from loopback only unless
+//!   `--admin-from` says otherwise; gearmand takes them from anyone.
+//! - A function nobody can do, waits on or configured is forgotten; gearmand keeps every name
+//!   ever registered (its `status` lists them with zeros).
+//! - A background job is acknowledged only once its record is synced ([`QueueSync`]); a
+//!   record that cannot be written is answered `ERROR QUEUE_ERROR`.
+//!
 //! # Not yet
 //!
-//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), fewer
+//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), and fewer
 //! wake-ups per job in the worker (the two levers for the throughput gaps that
-//! `cargo bench -p benches --bench gearman` shows), and `cargo xtask fuzz` for the decoder.
+//! `cargo xtask bench gearman` shows). The decoders are fuzzed (`cargo xtask fuzz`), the core
+//! has a model-based test (`server/core_model.rs`).
 //!
 //! A request that meets a connection which has just died fails with [`Error::Disconnected`]
 //! (the client cannot know whether the server saw it); the next request reconnects. The
 //! client does not resubmit on its own, so a job is never run twice because of it.
 //!
 //! Dependencies: `evcore` (the reactor and executor), `bytes` (zero-copy payloads),
-//! `futures-io` (the socket traits), `thiserror`.
+//! `futures-io` (the socket traits), `thiserror`; with feature `server` also `rustix` (the
+//! durable queue's `flock`; already in the tree through evcore) and `crc32fast` (record
+//! checksums; one small crate, `cfg-if`).
 #![forbid(unsafe_code)]
 
 mod admin;
