@@ -138,3 +138,37 @@ fn headers_announcing_huge_bodies_reserve_nothing_until_the_bytes_come() {
     drop(held);
     jobd.echo();
 }
+
+#[test]
+fn a_client_that_never_reads_costs_a_bounded_amount_and_is_closed() {
+    let jobd = Jobd::start(None);
+    let mut deaf = Raw::connect(jobd.addr());
+    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
+    let mut w = Raw::connect(jobd.addr());
+    w.send(T::CanDo, &[b"f"]);
+    w.send(T::GrabJob, &[]);
+    let handle = w.recv().arg(0);
+    // 192 MiB of results for a client that reads none of them.
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..3_072 {
+        w.send(T::WorkData, &[&handle, &chunk]);
+    }
+    w.send(T::EchoReq, &[b"sync"]);
+    assert_eq!(w.recv().kind(), T::EchoRes);
+    let rss_mib = jobd.rss_kib() / 1024;
+    assert!(rss_mib < 400, "{rss_mib} MiB resident with a never-reading client");
+    jobd.echo();
+    // It was closed: reading now reaches the end, well before all 192 MiB.
+    deaf.0.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match deaf.0.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("never closed: {e}"),
+        }
+    }
+    assert!(total < 160 << 20, "{total} bytes delivered");
+}
