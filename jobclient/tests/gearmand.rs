@@ -272,20 +272,55 @@ fn a_deadline_fires_when_no_worker_exists() {
     });
 }
 
+/// A gate a worker's job waits at until the test opens it (one executor runs both).
+#[derive(Clone, Default)]
+struct Gate(std::rc::Rc<std::cell::RefCell<(bool, Option<std::task::Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let mut g = self.0.borrow_mut();
+        g.0 = true;
+        if let Some(w) = g.1.take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut g = self.0.borrow_mut();
+            if g.0 {
+                std::task::Poll::Ready(())
+            } else {
+                g.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
 #[test]
 fn coalesced_jobs_reach_every_submitter() {
+    // The worker holds the job until both submissions have their handle: otherwise it could
+    // finish before the second arrived (seen under load), and there would be nothing to join.
+    let gate = Gate::default();
+    let held = gate.clone();
     with_our_worker(
         &[],
         1,
-        |w| {
-            w.register("slow", |job| {
-                job.send_data(b"part,")?;
-                Ok(Bytes::from_static(b"done"))
+        move |w| {
+            w.register_async("slow", move |job| {
+                let held = held.clone();
+                async move {
+                    held.wait().await;
+                    job.send_data(b"part,")?;
+                    Ok(Bytes::from_static(b"done"))
+                }
             });
         },
         |client| async move {
-            // Two submissions with one unique, on one connection, before the worker runs it:
-            // gearmand sends every packet twice; each submitter must see the whole job once.
+            // Two submissions with one unique, on one connection: gearmand sends every packet
+            // twice; each submitter must see the whole job once.
             let other = client.clone();
             let (a, b) = futures_util::future::join(
                 client.submit(Job::new("slow", "w").unique("same")),
@@ -294,6 +329,7 @@ fn coalesced_jobs_reach_every_submitter() {
             .await;
             let (mut a, mut b) = (a.unwrap(), b.unwrap());
             assert_eq!(a.handle(), b.handle(), "coalesced into one job");
+            gate.open();
             let (ra, rb) = futures_util::future::join(a.result(), b.result()).await;
             assert_eq!(&ra.unwrap()[..], b"part,done");
             assert_eq!(&rb.unwrap()[..], b"part,done");

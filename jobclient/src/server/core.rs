@@ -75,6 +75,9 @@ pub(crate) struct ConnState {
     submissions: usize,
     /// Its output passed the limit: nothing more is queued, and the driver closes it.
     pub(crate) doomed: bool,
+    /// Output the driver holds for it, taken from `out` but not yet written: counted with
+    /// `out` against the output limit.
+    pub(crate) unsent: usize,
     /// Whether this connection may use the admin commands that change state.
     pub(crate) admin: bool,
 }
@@ -328,7 +331,9 @@ impl Core {
         let _ = encode(&mut conn.out, Magic::Res, kind, args);
         let one = conn.out.len() - start;
         // Checked before any copy: 1,024 copies of a 64 MiB packet must not be built first.
-        if start.saturating_add(one.saturating_mul(n as usize)) > max_output {
+        let total =
+            start.saturating_add(conn.unsent).saturating_add(one.saturating_mul(n as usize));
+        if total > max_output {
             Self::doom(conn, &mut self.dirty, to);
             return;
         }
@@ -354,7 +359,7 @@ impl Core {
     /// doomed: its output is dropped and its driver closes it, as if it had died. Queuing more
     /// for it would grow memory without bound.
     fn check_output(conn: &mut ConnState, max: usize, dirty: &mut Vec<ConnId>, id: ConnId) {
-        if conn.out.len() > max {
+        if conn.out.len() + conn.unsent > max {
             Self::doom(conn, dirty, id);
         }
     }

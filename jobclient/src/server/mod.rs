@@ -603,6 +603,10 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
             }
         }
         shrink_if_idle(&mut wbuf);
+        // What the peer has not taken counts against its output limit, wherever it waits.
+        if let Some(conn) = shared.borrow_mut().core.conn_mut(id) {
+            conn.unsent = wbuf.len();
+        }
         if wbuf.is_empty() {
             write_stall = None;
         } else {
