@@ -318,6 +318,18 @@ impl Server {
     /// waiting up to two seconds, for a server that is just stopping).
     pub fn durable_queue(&self, path: impl AsRef<std::path::Path>) -> io::Result<usize> {
         let path = path.as_ref();
+        // Every failure says which file: an operator (or a test log) must not have to guess.
+        self.open_durable_queue(path).map_err(|e| {
+            let text = e.to_string();
+            if text.contains(&*path.to_string_lossy()) {
+                e
+            } else {
+                io::Error::new(e.kind(), format!("durable queue {}: {text}", path.display()))
+            }
+        })
+    }
+
+    fn open_durable_queue(&self, path: &std::path::Path) -> io::Result<usize> {
         // The lock lives on a file of its own beside the queue, since the queue file itself is
         // replaced by each compaction.
         let lock_path = path.with_extension("lock");
@@ -356,14 +368,27 @@ impl Server {
             let msg = format!("durable queue {}: {p}", path.display());
             sh.log(&msg);
         }
+        let mut keep_as_is = false;
         if problems.iter().any(|p| matches!(p, journal::Problem::Corrupt { .. })) {
             // Damage in the middle: the compaction below keeps only what checked, so the
-            // file as it was is kept beside it for whoever investigates.
+            // file as it was is kept beside it for whoever investigates. Without room for the
+            // copy, the file itself is kept as it is (and appended to) instead.
             let unix = Now::system().unix;
             let copy = path.with_extension(format!("corrupt-{unix}"));
-            std::fs::write(&copy, &old)?;
-            let msg =
-                format!("durable queue {}: damaged; kept as {}", path.display(), copy.display());
+            let msg = match std::fs::write(&copy, &old) {
+                Ok(()) => {
+                    format!("durable queue {}: damaged; kept as {}", path.display(), copy.display())
+                }
+                Err(e) => {
+                    keep_as_is = true;
+                    let _ = std::fs::remove_file(&copy);
+                    format!(
+                        "durable queue {}: damaged, and no copy could be kept ({e}): not \
+                         compacted",
+                        path.display()
+                    )
+                }
+            };
             sh.log(&msg);
         }
         let restored = jobs.len();
@@ -373,7 +398,12 @@ impl Server {
         for job in sh.core.saved_jobs() {
             journal::add(&mut fresh, &job);
         }
-        match compact(path, &fresh) {
+        let compacted = if keep_as_is {
+            Err(io::Error::other("kept as it is for inspection"))
+        } else {
+            compact(path, &fresh)
+        };
+        match compacted {
             Ok(warning) => {
                 sh.journal_len = fresh.len() as u64;
                 if let Some(w) = warning {
