@@ -316,3 +316,26 @@ fn the_queue_file_stays_near_the_size_of_its_live_jobs() {
     }
     assert_eq!(left, (4_000..4_010).collect::<Vec<_>>());
 }
+
+/// A background submission and a malformed packet in one read: the job is on disk, so its
+/// JOB_CREATED must reach the client before the connection closes (it was dropped, and a
+/// client that resubmitted would have run the job twice).
+#[test]
+fn a_protocol_error_after_a_durable_submission_still_acknowledges_it() {
+    let dir = peers::scratch_dir("durable-ack").unwrap();
+    let server = Running::start_with(Some(dir.join("queue.log")));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    let mut out = BytesMut::new();
+    encode(&mut out, Magic::Req, T::SubmitJobBg, &[b"f", b"", b"kept"]).unwrap();
+    out.extend_from_slice(b"\0REQ\0\0\0\x63\0\0\0\0");
+    s.write_all(&out).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let mut buf = BytesMut::from(&got[..]);
+    match Decoder::client().decode(&mut buf) {
+        Ok(Some(Frame::Packet(p))) => assert_eq!(p.kind(), T::JobCreated),
+        other => panic!("no JOB_CREATED before the close: {other:?}"),
+    }
+    assert!(server.log.lock().unwrap().iter().any(|l| l.contains("unknown packet type 99")));
+}

@@ -598,6 +598,10 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut closing = false;
+    // Why the connection is closing, once decided: its output (answers already committed,
+    // such as a JOB_CREATED for a job now on disk) still goes out first, so that a client
+    // that broke the protocol later in the same read does not resubmit a job it has.
+    let mut close_reason: Option<String> = None;
     // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
     let mut stall: Option<evcore::Sleep> = None;
     let reason: Option<String> = poll_fn(|cx| loop {
@@ -657,7 +661,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
             }
         }
         if closing && wbuf.is_empty() {
-            return Poll::Ready(None);
+            return Poll::Ready(close_reason.take());
         }
         if !wbuf.is_empty() || closing {
             // Back-pressure: read nothing more until this peer takes its output.
@@ -683,12 +687,14 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 Ok(Ok(Some(f))) => f,
                 Ok(Ok(None)) => break,
                 Ok(Err(e)) => {
-                    sh.flush_dirty();
-                    return Poll::Ready(Some(format!("protocol error: {e}")));
+                    close_reason = Some(format!("protocol error: {e}"));
+                    closing = true;
+                    break;
                 }
                 Err(_) => {
-                    sh.flush_dirty();
-                    return Poll::Ready(Some("the decoder panicked on its input (a bug)".into()));
+                    close_reason = Some("the decoder panicked on its input (a bug)".into());
+                    closing = true;
+                    break;
                 }
             };
             let core = &mut sh.core;
@@ -699,8 +705,9 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
             let action = match handled {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
-                    sh.flush_dirty();
-                    return Poll::Ready(Some(format!("protocol error: {e}")));
+                    close_reason = Some(format!("protocol error: {e}"));
+                    closing = true;
+                    break;
                 }
                 Err(_) => {
                     let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
