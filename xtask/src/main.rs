@@ -1,10 +1,12 @@
 //! The workspace's automation, in Rust, run as `cargo xtask <command>` (an alias in
 //! `.cargo/config.toml`).
 //!
-//! - `ci`: everything CI checks, in order, failing fast: tidy (formatting and forbidden
-//!   patterns), clippy with warnings as errors on all targets with each feature set, tests and
-//!   doc tests with each feature set, rustdoc with warnings as errors, the interop smoke test
-//!   against the real peers, and the demo.
+//! - `ci`: everything CI checks, in order, failing fast: the Debian peers installed first (as
+//!   root; otherwise it stops naming the `apt-get install` line), tidy (formatting and
+//!   forbidden patterns), a check that the default features link no C library, clippy with
+//!   warnings as errors on all targets with each feature set, tests and doc tests with each
+//!   feature set, rustdoc with warnings as errors, the interop smoke test against the real
+//!   peers, ten seconds of fuzzing per decoder, and the demo.
 //! - `demo`: the end-to-end showcase on embedded defaults: the fetch farm of `xtask/farm`
 //!   (`--urls`, `--workers`, `--parallel`, `--jobs`, `--gearmand HOST:PORT`, `--corosync`).
 //! - `bench`: criterion benchmarks plus the C peers, then a table of ratios.
