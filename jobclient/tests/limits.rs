@@ -284,3 +284,21 @@ fn state_changing_admin_commands_follow_the_admin_policy() {
     let mut server = server;
     std::mem::forget(server.thread.take());
 }
+
+/// Deadlines too long to add to a clock reading (`Duration::MAX`) panicked the server on the
+/// first partial packet or stalled write.
+#[test]
+fn absurd_deadlines_are_no_deadline() {
+    let server = Running::start_limited(limits(|l| {
+        l.read_deadline = Duration::MAX;
+        l.write_deadline = Duration::MAX;
+    }));
+    let mut partial = TcpStream::connect(server.addr).unwrap();
+    partial.write_all(b"\0REQ\0\0").unwrap();
+    echo_works(&server);
+    partial.write_all(b"\0\x10\0\0\0\x01x").unwrap();
+    let mut reply = [0u8; 13];
+    partial.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    partial.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[12..], b"x");
+}

@@ -221,3 +221,16 @@ fn max_filesize_bounds_a_body_announced_or_not() {
         }
     }
 }
+
+/// A timeout too long to add to a clock reading (`Duration::MAX`) panicked the engine.
+#[test]
+fn absurd_timeouts_are_no_timeout() {
+    let (server, _) = recorder();
+    let mut multi: Multi = Multi::with_options(Options::default()).unwrap();
+    multi.add(
+        Easy::get(server.url("/"))
+            .timeout(std::time::Duration::MAX)
+            .connect_timeout(std::time::Duration::MAX),
+    );
+    assert_eq!(run_all(&mut multi)[0].result.as_ref().unwrap().head.status, 200);
+}

@@ -573,6 +573,13 @@ const READ_CHUNK: usize = 64 * 1024;
 /// back, so that an idle connection costs what gearmand's does rather than 64 KiB or more.
 const IDLE_CAPACITY: usize = 4 * 1024;
 
+/// Now plus a configured deadline; a deadline too long to represent is a year away, which
+/// is never in practice (a configured `Duration::MAX` must not panic).
+fn far_or(limit: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(limit).unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
+}
+
 /// Gives a buffer's memory back when it is empty and large.
 fn shrink_if_idle(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
@@ -646,7 +653,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
         } else {
             // A peer that takes some of its output is slow, not stalled: the deadline starts
             // again with each write that makes progress.
-            let deadline = std::time::Instant::now() + write_deadline;
+            let deadline = far_or(write_deadline);
             match write_stall.as_mut() {
                 Some(s) if wbuf.len() < unsent => s.reset(deadline),
                 Some(_) => {}
@@ -760,7 +767,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                 rbuf.truncate(len + n);
                 // Progress: the stalled-partial deadline starts again from now, if it still
                 // applies once this is decoded.
-                let deadline = std::time::Instant::now() + read_deadline;
+                let deadline = far_or(read_deadline);
                 match stall.as_mut() {
                     Some(s) => s.reset(deadline),
                     None => stall = Some(h.sleep_until(deadline)),

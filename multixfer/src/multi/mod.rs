@@ -227,7 +227,7 @@ impl<T, S> Multi<T, S> {
         }
         .map(|t| t.with_tls(&easy.tls));
         let head_request = easy.method.eq_ignore_ascii_case("HEAD");
-        let total_deadline = easy.timeout.map(|t| now + t);
+        let total_deadline = easy.timeout.and_then(|t| now.checked_add(t));
         let checked = crate::easy::check_request(&easy.method, &easy.headers);
         let (target, error) =
             match target.and_then(|t| checked.map(|()| t).map_err(crate::XferError::BadRequest)) {

@@ -274,7 +274,7 @@ impl<T, S> Multi<T, S> {
         let host = x.target.key.host.clone();
         let port = x.target.key.port;
         // The connect phase's budget starts with the lookup.
-        x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
+        x.connect_deadline = x.easy.connect_timeout.and_then(|t| now.checked_add(t));
         let given = x
             .easy
             .resolve
@@ -374,7 +374,7 @@ impl<T, S> Multi<T, S> {
                 return self.fail(id, XferError::ConnectTimeout(limit));
             }
             if x.connect_deadline.is_none() {
-                x.connect_deadline = x.easy.connect_timeout.map(|t| now + t);
+                x.connect_deadline = x.easy.connect_timeout.and_then(|t| now.checked_add(t));
             }
             // Each address but the last gets half of the time left (libcurl's rule).
             let last = x.next_addr + 1 == x.addrs.len();
