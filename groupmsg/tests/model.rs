@@ -11,7 +11,8 @@
 //!
 //! A failure prints its seed; `MODEL_SEED=N` replays one, `MODEL_SEEDS=N` runs more.
 
-use std::collections::HashMap;
+mod views;
+
 use std::io::IoSlice;
 
 use groupmsg::{
@@ -164,22 +165,8 @@ fn check(views: &[(u32, Vec<Seen>, Vec<u64>)]) {
             );
         }
     }
-    for (i, (pa, a, _)) in views.iter().enumerate() {
-        let index: HashMap<&Seen, usize> = a.iter().enumerate().map(|(k, e)| (e, k)).collect();
-        for (pb, b, _) in &views[i + 1..] {
-            let shared: Vec<(usize, usize)> = b
-                .iter()
-                .enumerate()
-                .filter_map(|(kb, e)| index.get(e).map(|&ka| (ka, kb)))
-                .collect();
-            let (Some(first), Some(last)) = (shared.first(), shared.last()) else { continue };
-            assert_eq!(
-                &a[first.0..=last.0],
-                &b[first.1..=last.1],
-                "views of {pa} and {pb} disagree between their first and last shared event"
-            );
-        }
-    }
+    let shared: Vec<(u32, &[Seen])> = views.iter().map(|v| (v.0, &v.1[..])).collect();
+    views::agree(&shared);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! one: one sequence, membership changes at the same place in it. Fewer steps than the
 //! in-process model, since each member is a process; `MODEL_SEED=N` replays one seed.
 
-use std::collections::HashMap;
+mod views;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -198,22 +199,8 @@ fn check(views: &[(u32, Vec<Seen>, Vec<String>, bool)]) {
             assert!(events[..leave].contains(&Seen::Msg(m.clone())), "{pid} never got its own {m}");
         }
     }
-    for (i, (pa, a, _, _)) in views.iter().enumerate() {
-        let index: HashMap<&Seen, usize> = a.iter().enumerate().map(|(k, e)| (e, k)).collect();
-        for (pb, b, _, _) in &views[i + 1..] {
-            let shared: Vec<(usize, usize)> = b
-                .iter()
-                .enumerate()
-                .filter_map(|(kb, e)| index.get(e).map(|&ka| (ka, kb)))
-                .collect();
-            let (Some(first), Some(last)) = (shared.first(), shared.last()) else { continue };
-            assert_eq!(
-                &a[first.0..=last.0],
-                &b[first.1..=last.1],
-                "views of {pa} and {pb} disagree between their first and last shared event"
-            );
-        }
-    }
+    let shared: Vec<(u32, &[Seen])> = views.iter().map(|v| (v.0, &v.1[..])).collect();
+    views::agree(&shared);
 }
 
 #[test]

@@ -10,43 +10,12 @@ mod common;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{Raw, Running};
+use common::{Jobd, Raw, Running};
 use jobclient::proto::{encode, Decoder, Frame, Magic, PacketType as T};
-
-const JOBD: &str = env!("CARGO_BIN_EXE_jobd");
-
-/// A jobd process on a queue file, killed (SIGKILL) when dropped.
-struct Jobd(Child, u16);
-
-impl Jobd {
-    fn start(queue: &Path) -> Jobd {
-        let port = peers::free_port().unwrap();
-        let child = Command::new(JOBD)
-            .args(["-L", "127.0.0.1", "-p", &port.to_string(), "-q"])
-            .arg(queue)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "jobd did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Jobd(child, port)
-    }
-}
-
-impl Drop for Jobd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Every background job a server holds for function `f`, by data, taken by one worker that
 /// completes none of them (so that draining writes nothing to the queue).
@@ -110,7 +79,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_job_and_doubles_none() {
     let mut acked: HashSet<Vec<u8>> = HashSet::new();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..6u64 {
-        let jobd = Jobd::start(&queue);
+        let jobd = Jobd::start(&["-q", queue.to_str().unwrap()], None);
         let port = jobd.1;
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -125,7 +94,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_job_and_doubles_none() {
     }
     // A last start: every acknowledged job is there, once. (Jobs written but not yet
     // acknowledged when the kill came may be there too: they were never promised.)
-    let jobd = Jobd::start(&queue);
+    let jobd = Jobd::start(&["-q", queue.to_str().unwrap()], None);
     let all = drain(jobd.1);
     let unique: HashSet<Vec<u8>> = all.iter().cloned().collect();
     assert_eq!(unique.len(), all.len(), "a job came back twice");

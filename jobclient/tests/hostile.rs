@@ -8,71 +8,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Raw;
+use common::{deaf_client_and_its_worker, Jobd};
 use jobclient::proto::PacketType as T;
-
-const JOBD: &str = env!("CARGO_BIN_EXE_jobd");
-
-/// A jobd process (under `prlimit --nofile=N` when given), killed when dropped.
-struct Jobd(Child, u16);
-
-impl Jobd {
-    fn start(nofile: Option<u32>) -> Jobd {
-        let port = peers::free_port().unwrap();
-        let mut cmd = match nofile {
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}")).arg(JOBD);
-                c
-            }
-            None => Command::new(JOBD),
-        };
-        let child = cmd
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "jobd did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Jobd(child, port)
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        format!("127.0.0.1:{}", self.1).parse().unwrap()
-    }
-
-    /// Resident memory, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    /// A round trip that proves the server serves, and that it has read everything sent
-    /// before on connections accepted before this one.
-    fn echo(&self) {
-        let mut c = Raw::connect(self.addr());
-        c.send(T::EchoReq, &[b"alive"]);
-        assert_eq!(c.recv().arg_ref(0), b"alive");
-    }
-}
-
-impl Drop for Jobd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn connect_and_close_floods_under_a_descriptor_limit_never_stop_it() {
-    let jobd = Jobd::start(Some(64));
+    let jobd = Jobd::start(&[], Some(64));
     for _ in 0..10 {
         for _ in 0..200 {
             drop(TcpStream::connect(jobd.addr()));
@@ -94,7 +37,7 @@ fn connect_and_close_floods_under_a_descriptor_limit_never_stop_it() {
 /// (a 64 KiB read buffer each). Now buffers are given back when idle.
 #[test]
 fn idle_connections_cost_less_than_gearmands() {
-    let jobd = Jobd::start(None);
+    let jobd = Jobd::start(&[], None);
     jobd.echo();
     let before = jobd.rss_kib();
     let idle: Vec<TcpStream> =
@@ -117,7 +60,7 @@ fn idle_connections_cost_less_than_gearmands() {
 
 #[test]
 fn headers_announcing_huge_bodies_reserve_nothing_until_the_bytes_come() {
-    let jobd = Jobd::start(None);
+    let jobd = Jobd::start(&[], None);
     jobd.echo();
     let before = jobd.rss_kib();
     // 500 connections, each a header announcing 60 MiB and then a few bytes of body: before,
@@ -141,13 +84,8 @@ fn headers_announcing_huge_bodies_reserve_nothing_until_the_bytes_come() {
 
 #[test]
 fn a_client_that_never_reads_costs_a_bounded_amount_and_is_closed() {
-    let jobd = Jobd::start(None);
-    let mut deaf = Raw::connect(jobd.addr());
-    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
-    let mut w = Raw::connect(jobd.addr());
-    w.send(T::CanDo, &[b"f"]);
-    w.send(T::GrabJob, &[]);
-    let handle = w.recv().arg(0);
+    let jobd = Jobd::start(&[], None);
+    let (mut deaf, mut w, handle) = deaf_client_and_its_worker(jobd.addr());
     // 192 MiB of results for a client that reads none of them.
     let chunk = vec![7u8; 64 * 1024];
     for _ in 0..3_072 {

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Raw, Running};
+use common::{deaf_client_and_its_worker, Raw, Running};
 use jobclient::proto::{PacketType as T, MAX_CLIENT_ID};
 use jobclient::Limits;
 
@@ -52,13 +52,7 @@ fn echo_works(server: &Running) {
 fn a_client_that_never_reads_is_closed_at_the_output_limit() {
     let server = Running::start_limited(limits(|l| l.max_output = 1 << 20));
     // The client submits, then never reads: the worker's 64 KiB WORK_DATA packets pile up.
-    let mut deaf = Raw::connect(server.addr);
-    deaf.0.set_nonblocking(false).unwrap();
-    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
-    let mut w = Raw::connect(server.addr);
-    w.send(T::CanDo, &[b"f"]);
-    w.send(T::GrabJob, &[]);
-    let handle = w.recv().arg(0);
+    let (_deaf, mut w, handle) = deaf_client_and_its_worker(server.addr);
     let chunk = vec![7u8; 64 * 1024];
     // Far more than the socket buffers and the limit hold together; the server must neither
     // grow without bound nor stop serving the worker.
@@ -78,12 +72,7 @@ fn a_client_that_never_reads_is_closed_at_the_output_limit() {
 #[test]
 fn output_that_trickles_to_a_client_that_never_reads_is_bounded_too() {
     let server = Running::start_limited(limits(|l| l.max_output = 1 << 20));
-    let mut deaf = Raw::connect(server.addr);
-    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
-    let mut w = Raw::connect(server.addr);
-    w.send(T::CanDo, &[b"f"]);
-    w.send(T::GrabJob, &[]);
-    let handle = w.recv().arg(0);
+    let (_deaf, mut w, handle) = deaf_client_and_its_worker(server.addr);
     let chunk = vec![7u8; 16 * 1024];
     for _ in 0..1000 {
         w.send(T::WorkData, &[&handle, &chunk]);
@@ -103,12 +92,7 @@ fn output_that_trickles_to_a_client_that_never_reads_is_bounded_too() {
 #[test]
 fn a_peer_that_takes_none_of_its_output_is_closed_after_the_write_deadline() {
     let server = Running::start_limited(limits(|l| l.write_deadline = Duration::from_millis(300)));
-    let mut deaf = Raw::connect(server.addr);
-    deaf.send(T::SubmitJob, &[b"f", b"", b"x"]);
-    let mut w = Raw::connect(server.addr);
-    w.send(T::CanDo, &[b"f"]);
-    w.send(T::GrabJob, &[]);
-    let handle = w.recv().arg(0);
+    let (_deaf, mut w, handle) = deaf_client_and_its_worker(server.addr);
     // Far more than the socket buffers hold, far less than the output limit.
     let chunk = vec![7u8; 64 * 1024];
     for _ in 0..300 {

@@ -5,9 +5,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use evcore::Executor;
@@ -139,6 +140,18 @@ impl Raw {
     }
 }
 
+/// A client that submits a foreground job and will never read, and a worker that has taken
+/// that job: what the worker reports piles up for the client. Returns both and the handle.
+pub fn deaf_client_and_its_worker(addr: SocketAddr) -> (Raw, Raw, bytes::Bytes) {
+    let mut deaf = Raw::connect(addr);
+    deaf.send(PacketType::SubmitJob, &[b"f", b"", b"x"]);
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::CanDo, &[b"f"]);
+    w.send(PacketType::GrabJob, &[]);
+    let handle = w.recv().arg(0);
+    (deaf, w, handle)
+}
+
 pub fn block_on<T>(
     f: impl FnOnce(evcore::Handle) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>,
 ) -> T {
@@ -159,4 +172,62 @@ pub fn spawn_worker(
         setup(&mut w);
         ex.block_on(w.work(addr, &h, Some(jobs)))
     })
+}
+
+const JOBD: &str = env!("CARGO_BIN_EXE_jobd");
+
+/// A `jobd` process on a free port, killed (SIGKILL) when dropped.
+pub struct Jobd(pub Child, pub u16);
+
+impl Jobd {
+    /// `jobd` with extra arguments, under `prlimit --nofile=N` when `nofile` is given.
+    pub fn start(args: &[&str], nofile: Option<u32>) -> Jobd {
+        let port = peers::free_port().unwrap();
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}")).arg(JOBD);
+                c
+            }
+            None => Command::new(JOBD),
+        };
+        let child = cmd
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "jobd did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Jobd(child, port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", self.1).parse().unwrap()
+    }
+
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// A round trip that proves the server serves, and that it has read everything sent
+    /// before on connections accepted before this one.
+    pub fn echo(&self) {
+        let mut c = Raw::connect(self.addr());
+        c.send(PacketType::EchoReq, &[b"alive"]);
+        assert_eq!(c.recv().arg_ref(0), b"alive");
+    }
+}
+
+impl Drop for Jobd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
