@@ -29,6 +29,7 @@
 //! | [`Remote`] | schedule `FnOnce + Send` closures onto the loop from any thread: strict FIFO, one wake-up per batch, an error once the loop is gone |
 //! | [`Executor`], [`Handle`] | a single-threaded executor on any reactor: `block_on`, `spawn_local` |
 //! | [`Async`], [`Sleep`] | non-blocking descriptors with `futures::io` traits, and timers, as futures |
+//! | [`Spawner`], [`Engine`] | the `Send + Sync` way in from other threads and runtimes: run a closure on the executor's thread and await its result anywhere; an executor on a thread of its own |
 //!
 //! # From the C event loops to evcore
 //!
@@ -108,6 +109,8 @@
 //! - `futures-core`, `futures-io`: the `AsyncRead`/`AsyncWrite` traits users already implement
 //!   against, without the rest of `futures`.
 //! - `thiserror`: the error enums.
+//! - `futures-channel`: the oneshot that carries a [`Spawned`] task's result back to another
+//!   thread (no default features; it is the channel the rest of the `futures` family uses).
 //! - `tokio` (optional, feature `tokio`): only for `TokioReactor`.
 //!
 //! # Safety
@@ -135,7 +138,7 @@ pub use async_task::Task;
 pub use clock::{Clock, MockClock};
 pub use error::{DispatchError, RemoteError};
 pub use event::{Dispatch, Event, Interest, Ready, Token};
-pub use exec::{Async, Executor, Handle, Sleep};
+pub use exec::{Async, Engine, Executor, Gone, Handle, Sleep, Spawned, Spawner};
 pub use poll_loop::Loop;
 pub use reactor::{DispatchState, Reactor};
 pub use remote::Remote;

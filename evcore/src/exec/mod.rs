@@ -8,9 +8,11 @@
 //! through its [`Remote`](crate::Remote).
 
 mod io;
+mod spawner;
 mod timer;
 
 pub use io::Async;
+pub use spawner::{Engine, Gone, Spawned, Spawner};
 pub use timer::Sleep;
 
 use std::cell::{RefCell, RefMut};
@@ -58,21 +60,37 @@ pub struct Handle<R: Reactor = Loop> {
     shared: Rc<Shared<R>>,
 }
 
-pub(crate) struct Shared<R> {
+pub(crate) struct Shared<R: Reactor> {
     reactor: RefCell<R>,
     io: RefCell<Slab<io::IoState>>,
     timers: RefCell<Slab<timer::TimerState>>,
     run: Arc<RunQueue>,
+    spawns: Arc<spawner::SpawnQueue<R>>,
 }
 
-struct RunQueue {
+pub(crate) struct RunQueue {
     queue: Mutex<VecDeque<Runnable>>,
+    /// The executor is gone. A task woken after that (its last waker dropped with the socket
+    /// or timer that held it, which async-task answers by scheduling it once more so that its
+    /// future is dropped) is dropped at once on the executor's thread instead of queued where
+    /// nothing would ever take it, which would keep its sockets open for good.
+    closed: AtomicBool,
     remote: Remote,
     thread: ThreadId,
 }
 
 impl RunQueue {
     fn push(&self, runnable: Runnable) {
+        if self.closed.load(Ordering::Acquire) {
+            if thread::current().id() == self.thread {
+                drop(runnable);
+            } else {
+                // A local task's future may only be dropped on its own thread (async-task
+                // panics otherwise); from elsewhere, after the executor is gone, it is leaked.
+                std::mem::forget(runnable);
+            }
+            return;
+        }
         self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(runnable);
         self.nudge();
     }
@@ -125,6 +143,7 @@ impl<R: Reactor + 'static> Executor<R> {
     pub fn with_reactor(reactor: R) -> Executor<R> {
         let run = Arc::new(RunQueue {
             queue: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
             remote: reactor.remote(),
             thread: thread::current().id(),
         });
@@ -133,6 +152,7 @@ impl<R: Reactor + 'static> Executor<R> {
             io: RefCell::new(Slab::new()),
             timers: RefCell::new(Slab::new()),
             run,
+            spawns: Arc::new(spawner::SpawnQueue::new()),
         };
         Executor { handle: Handle { shared: Rc::new(shared) } }
     }
@@ -166,11 +186,16 @@ impl<R: Reactor + 'static> Executor<R> {
                     return out;
                 }
             }
+            for job in shared.spawns.take() {
+                job(&self.handle);
+            }
             shared.run.take(&mut batch);
             for runnable in batch.drain(..) {
                 runnable.run();
             }
-            let busy = main.woken.load(Ordering::Acquire) || !shared.run.is_empty();
+            let busy = main.woken.load(Ordering::Acquire)
+                || !shared.run.is_empty()
+                || !shared.spawns.is_empty();
             let timeout = if busy { Some(Duration::ZERO) } else { None };
             shared
                 .reactor
@@ -187,6 +212,8 @@ impl<R: Reactor + 'static> Executor<R> {
 impl<R: Reactor> Drop for Executor<R> {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
+        shared.spawns.close();
+        shared.run.closed.store(true, Ordering::Release);
         // Tasks still queued, or parked in a waker held by a socket or timer, are dropped here
         // on the executor's thread. Each table is taken out before it is dropped, because a
         // task's future may deregister from the same table as it is dropped.
@@ -231,6 +258,11 @@ impl<R: Reactor + 'static> Handle<R> {
     /// The reactor's current time.
     pub fn now(&self) -> Instant {
         self.shared.reactor.borrow().now()
+    }
+
+    /// A `Send + Sync` [`Spawner`] for other threads to start tasks on this executor.
+    pub fn spawner(&self) -> Spawner<R> {
+        Spawner::new(self.shared.spawns.clone(), self.shared.run.clone())
     }
 
     /// A [`Remote`] for other threads to reach this executor's reactor.
