@@ -5,7 +5,9 @@ use std::future::poll_fn;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 
-use evcore::{Async, Handle};
+use evcore::{Async, Handle, Spawner};
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::Error;
@@ -45,7 +47,7 @@ pub struct WorkerInfo {
 /// let ex = Executor::new()?;
 /// let h = ex.handle();
 /// ex.block_on(async {
-///     let mut admin = Admin::connect("127.0.0.1:4730".parse().unwrap(), &h).await?;
+///     let admin = Admin::connect("127.0.0.1:4730".parse().unwrap(), &h).await?;
 ///     for f in admin.status().await? {
 ///         println!("{}: {} queued, {} running, {} workers", f.function, f.total, f.running, f.workers);
 ///     }
@@ -53,19 +55,52 @@ pub struct WorkerInfo {
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// `Send + Sync`: the socket lives on the executor `connect` was given (a task there sends
+/// the commands one at a time, in the order they were made), and the calls may come from any
+/// thread. The connection closes when the `Admin` is dropped.
 pub struct Admin {
-    sock: Async<TcpStream>,
-    buf: Vec<u8>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// One command for the connection's task: its text, the shape of its answer, and where the
+/// answer goes.
+struct Command {
+    text: String,
+    list: bool,
+    reply: oneshot::Sender<Result<Answer, Error>>,
+}
+
+enum Answer {
+    Line(String),
+    List(Vec<String>),
 }
 
 impl Admin {
-    /// Connects.
-    pub async fn connect(addr: SocketAddr, handle: &Handle) -> Result<Admin, Error> {
-        Ok(Admin { sock: Async::<TcpStream>::connect(addr, handle).await?, buf: Vec::new() })
+    /// Connects, on the executor `spawner` leads to (`&handle`, or `&engine` from any
+    /// runtime).
+    pub async fn connect(addr: SocketAddr, spawner: impl Into<Spawner>) -> Result<Admin, Error> {
+        let (tx, rx) = mpsc::unbounded();
+        let connected = spawner.into().spawn(move |h: &Handle| {
+            let h = h.clone();
+            async move {
+                let sock = match Async::<TcpStream>::connect(addr, &h).await {
+                    Ok(sock) => sock,
+                    Err(e) => return Err(Error::Io(e)),
+                };
+                h.spawn_local(serve(AdminConn { sock, buf: Vec::new() }, rx)).detach();
+                Ok(())
+            }
+        });
+        match connected.await {
+            Ok(Ok(())) => Ok(Admin { commands: tx }),
+            Ok(Err(e)) => Err(e),
+            Err(evcore::Gone) => Err(Error::Disconnected),
+        }
     }
 
     /// `status`: every function with its queued, running and worker counts.
-    pub async fn status(&mut self) -> Result<Vec<FunctionStatus>, Error> {
+    pub async fn status(&self) -> Result<Vec<FunctionStatus>, Error> {
         let lines = self.list("status").await?;
         lines
             .iter()
@@ -87,7 +122,7 @@ impl Admin {
     }
 
     /// `workers`: every connection with its address, client ID and functions.
-    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, Error> {
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
         let lines = self.list("workers").await?;
         Ok(lines
             .iter()
@@ -105,12 +140,12 @@ impl Admin {
     }
 
     /// `version`: the server's version (without the `OK `).
-    pub async fn version(&mut self) -> Result<String, Error> {
+    pub async fn version(&self) -> Result<String, Error> {
         self.ok_line("version").await
     }
 
     /// `getpid`: the server's process ID.
-    pub async fn getpid(&mut self) -> Result<u32, Error> {
+    pub async fn getpid(&self) -> Result<u32, Error> {
         self.ok_line("getpid")
             .await?
             .trim()
@@ -119,7 +154,7 @@ impl Admin {
     }
 
     /// `maxqueue FUNCTION N`: at most `max` queued jobs per priority (0: no limit).
-    pub async fn set_max_queue(&mut self, function: &str, max: u32) -> Result<(), Error> {
+    pub async fn set_max_queue(&self, function: &str, max: u32) -> Result<(), Error> {
         let function = word(function, "a function name for maxqueue")?;
         self.ok_line(&format!("maxqueue {function} {max}")).await.map(drop)
     }
@@ -129,21 +164,67 @@ impl Admin {
     /// A handle that is not one word of printable ASCII is refused with
     /// [`Error::InvalidArgument`] before anything is sent: `"x\r\nshutdown"` would otherwise be
     /// two commands.
-    pub async fn cancel_job(&mut self, handle: &str) -> Result<(), Error> {
+    pub async fn cancel_job(&self, handle: &str) -> Result<(), Error> {
         let handle = word(handle, "a job handle for cancel job")?;
         self.ok_line(&format!("cancel job {handle}")).await.map(drop)
     }
 
     /// `show jobs`: the raw rows (handle, retries, ignore flag, queued flag).
-    pub async fn show_jobs(&mut self) -> Result<Vec<String>, Error> {
+    pub async fn show_jobs(&self) -> Result<Vec<String>, Error> {
         self.list("show jobs").await
     }
 
     /// `shutdown`: stops the server (ours; gearmand 1.1.20 lacks it and answers an error).
-    pub async fn shutdown(&mut self) -> Result<(), Error> {
+    pub async fn shutdown(&self) -> Result<(), Error> {
         self.ok_line("shutdown").await.map(drop)
     }
 
+    async fn ask(&self, text: String, list: bool) -> Result<Answer, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.unbounded_send(Command { text, list, reply }).map_err(|_| Error::Disconnected)?;
+        answer.await.unwrap_or(Err(Error::Disconnected))
+    }
+
+    async fn ok_line(&self, command: &str) -> Result<String, Error> {
+        match self.ask(command.to_string(), false).await? {
+            Answer::Line(line) => Ok(line),
+            Answer::List(_) => Err(Error::Disconnected),
+        }
+    }
+
+    async fn list(&self, command: &str) -> Result<Vec<String>, Error> {
+        match self.ask(command.to_string(), true).await? {
+            Answer::List(lines) => Ok(lines),
+            Answer::Line(_) => Err(Error::Disconnected),
+        }
+    }
+}
+
+/// The connection's task: one command at a time, until the `Admin` is dropped or the
+/// connection fails (then every later command hears [`Error::Disconnected`]).
+async fn serve(mut conn: AdminConn, mut rx: mpsc::UnboundedReceiver<Command>) {
+    while let Some(cmd) = poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await {
+        let answer = if cmd.list {
+            conn.list(&cmd.text).await.map(Answer::List)
+        } else {
+            conn.ok_line(&cmd.text).await.map(Answer::Line)
+        };
+        // An ERR answer leaves the connection in step; anything else (a dead socket, an
+        // over-long line) does not, so the task ends and later commands are refused.
+        let failed = !matches!(answer, Ok(_) | Err(Error::Server { .. } | Error::InvalidArgument(_)));
+        let _ = cmd.reply.send(answer);
+        if failed {
+            return;
+        }
+    }
+}
+
+struct AdminConn {
+    sock: Async<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl AdminConn {
     /// Sends a command whose answer is one line starting `OK`; an `ERR` line is an error.
     /// Commands are built from [`word`]-checked arguments only, so each is exactly one line.
     async fn ok_line(&mut self, command: &str) -> Result<String, Error> {

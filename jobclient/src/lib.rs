@@ -8,8 +8,8 @@
 //!   [`ProtoError`](proto::ProtoError)s for bad magic, unknown types, missing arguments and
 //!   over-long handles, unique IDs and function names. It is tested on the protocol document's
 //!   own bytes, on generated round trips of every packet type, and on random garbage.
-//! - **A client** whose connection is owned by one task on the executor. Requests append to its
-//!   write buffer; the task writes them, reads responses, and routes each to the submission it
+//! - **A client** whose connection is owned by one task on the executor (see "Send handles").
+//!   Requests append to its write buffer; the task writes them, reads responses, and routes each to the submission it
 //!   belongs to. Thousands of jobs can be in flight on one connection, each with its own event
 //!   stream ([`JobHandle`]). Replies that name no handle (`JOB_CREATED`, `ECHO_RES`,
 //!   `STATUS_RES`, `OPTION_RES`, and gearmand's `ERROR`) are matched to requests in order, which
@@ -31,6 +31,39 @@
 //!   and [`Server::durable_queue`] keeps background jobs in an append-only file, replayed and
 //!   compacted at start, written and synced before the client hears `JOB_CREATED`. Every
 //!   limit the server enforces is in [`Limits`] and in the server's "Limits and defaults".
+//!
+//! # Send handles, and any runtime
+//!
+//! [`Client`] is `Clone + Send + Sync` and its futures are `Send`; [`Admin`], [`JobHandle`]
+//! and [`Stopper`] are `Send + Sync`; [`Worker::spawn`] starts a worker from any thread and
+//! returns a `Send` future of its count. One client can be held in an `Arc`, in a tokio
+//! service's state, and used from 100 tasks on 4 threads at once (`examples/tokio.rs`,
+//! `tests/shared.rs`, which also runs on `futures`' thread pool: nothing depends on tokio).
+//!
+//! How: **the sockets stay on one evcore executor, and the handles share only plain state.**
+//! Each connection's bookkeeping (write buffer, slots awaiting replies, routes by job handle)
+//! sits behind a `Mutex`; a handle on any thread locks it for the few hundred nanoseconds it
+//! takes to encode a request, and wakes the connection's driver task through its waker, which
+//! evcore makes safe from any thread (the task is queued and the reactor woken once per batch).
+//! The driver, on the executor's thread, writes, reads, routes and fires the jobs' client-side
+//! deadlines on its reactor's clock. Which executor: the one behind the `&Handle` given to
+//! [`Client::connect`] (evcore's own, this thread: no other thread involved), or an
+//! [`evcore::Engine`], an executor on a thread of its own, for callers on tokio or any other
+//! runtime (`Client::connect(addr, &engine)`). Connects run there too, so a caller that gives
+//! up waiting leaves nothing half done.
+//!
+//! Why this and not the others: a driver future the user spawns (tokio-postgres) would tie
+//! the sockets to the user's runtime and need an I/O abstraction per runtime, and its future
+//! would have to be `Send`, so every socket type `Send`; an actor with a channel per request
+//! costs an allocation and a hop per request both ways. Ours costs one uncontended lock and
+//! one wake per request, and the engine thread does the I/O while the caller's threads do
+//! their work (on a 2-core machine the shared path measured faster than the local one; the
+//! figures are in `cargo xtask bench gearman`). The engine is isahc's design; the shared
+//! state is what `Arc<Mutex<_>>` clients in the Rust ecosystem do.
+//!
+//! Worker functions need not be `Send`: a worker runs on one executor, and one started from
+//! elsewhere is built there by the closure given to [`Worker::spawn`], so it may capture that
+//! executor's handles (an async function also gets it from [`AsyncJob::executor`]).
 //!
 //! # The durable queue: what is written, in what order, what is synced
 //!

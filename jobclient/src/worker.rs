@@ -7,6 +7,8 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -88,6 +90,8 @@ impl fmt::Debug for WorkerJob<'_> {
     }
 }
 
+// The functions need not be `Send`: a worker lives on one executor's thread, and one started
+// from elsewhere ([`Worker::spawn`]) is built there, so it may capture that thread's handles.
 type SyncFunction = Box<dyn FnMut(&mut WorkerJob<'_>) -> Result<Bytes, WorkError>>;
 type JobFuture = Pin<Box<dyn Future<Output = Result<Bytes, WorkError>>>>;
 type AsyncFunction = Box<dyn Fn(AsyncJob) -> JobFuture>;
@@ -120,9 +124,15 @@ pub struct AsyncJob {
     unique: Bytes,
     workload: Bytes,
     out: Rc<JobOut>,
+    executor: Handle,
 }
 
 impl AsyncJob {
+    /// The executor the job runs on, for its timers and sockets.
+    pub fn executor(&self) -> &Handle {
+        &self.executor
+    }
+
     /// The server's handle for the job.
     pub fn handle(&self) -> &Bytes {
         &self.handle
@@ -205,15 +215,16 @@ pub struct Worker {
 /// Stops a running worker gracefully: it finishes the job in hand, tells each server it can do
 /// nothing more (`RESET_ABILITIES`), waits until the server has processed that, and returns.
 /// Cheap to clone.
+/// `Send + Sync`: stop a worker from any thread.
 #[derive(Clone, Debug, Default)]
 pub struct Stopper {
-    inner: Rc<StopInner>,
+    inner: Arc<StopInner>,
 }
 
 #[derive(Debug, Default)]
 struct StopInner {
-    stopped: Cell<bool>,
-    waiters: RefCell<Vec<Waker>>,
+    stopped: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
 }
 
 impl Stopper {
@@ -224,22 +235,30 @@ impl Stopper {
 
     /// Asks every worker loop holding this stopper to drain and return.
     pub fn stop(&self) {
-        self.inner.stopped.set(true);
-        for w in self.inner.waiters.borrow_mut().drain(..) {
+        let waiters = {
+            let mut waiters = crate::client::lock(&self.inner.waiters);
+            self.inner.stopped.store(true, Ordering::Release);
+            std::mem::take(&mut *waiters)
+        };
+        for w in waiters {
             w.wake();
         }
     }
 
     /// Whether [`stop`](Self::stop) was called.
     pub fn is_stopped(&self) -> bool {
-        self.inner.stopped.get()
+        self.inner.stopped.load(Ordering::Acquire)
     }
 
     fn poll_stopped(&self, waker: &Waker) -> bool {
+        // Checked under the lock that `stop` takes, so a stop cannot slip in between.
+        let mut waiters = crate::client::lock(&self.inner.waiters);
         if self.is_stopped() {
             return true;
         }
-        self.inner.waiters.borrow_mut().push(waker.clone());
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
         false
     }
 }
@@ -348,6 +367,22 @@ impl Worker {
             }
             shared.done.get()
         }
+    }
+
+    /// Starts a worker on the executor `spawner` leads to (an [`Engine`](evcore::Engine)
+    /// thread, say) from any thread or runtime: `make` runs there and builds the worker, so
+    /// its functions may capture that executor's handles; then it [`run`](Self::run)s. The
+    /// returned future is `Send` and resolves to the number of jobs done, or
+    /// [`Gone`](evcore::Gone) if the executor ended first. Stop it with `stop`, from anywhere.
+    pub fn spawn(
+        spawner: impl Into<evcore::Spawner>,
+        addrs: &[SocketAddr],
+        max_jobs: Option<u64>,
+        stop: Stopper,
+        make: impl FnOnce(&Handle) -> Worker + Send + 'static,
+    ) -> evcore::Spawned<u64> {
+        let addrs = addrs.to_vec();
+        spawner.into().spawn(move |h| make(h).run(&addrs, h, max_jobs, stop))
     }
 
     /// Connects to one server and works: takes jobs until `max_jobs` have been done (forever
@@ -561,6 +596,7 @@ async fn serve_concurrent(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
                                     unique,
                                     workload,
                                     out: out.clone(),
+                                    executor: handle.clone(),
                                 };
                                 running.push((h, f(job)));
                             }

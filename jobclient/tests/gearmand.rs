@@ -274,11 +274,11 @@ fn a_deadline_fires_when_no_worker_exists() {
 
 /// A gate a worker's job waits at until the test opens it (one executor runs both).
 #[derive(Clone, Default)]
-struct Gate(std::rc::Rc<std::cell::RefCell<(bool, Option<std::task::Waker>)>>);
+struct Gate(std::sync::Arc<std::sync::Mutex<(bool, Option<std::task::Waker>)>>);
 
 impl Gate {
     fn open(&self) {
-        let mut g = self.0.borrow_mut();
+        let mut g = self.0.lock().unwrap();
         g.0 = true;
         if let Some(w) = g.1.take() {
             w.wake();
@@ -287,7 +287,7 @@ impl Gate {
 
     async fn wait(&self) {
         std::future::poll_fn(|cx| {
-            let mut g = self.0.borrow_mut();
+            let mut g = self.0.lock().unwrap();
             if g.0 {
                 std::task::Poll::Ready(())
             } else {
@@ -438,7 +438,7 @@ fn admin_client_against_gearmand() {
     ex.block_on(async {
         let client = Client::connect(server.addr(), &h).await.unwrap();
         client.submit_background(Job::new("queued", "x")).await.unwrap();
-        let mut admin = jobclient::Admin::connect(server.addr(), &h).await.unwrap();
+        let admin = jobclient::Admin::connect(server.addr(), &h).await.unwrap();
         assert!(admin.version().await.unwrap().starts_with("1.1."));
         assert_eq!(admin.getpid().await.unwrap(), server.pid());
         let status = admin.status().await.unwrap();
@@ -455,29 +455,29 @@ fn admin_client_against_gearmand() {
 
 #[test]
 fn an_async_worker_runs_jobs_concurrently_up_to_its_limit() {
-    use std::cell::Cell;
-    use std::rc::Rc;
+    use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+    use std::sync::Arc;
     let server = Gearmand::start(&[]).unwrap();
     let addr = server.addr();
     let worker = std::thread::spawn(move || {
         let ex = Executor::new().unwrap();
         let h = ex.handle();
-        let (active, peak) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let (active, peak) = (Arc::new(AtomicI32::new(0)), Arc::new(AtomicI32::new(0)));
         let mut w = Worker::new();
-        let (a, p, h2) = (active.clone(), peak.clone(), h.clone());
+        let (a, p) = (active.clone(), peak.clone());
         w.max_concurrent(4).register_async("nap", move |job| {
-            let (active, peak, h) = (a.clone(), p.clone(), h2.clone());
+            let (active, peak) = (a.clone(), p.clone());
             async move {
-                active.set(active.get() + 1);
-                peak.set(peak.get().max(active.get()));
+                let now = active.fetch_add(1, SeqCst) + 1;
+                peak.fetch_max(now, SeqCst);
                 job.send_data(b"<")?;
-                h.sleep(Duration::from_millis(30)).await;
-                active.set(active.get() - 1);
+                job.executor().sleep(Duration::from_millis(30)).await;
+                active.fetch_sub(1, SeqCst);
                 Ok(job.workload().clone())
             }
         });
         let done = ex.block_on(w.work(addr, &h, Some(8))).unwrap();
-        (done, peak.get())
+        (done, peak.load(SeqCst))
     });
     let ex = Executor::new().unwrap();
     let h = ex.handle();

@@ -338,7 +338,7 @@ fn admin_client_against_our_server() {
     let addr = server.addr;
     block_on(move |h| {
         Box::pin(async move {
-            let mut admin = jobclient::Admin::connect(addr, &h).await.unwrap();
+            let admin = jobclient::Admin::connect(addr, &h).await.unwrap();
             assert!(admin.version().await.unwrap().starts_with("jobd"));
             assert!(admin.cancel_job("H:none:1").await.is_err());
             // One argument cannot carry a second command (this once ran `shutdown`).

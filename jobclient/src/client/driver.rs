@@ -1,32 +1,49 @@
 //! The task that owns a client's connection: writes what the handles queued, reads and routes
-//! what the server sends.
+//! what the server sends, and fires the jobs' client-side deadlines.
+//!
+//! It runs on the executor's thread; the handles, on any thread, share only the [`State`]
+//! behind a mutex and wake this task through its waker.
 
-use std::cell::RefCell;
-use std::future::poll_fn;
-use std::rc::Rc;
-use std::task::Poll;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-use super::state::State;
+use evcore::{Handle, Sleep};
+
+use super::{lock, Shared};
 use crate::conn::Conn;
 
-pub(crate) async fn drive(mut conn: Conn, state: Rc<RefCell<State>>) {
+pub(crate) async fn drive(mut conn: Conn, state: Arc<Shared>, handle: Handle) {
+    let mut deadlines = Deadlines { heap: BinaryHeap::new(), sleep: None, handle };
     poll_fn(|cx| {
         {
-            let mut st = state.borrow_mut();
+            let mut st = lock(&state);
             if st.handles == 0 {
                 return Poll::Ready(());
             }
             let out = st.out.split();
             conn.wbuf.unsplit(out);
             st.driver = Some(cx.waker().clone());
+            let now = deadlines.handle.now();
+            for (key, serial, after) in st.new_deadlines.drain(..) {
+                // A deadline too far to represent is no deadline.
+                if let Some(at) = now.checked_add(after) {
+                    deadlines.heap.push(Reverse((at, serial, key)));
+                }
+            }
         }
+        deadlines.poll(cx, &state);
         if let Poll::Ready(Err(_)) = conn.poll_flush(cx) {
             return fail(&state);
         }
         loop {
             match conn.poll_packet(cx) {
                 Poll::Ready(Ok(packet)) => {
-                    let wake = state.borrow_mut().dispatch(packet);
+                    let wake = lock(&state).dispatch(packet);
                     for w in wake {
                         w.wake();
                     }
@@ -39,8 +56,49 @@ pub(crate) async fn drive(mut conn: Conn, state: Rc<RefCell<State>>) {
     .await
 }
 
-fn fail(state: &Rc<RefCell<State>>) -> Poll<()> {
-    let wake = state.borrow_mut().fail_all();
+/// The jobs' deadlines, earliest first, with one reactor timer for the earliest.
+struct Deadlines {
+    heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    sleep: Option<Sleep>,
+    handle: Handle,
+}
+
+impl Deadlines {
+    fn poll(&mut self, cx: &mut Context<'_>, state: &Shared) {
+        loop {
+            let Some(&Reverse((at, _, _))) = self.heap.peek() else {
+                self.sleep = None;
+                return;
+            };
+            let sleep = self.sleep.get_or_insert_with(|| self.handle.sleep_until(at));
+            if sleep.deadline() != at {
+                sleep.reset(at);
+            }
+            if Pin::new(sleep).poll(cx).is_pending() {
+                return;
+            }
+            self.sleep = None;
+            let now = self.handle.now();
+            let mut wake = Vec::new();
+            {
+                let mut st = lock(state);
+                while let Some(&Reverse((at, serial, key))) = self.heap.peek() {
+                    if at > now {
+                        break;
+                    }
+                    self.heap.pop();
+                    st.time_out(key, serial, &mut wake);
+                }
+            }
+            for w in wake {
+                w.wake();
+            }
+        }
+    }
+}
+
+fn fail(state: &Shared) -> Poll<()> {
+    let wake = lock(state).fail_all();
     for w in wake {
         w.wake();
     }

@@ -3,16 +3,15 @@
 mod driver;
 mod state;
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use evcore::{Handle, Sleep};
+use evcore::{Handle, Spawner};
 
 use crate::conn::Conn;
 use crate::proto::{PacketType, MAX_FUNCTION, MAX_UNIQUE};
@@ -192,11 +191,16 @@ pub struct JobRef {
 
 /// Connections to one or more job servers, shared by all the jobs they carry.
 ///
-/// Cheap to clone; the connections close when the last clone is dropped. Many jobs may be in
-/// flight at once (a task set, `gearman_client_run_tasks`): each [`JobHandle`] receives its own
-/// events. A connection that fails fails the jobs in flight on it ([`Error::Disconnected`]: the
-/// client cannot know whether they ran); the next submission reconnects, or fails over to the
-/// next server while that one backs off.
+/// `Clone + Send + Sync`, cheap to clone, and its futures are `Send`: hold it in an `Arc` or
+/// in a tokio service's state and submit from any task on any thread. The connections live on
+/// an evcore executor (the one behind the [`Handle`](evcore::Handle) or
+/// [`Engine`](evcore::Engine) it was made with) and close when the last clone is dropped.
+/// Many jobs may be in flight at once (a task set, `gearman_client_run_tasks`): each
+/// [`JobHandle`] receives its own events. A connection that fails fails the jobs in flight on
+/// it ([`Error::Disconnected`]: the client cannot know whether they ran); the next submission
+/// reconnects, or fails over to the next server while that one backs off.
+///
+/// On evcore's own executor:
 ///
 /// ```no_run
 /// use evcore::Executor;
@@ -212,21 +216,49 @@ pub struct JobRef {
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// From any other runtime, with an engine thread (see the crate docs, "Send handles"):
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = evcore::Engine::start()?;
+/// let client = jobclient::Client::connect("127.0.0.1:4730".parse()?, &engine).await?;
+/// let tasks: Vec<_> = (0..100)
+///     .map(|i| {
+///         let client = client.clone();
+///         // e.g. tokio::spawn(async move { ... })
+///         async move { client.do_job("reverse", "", format!("job {i}")).await }
+///     })
+///     .collect();
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
-    inner: Rc<Inner>,
+    inner: Arc<Inner>,
+}
+
+/// One connection's bookkeeping, shared by its driver task and the handles.
+pub(crate) type Shared = Mutex<State>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks except on a bug; the state stays usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Inner {
-    handle: Handle,
+    spawner: Spawner,
     options: ClientOptions,
-    servers: RefCell<Vec<ServerSlot>>,
+    servers: Mutex<Vec<ServerSlot>>,
 }
 
 struct ServerSlot {
     addr: SocketAddr,
-    state: Option<Rc<RefCell<State>>>,
+    state: Option<Arc<Shared>>,
     connecting: bool,
+    /// Connect attempts so far, so that a caller knows when the one it waited on has ended.
+    attempts: u64,
+    /// How the last attempt failed.
+    last_error: Option<(std::io::ErrorKind, String)>,
     waiters: Vec<Waker>,
     failures: u32,
     retry_at: Option<Instant>,
@@ -234,10 +266,11 @@ struct ServerSlot {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for slot in self.servers.get_mut().iter_mut() {
-            if let Some(state) = slot.state.take() {
+        let servers = std::mem::take(self.servers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for slot in servers {
+            if let Some(state) = slot.state {
                 let driver = {
-                    let mut st = state.borrow_mut();
+                    let mut st = lock(&state);
                     st.handles = 0;
                     st.driver.take()
                 };
@@ -249,34 +282,115 @@ impl Drop for Inner {
     }
 }
 
+/// A connect under way on the executor's thread. However it ends (connected, failed, or
+/// dropped unrun because the executor is gone) its slot hears of it, so no caller waits on a
+/// connect that will never finish.
+struct Attempt {
+    inner: Arc<Inner>,
+    idx: usize,
+    done: bool,
+}
+
+impl Attempt {
+    /// Runs on the executor's thread: a connected socket gets its driver task there.
+    fn finish(mut self, connected: std::io::Result<Conn>, handle: &Handle) {
+        self.done = true;
+        let mut servers = lock(&self.inner.servers);
+        let Some(slot) = servers.get_mut(self.idx) else { return };
+        slot.connecting = false;
+        let waiters = std::mem::take(&mut slot.waiters);
+        match connected {
+            Ok(conn) => {
+                let mut st = State::new();
+                // Options set on the old connection carry over to the new one.
+                if let Some(old) = &slot.state {
+                    let options = lock(old).options.clone();
+                    for o in &options {
+                        if let Ok(key) = st.request(PacketType::OptionReq, &[o], false, None) {
+                            st.release(key);
+                        }
+                    }
+                    st.options = options;
+                }
+                let state = Arc::new(Mutex::new(st));
+                handle.spawn_local(driver::drive(conn, state.clone(), handle.clone())).detach();
+                slot.state = Some(state);
+                slot.failures = 0;
+                slot.retry_at = None;
+                slot.last_error = None;
+            }
+            Err(e) => self.failed(slot, &e),
+        }
+        drop(servers);
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    fn failed(&self, slot: &mut ServerSlot, e: &std::io::Error) {
+        slot.connecting = false;
+        slot.failures += 1;
+        let o = &self.inner.options;
+        let backoff =
+            o.backoff_initial.saturating_mul(1 << (slot.failures - 1).min(16)).min(o.backoff_max);
+        slot.retry_at = Some(Instant::now() + backoff);
+        slot.last_error = Some((e.kind(), e.to_string()));
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let e = std::io::Error::other("the client's executor is gone");
+        let waiters = {
+            let mut servers = lock(&self.inner.servers);
+            let Some(slot) = servers.get_mut(self.idx) else { return };
+            self.failed(slot, &e);
+            std::mem::take(&mut slot.waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
 impl Client {
-    /// Connects to one server now (an unreachable server is an error here), and starts the
-    /// connection's task on the executor behind `handle`.
-    pub async fn connect(addr: SocketAddr, handle: &Handle) -> Result<Client, Error> {
-        let client = Client::with_servers(&[addr], handle, ClientOptions::default());
+    /// Connects to one server now (an unreachable server is an error here). The connection
+    /// lives on the executor that `spawner` leads to: `&handle` for evcore's executor on this
+    /// thread, `&engine` for an [`Engine`](evcore::Engine) thread (from tokio or any runtime).
+    pub async fn connect(addr: SocketAddr, spawner: impl Into<Spawner>) -> Result<Client, Error> {
+        let client = Client::with_servers(&[addr], spawner, ClientOptions::default());
         client.server_for(b"").await?;
         Ok(client)
     }
 
     /// A client for several servers (`gearman_client_add_server` for each). Connections are
     /// made when first needed.
-    pub fn with_servers(addrs: &[SocketAddr], handle: &Handle, options: ClientOptions) -> Client {
+    pub fn with_servers(
+        addrs: &[SocketAddr],
+        spawner: impl Into<Spawner>,
+        options: ClientOptions,
+    ) -> Client {
         let servers = addrs
             .iter()
             .map(|&addr| ServerSlot {
                 addr,
                 state: None,
                 connecting: false,
+                attempts: 0,
+                last_error: None,
                 waiters: Vec::new(),
                 failures: 0,
                 retry_at: None,
             })
             .collect();
         Client {
-            inner: Rc::new(Inner {
-                handle: handle.clone(),
+            inner: Arc::new(Inner {
+                spawner: spawner.into(),
                 options,
-                servers: RefCell::new(servers),
+                servers: Mutex::new(servers),
             }),
         }
     }
@@ -296,21 +410,19 @@ impl Client {
     /// Submits a foreground job and returns once the server has accepted it (JOB_CREATED).
     pub async fn submit(&self, job: Job) -> Result<JobHandle, Error> {
         job.check()?;
-        let deadline = job.timeout.map(|t| self.inner.handle.sleep(t));
         let (state, addr) = self.server_for(&job.unique).await?;
         let key = submit_request(&state, &job, false)?;
-        let mut jh =
-            JobHandle { state, key, handle: Bytes::new(), server: addr, deadline, ended: false };
+        let mut jh = JobHandle { state, key, handle: Bytes::new(), server: addr, ended: false };
         match jh.next_delivery().await {
-            Ok(Delivery::Created(h)) => {
+            Delivery::Created(h) => {
                 jh.handle = h;
                 if job.epoch.is_some() {
                     jh.ended = true;
                 }
                 Ok(jh)
             }
-            Ok(Delivery::Failed(e)) | Err(e) => Err(e),
-            Ok(other) => Err(unexpected(other)),
+            Delivery::Failed(e) => Err(e),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -343,7 +455,7 @@ impl Client {
     /// the server the unique ID maps to.
     pub async fn status_unique(&self, unique: &[u8]) -> Result<JobStatus, Error> {
         let (state, _) = self.server_for(unique).await?;
-        let key = request(&state, PacketType::GetStatusUnique, &[unique], false)?;
+        let key = request(&state, PacketType::GetStatusUnique, &[unique], false, None)?;
         match reply(&state, key).await? {
             Delivery::Reply(p) => Ok(parse_status(&p, true)),
             other => Err(unexpected(other)),
@@ -353,7 +465,7 @@ impl Client {
     /// `ECHO_REQ`: the server sends `data` back.
     pub async fn echo(&self, data: &[u8]) -> Result<Bytes, Error> {
         let (state, _) = self.server_for(b"").await?;
-        let key = request(&state, PacketType::EchoReq, &[data], false)?;
+        let key = request(&state, PacketType::EchoReq, &[data], false, None)?;
         match reply(&state, key).await? {
             Delivery::Reply(p) => Ok(p.arg(0)),
             other => Err(unexpected(other)),
@@ -369,8 +481,8 @@ impl Client {
     /// `OPTION_REQ`: sets a connection option; an unknown one is an [`Error::Server`].
     pub async fn set_option(&self, name: &[u8]) -> Result<(), Error> {
         let (state, _) = self.server_for(b"").await?;
-        state.borrow_mut().options.push(Bytes::copy_from_slice(name));
-        let key = request(&state, PacketType::OptionReq, &[name], false)?;
+        lock(&state).options.push(Bytes::copy_from_slice(name));
+        let key = request(&state, PacketType::OptionReq, &[name], false, None)?;
         match reply(&state, key).await? {
             Delivery::Reply(_) => Ok(()),
             other => Err(unexpected(other)),
@@ -379,8 +491,8 @@ impl Client {
 
     /// The connection to use for a job with this unique ID: hashed or first up, failing over
     /// in order, connecting (or reconnecting) when needed.
-    async fn server_for(&self, unique: &[u8]) -> Result<(Rc<RefCell<State>>, SocketAddr), Error> {
-        let n = self.inner.servers.borrow().len();
+    async fn server_for(&self, unique: &[u8]) -> Result<(Arc<Shared>, SocketAddr), Error> {
+        let n = lock(&self.inner.servers).len();
         if n == 0 {
             return Err(Error::InvalidArgument("no servers"));
         }
@@ -400,8 +512,8 @@ impl Client {
         Err(last)
     }
 
-    async fn server_at(&self, addr: SocketAddr) -> Result<Rc<RefCell<State>>, Error> {
-        let idx = self.inner.servers.borrow().iter().position(|s| s.addr == addr);
+    async fn server_at(&self, addr: SocketAddr) -> Result<Arc<Shared>, Error> {
+        let idx = lock(&self.inner.servers).iter().position(|s| s.addr == addr);
         match idx {
             Some(idx) => self.connection(idx).await.map(|(s, _)| s),
             None => Err(Error::InvalidArgument("that server is not one of this client's")),
@@ -410,68 +522,49 @@ impl Client {
 
     /// The live connection to server `idx`, connecting if it has none and is not backing off.
     /// Callers that arrive while a connect is under way wait for it rather than start another.
-    async fn connection(&self, idx: usize) -> Result<(Rc<RefCell<State>>, SocketAddr), Error> {
-        let addr = poll_fn(|cx| {
-            let mut servers = self.inner.servers.borrow_mut();
+    /// The connect itself runs on the executor's thread, so a caller that gives up waiting
+    /// (its future dropped) leaves nothing half done.
+    async fn connection(&self, idx: usize) -> Result<(Arc<Shared>, SocketAddr), Error> {
+        let mut waited: Option<u64> = None;
+        poll_fn(|cx| {
+            let mut servers = lock(&self.inner.servers);
             let slot = &mut servers[idx];
             if let Some(st) = &slot.state {
-                if !st.borrow().dead {
-                    return Poll::Ready(Ok(Err((st.clone(), slot.addr))));
+                if !lock(st).dead {
+                    return Poll::Ready(Ok((st.clone(), slot.addr)));
                 }
             }
             if slot.connecting {
+                waited = Some(slot.attempts);
                 slot.waiters.push(cx.waker().clone());
                 return Poll::Pending;
+            }
+            if waited == Some(slot.attempts) {
+                if let Some((kind, text)) = &slot.last_error {
+                    return Poll::Ready(Err(Error::Io(std::io::Error::new(*kind, text.clone()))));
+                }
             }
             if slot.retry_at.is_some_and(|t| Instant::now() < t) {
                 return Poll::Ready(Err(Error::Disconnected));
             }
             slot.connecting = true;
-            Poll::Ready(Ok(Ok(slot.addr)))
-        })
-        .await?;
-        let addr = match addr {
-            Err(live) => return Ok(live),
-            Ok(addr) => addr,
-        };
-        let connected = Conn::connect(addr, &self.inner.handle).await;
-        let mut servers = self.inner.servers.borrow_mut();
-        let slot = &mut servers[idx];
-        slot.connecting = false;
-        for w in slot.waiters.drain(..) {
-            w.wake();
-        }
-        match connected {
-            Ok(conn) => {
-                let state = Rc::new(RefCell::new(State::new()));
-                // Options set on the old connection carry over to the new one.
-                if let Some(old) = &slot.state {
-                    let options = old.borrow().options.clone();
-                    let mut st = state.borrow_mut();
-                    for o in &options {
-                        if let Ok(key) = st.request(PacketType::OptionReq, &[o], false) {
-                            st.release(key);
-                        }
-                    }
-                    st.options = options;
+            slot.attempts += 1;
+            waited = Some(slot.attempts);
+            slot.waiters.push(cx.waker().clone());
+            let addr = slot.addr;
+            let attempt = Attempt { inner: self.inner.clone(), idx, done: false };
+            drop(servers);
+            // The Spawned result is not needed: the attempt reports through its slot.
+            drop(self.inner.spawner.spawn(move |h| {
+                let h = h.clone();
+                async move {
+                    let connected = Conn::connect(addr, &h).await;
+                    attempt.finish(connected, &h);
                 }
-                self.inner.handle.spawn_local(driver::drive(conn, state.clone())).detach();
-                slot.state = Some(state.clone());
-                slot.failures = 0;
-                slot.retry_at = None;
-                Ok((state, addr))
-            }
-            Err(e) => {
-                slot.failures += 1;
-                let o = &self.inner.options;
-                let backoff = o
-                    .backoff_initial
-                    .saturating_mul(1 << (slot.failures - 1).min(16))
-                    .min(o.backoff_max);
-                slot.retry_at = Some(Instant::now() + backoff);
-                Err(Error::Io(e))
-            }
-        }
+            }));
+            Poll::Pending
+        })
+        .await
     }
 }
 
@@ -482,14 +575,15 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 fn request(
-    state: &Rc<RefCell<State>>,
+    state: &Shared,
     kind: PacketType,
     args: &[&[u8]],
     foreground: bool,
+    timeout: Option<Duration>,
 ) -> Result<usize, Error> {
     let (key, driver) = {
-        let mut st = state.borrow_mut();
-        let key = st.request(kind, args, foreground)?;
+        let mut st = lock(state);
+        let key = st.request(kind, args, foreground, timeout)?;
         (key, st.driver.clone())
     };
     if let Some(w) = driver {
@@ -500,7 +594,7 @@ fn request(
 
 /// Queues the SUBMIT_JOB* packet for `job`. An epoch job is a background job whatever was
 /// asked: SUBMIT_JOB_EPOCH has no foreground form, so there are no events to follow.
-fn submit_request(state: &Rc<RefCell<State>>, job: &Job, background: bool) -> Result<usize, Error> {
+fn submit_request(state: &Shared, job: &Job, background: bool) -> Result<usize, Error> {
     match job.epoch {
         Some(epoch) => {
             let e = epoch.to_string();
@@ -509,6 +603,7 @@ fn submit_request(state: &Rc<RefCell<State>>, job: &Job, background: bool) -> Re
                 PacketType::SubmitJobEpoch,
                 &[&job.function, &job.unique, e.as_bytes(), &job.workload],
                 false,
+                job.timeout,
             )
         }
         None => request(
@@ -516,26 +611,34 @@ fn submit_request(state: &Rc<RefCell<State>>, job: &Job, background: bool) -> Re
             job.packet_type(background),
             &[&job.function, &job.unique, &job.workload],
             !background,
+            job.timeout,
         ),
     }
 }
 
 /// Waits for a direct reply, then frees the slot.
-async fn reply(state: &Rc<RefCell<State>>, key: usize) -> Result<Delivery, Error> {
-    let d = poll_fn(|cx| match state.borrow_mut().poll_slot(key, cx.waker()) {
+async fn reply(state: &Shared, key: usize) -> Result<Delivery, Error> {
+    // Released however the wait ends, a dropped future included.
+    struct Release<'a>(&'a Shared, usize);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            lock(self.0).release(self.1);
+        }
+    }
+    let _release = Release(state, key);
+    let d = poll_fn(|cx| match lock(state).poll_slot(key, cx.waker()) {
         Some(d) => Poll::Ready(d),
         None => Poll::Pending,
     })
     .await;
-    state.borrow_mut().release(key);
     match d {
         Delivery::Failed(e) => Err(e),
         d => Ok(d),
     }
 }
 
-async fn status_on(state: &Rc<RefCell<State>>, handle: &[u8]) -> Result<JobStatus, Error> {
-    let key = request(state, PacketType::GetStatus, &[handle], false)?;
+async fn status_on(state: &Shared, handle: &[u8]) -> Result<JobStatus, Error> {
+    let key = request(state, PacketType::GetStatus, &[handle], false, None)?;
     match reply(state, key).await? {
         Delivery::Reply(p) => Ok(parse_status(&p, false)),
         other => Err(unexpected(other)),
@@ -563,18 +666,17 @@ fn unexpected(d: Delivery) -> Error {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let servers: Vec<SocketAddr> = self.inner.servers.borrow().iter().map(|s| s.addr).collect();
+        let servers: Vec<SocketAddr> = lock(&self.inner.servers).iter().map(|s| s.addr).collect();
         f.debug_struct("Client").field("servers", &servers).finish_non_exhaustive()
     }
 }
 
 /// A submitted foreground job: its handle and its stream of events.
 pub struct JobHandle {
-    state: Rc<RefCell<State>>,
+    state: Arc<Shared>,
     key: usize,
     handle: Bytes,
     server: SocketAddr,
-    deadline: Option<Sleep>,
     ended: bool,
 }
 
@@ -596,17 +698,17 @@ impl JobHandle {
             return Err(Error::Finished);
         }
         match self.next_delivery().await {
-            Ok(Delivery::Event(e)) => {
+            Delivery::Event(e) => {
                 if e.is_terminal() {
                     self.ended = true;
                 }
                 Ok(e)
             }
-            Ok(Delivery::Failed(e)) | Err(e) => {
+            Delivery::Failed(e) => {
                 self.ended = true;
                 Err(e)
             }
-            Ok(other) => Err(unexpected(other)),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -631,30 +733,20 @@ impl JobHandle {
         }
     }
 
-    async fn next_delivery(&mut self) -> Result<Delivery, Error> {
+    async fn next_delivery(&mut self) -> Delivery {
         let key = self.key;
-        let state = self.state.clone();
-        let deadline = &mut self.deadline;
-        poll_fn(|cx| {
-            if let Some(d) = state.borrow_mut().poll_slot(key, cx.waker()) {
-                return Poll::Ready(Ok(d));
-            }
-            if let Some(sleep) = deadline.as_mut() {
-                if std::pin::Pin::new(sleep).poll(cx).is_ready() {
-                    return Poll::Ready(Err(Error::TimedOut));
-                }
-            }
-            Poll::Pending
+        let state = &self.state;
+        poll_fn(|cx| match lock(state).poll_slot(key, cx.waker()) {
+            Some(d) => Poll::Ready(d),
+            None => Poll::Pending,
         })
         .await
     }
 }
 
-use std::future::Future;
-
 impl Drop for JobHandle {
     fn drop(&mut self) {
-        self.state.borrow_mut().release(self.key);
+        lock(&self.state).release(self.key);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::task::Waker;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
@@ -31,6 +32,9 @@ pub(crate) struct Slot {
     handle: Option<Bytes>,
     /// Whether this submission is a foreground job whose WORK_* events are wanted.
     foreground: bool,
+    /// Never reused: a deadline names its slot by key and serial, so a deadline left over
+    /// from a freed slot cannot fire on the next request given the same key.
+    serial: u64,
 }
 
 /// Submissions sharing one handle (the same unique submitted twice on this connection): each
@@ -55,6 +59,10 @@ pub(crate) struct State {
     pub(crate) handles: usize,
     /// Options set on this connection (OPTION_REQ), re-sent on a reconnect.
     pub(crate) options: Vec<Bytes>,
+    next_serial: u64,
+    /// Client-side deadlines asked for since the driver last looked: (key, serial, after).
+    /// The driver arms them on its reactor's clock.
+    pub(crate) new_deadlines: Vec<(usize, u64, Duration)>,
 }
 
 impl State {
@@ -68,12 +76,15 @@ impl State {
         kind: PacketType,
         args: &[&[u8]],
         foreground: bool,
+        timeout: Option<Duration>,
     ) -> Result<usize, Error> {
         if self.dead {
             return Err(Error::Disconnected);
         }
         encode(&mut self.out, Magic::Req, kind, args)?;
-        let slot = Slot { foreground, ..Slot::default() };
+        self.next_serial += 1;
+        let serial = self.next_serial;
+        let slot = Slot { foreground, serial, ..Slot::default() };
         let key = match self.free.pop() {
             Some(k) => {
                 self.slots[k] = Some(slot);
@@ -85,7 +96,20 @@ impl State {
             }
         };
         self.replies.push_back(key);
+        if let Some(after) = timeout {
+            self.new_deadlines.push((key, serial, after));
+        }
         Ok(key)
+    }
+
+    /// A deadline passed: the slot it was armed for, if still the same request, fails with
+    /// [`Error::TimedOut`] after whatever it has already received.
+    pub(crate) fn time_out(&mut self, key: usize, serial: u64, wake: &mut Vec<Waker>) {
+        if let Some(Some(slot)) = self.slots.get(key) {
+            if slot.serial == serial {
+                self.deliver(key, Delivery::Failed(Error::TimedOut), wake);
+            }
+        }
     }
 
     /// Takes the next delivery for a slot, or stores the waker.
@@ -206,5 +230,34 @@ impl State {
     pub(crate) fn fail_all(&mut self) -> Vec<Waker> {
         self.dead = true;
         self.slots.iter_mut().flatten().filter_map(|s| s.waker.take()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deadline armed for a request whose slot was freed and given to the next request
+    /// must not fail that next request (the slot key is reused; the serial is not).
+    #[test]
+    fn a_stale_deadline_does_not_fire_on_a_reused_slot() {
+        let mut st = State::new();
+        let first = st.request(PacketType::EchoReq, &[b"a"], false, Some(Duration::from_millis(5)));
+        let first = first.unwrap();
+        let (key, serial, _) = st.new_deadlines.pop().unwrap();
+        assert_eq!(key, first);
+        st.release(first);
+        let second = st.request(PacketType::EchoReq, &[b"b"], false, None).unwrap();
+        assert_eq!(second, first, "the freed key is reused");
+        let mut wake = Vec::new();
+        st.time_out(key, serial, &mut wake);
+        let waker = std::task::Waker::noop();
+        assert!(st.poll_slot(second, waker).is_none(), "the new request was not timed out");
+        // The live request's own deadline does fire.
+        let third = st.request(PacketType::EchoReq, &[b"c"], false, Some(Duration::ZERO));
+        let (key, serial, _) = st.new_deadlines.pop().unwrap();
+        assert_eq!(Some(key), third.ok());
+        st.time_out(key, serial, &mut wake);
+        assert!(matches!(st.poll_slot(key, waker), Some(Delivery::Failed(Error::TimedOut))));
     }
 }
