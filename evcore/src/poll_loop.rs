@@ -52,13 +52,25 @@ const EVENTS_PER_TURN: usize = 1024;
 pub struct Loop {
     epoll: OwnedFd,
     wake: Arc<OwnedFd>,
-    events: Vec<epoll::Event>,
+    events: EventBuf,
     /// Registrations indexed by descriptor number, which the kernel already keeps unique.
     regs: Vec<Option<Registration>>,
     registered: usize,
     core: Core,
     turns: u64,
 }
+
+/// The buffer the kernel fills with events. rustix's `epoll::Event` holds its user data as a
+/// union with a pointer member, which makes it `!Send`; we only ever store and read plain
+/// integers (tokens) there, so the buffer is data and may move with its loop to another
+/// thread (a `Multi` owning a `Loop` is handed to the thread that drives it).
+struct EventBuf(Vec<epoll::Event>);
+
+// SAFETY: the events hold only `u64` tokens we wrote (`EventData::new_u64`), never pointers;
+// nothing in them refers to memory of the thread that filled them, and the vector is only
+// touched through `&mut Loop`, so moving it between threads is as safe as moving a `Vec<u64>`.
+#[allow(unsafe_code)]
+unsafe impl Send for EventBuf {}
 
 #[derive(Clone, Copy, Debug)]
 struct Registration {
@@ -102,7 +114,7 @@ impl Loop {
         Ok(Loop {
             epoll,
             wake,
-            events: Vec::with_capacity(EVENTS_PER_TURN),
+            events: EventBuf(Vec::with_capacity(EVENTS_PER_TURN)),
             regs: Vec::new(),
             registered: 0,
             core,
@@ -235,17 +247,17 @@ impl Reactor for Loop {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(d.subsec_nanos()),
         });
-        self.events.clear();
+        self.events.0.clear();
         match epoll::wait(
             &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.events),
+            rustix::buffer::spare_capacity(&mut self.events.0),
             timeout.as_ref(),
         ) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
         self.turns += 1;
-        for ev in &self.events {
+        for ev in &self.events.0 {
             let key = ev.data.u64();
             if key == WAKE_KEY {
                 self.drain_wake();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use evcore::Dispatch;
 use rustix::event::{PollFd, PollFlags};
@@ -123,7 +123,10 @@ impl DispatchStopper {
 /// # Ok::<(), groupmsg::CsError>(())
 /// ```
 pub struct Cpg<H: Handler> {
-    conn: Conn,
+    /// Shared with the handle's [`CpgSender`]s (weakly: the handle owns the connection, and
+    /// dropping it finalizes, senders or not). Never held while a callback runs, so a
+    /// callback may send.
+    conn: Arc<Mutex<Conn>>,
     member: Member,
     /// What to poll for readiness (also `fd()`).
     signal: Arc<OwnedFd>,
@@ -156,7 +159,7 @@ impl<H: Handler> Cpg<H> {
             }
         };
         Ok(Cpg {
-            conn,
+            conn: Arc::new(Mutex::new(conn)),
             member,
             signal,
             wake,
@@ -166,8 +169,12 @@ impl<H: Handler> Cpg<H> {
         })
     }
 
+    fn conn(&self) -> MutexGuard<'_, Conn> {
+        lock(&self.conn)
+    }
+
     fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Local { bus, id } => bus.pop(*id),
             Conn::Daemon(c) => c.pop(),
             #[cfg(feature = "corosync")]
@@ -182,7 +189,7 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG.
     pub fn join(&mut self, group: &GroupName) -> Result<(), CsError> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Local { bus, id } => bus.join(*id, group),
             Conn::Daemon(c) => c.join(group),
             #[cfg(feature = "corosync")]
@@ -192,7 +199,7 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_leave`. Joining again afterwards works (corosync 3.1.7 hangs there).
     pub fn leave(&mut self) -> Result<(), CsError> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Local { bus, id } => bus.leave(*id),
             Conn::Daemon(c) => c.leave(),
             #[cfg(feature = "corosync")]
@@ -209,22 +216,13 @@ impl<H: Handler> Cpg<H> {
         guarantee: Guarantee,
         iov: &[IoSlice<'_>],
     ) -> Result<(), CsError> {
-        let _ = guarantee;
-        // libcpg takes the slices as they are; the other backends need one buffer.
-        #[cfg(feature = "corosync")]
-        if let Conn::Corosync(c) = &mut self.conn {
-            return c.mcast(iov);
-        }
-        let mut msg = Vec::with_capacity(iov.iter().map(|s| s.len()).sum());
-        for s in iov {
-            msg.extend_from_slice(s);
-        }
-        match &mut self.conn {
-            Conn::Local { bus, id } => bus.mcast(*id, msg),
-            Conn::Daemon(c) => c.mcast(msg),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
-        }
+        mcast(&mut self.conn(), guarantee, iov)
+    }
+
+    /// A `Clone + Send + Sync` sender for this handle's group: multicast from other threads
+    /// while this one dispatches (libcpg allows this on one handle; cpgbench does it).
+    pub fn sender(&self) -> CpgSender {
+        CpgSender { conn: Arc::downgrade(&self.conn), member: self.member }
     }
 
     /// `cpg_dispatch`: runs callbacks as `mode` says. `One` waits for an event and delivers
@@ -243,7 +241,7 @@ impl<H: Handler> Cpg<H> {
             Dispatch::All => {
                 let mut n = 0;
                 loop {
-                    let pending = match &mut self.conn {
+                    let pending = match &mut *self.conn() {
                         Conn::Local { bus, id } => bus.pending(*id)?,
                         Conn::Daemon(c) => c.pending()?,
                         #[cfg(feature = "corosync")]
@@ -252,7 +250,7 @@ impl<H: Handler> Cpg<H> {
                     // The corosync backend takes events in batches: go on while a batch came
                     // full, as CS_DISPATCH_ALL goes on until libcpg has nothing.
                     #[cfg(feature = "corosync")]
-                    let more = matches!(&self.conn, Conn::Corosync(c) if c.may_have_more());
+                    let more = matches!(&*self.conn(), Conn::Corosync(c) if c.may_have_more());
                     #[cfg(not(feature = "corosync"))]
                     let more = false;
                     let mut delivered = 0;
@@ -303,7 +301,7 @@ impl<H: Handler> Cpg<H> {
     /// Before sleeping, a `groupd` connection polls its socket briefly (see
     /// [`Groupd`](crate::Groupd)): true when that found an event.
     fn spin(&mut self) -> Result<bool, CsError> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Daemon(c) => c.spin(crate::daemon::SPIN),
             _ => Ok(false),
         }
@@ -342,7 +340,7 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_membership_get`: the members of the joined group.
     pub fn membership_get(&mut self) -> Result<Vec<Member>, CsError> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Local { bus, id } => bus.members(*id),
             Conn::Daemon(c) => c.members(),
             #[cfg(feature = "corosync")]
@@ -363,7 +361,7 @@ impl<H: Handler> Cpg<H> {
     /// `cpg_max_atomic_msgsize_get`: the largest message delivered whole.
     pub fn max_atomic_msgsize(&self) -> usize {
         #[cfg(feature = "corosync")]
-        if let Conn::Corosync(c) = &self.conn {
+        if let Conn::Corosync(c) = &*self.conn() {
             return c.max_atomic();
         }
         crate::local::LOCAL_MAX_MESSAGE
@@ -371,22 +369,12 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_flow_control_state_get`.
     pub fn flow_control_state(&self) -> FlowControl {
-        let on = match &self.conn {
-            Conn::Local { bus, id } => bus.flow_control(*id),
-            Conn::Daemon(c) => c.flow_control(),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.flow_control(),
-        };
-        if on {
-            FlowControl::Enabled
-        } else {
-            FlowControl::Disabled
-        }
+        flow_control(&self.conn())
     }
 
     /// `cpg_iteration_*`: every group on the backend with its members.
     pub fn groups(&mut self) -> Vec<(GroupName, Vec<Member>)> {
-        match &mut self.conn {
+        match &mut *self.conn() {
             Conn::Local { bus, .. } => bus.groups(),
             Conn::Daemon(c) => c.groups().unwrap_or_default(),
             #[cfg(feature = "corosync")]
@@ -425,7 +413,7 @@ impl<H: Handler> Drop for Cpg<H> {
     /// `cpg_finalize`: a handle still in a group leaves it as PROCDOWN.
     fn drop(&mut self) {
         // A daemon connection closing is its finalize: groupd reports PROCDOWN if joined.
-        if let Conn::Local { bus, id } = &self.conn {
+        if let Conn::Local { bus, id } = &*self.conn() {
             bus.finalize(*id);
         }
     }
@@ -434,5 +422,100 @@ impl<H: Handler> Drop for Cpg<H> {
 impl<H: Handler> fmt::Debug for Cpg<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cpg").field("member", &self.member).finish_non_exhaustive()
+    }
+}
+
+fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
+    // A panic while a connection was locked (a bug) leaves it as the last call left it; the
+    // backends check their own state on every call.
+    conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn mcast(conn: &mut Conn, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
+    let _ = guarantee;
+    // libcpg takes the slices as they are; the other backends need one buffer.
+    #[cfg(feature = "corosync")]
+    if let Conn::Corosync(c) = conn {
+        return c.mcast(iov);
+    }
+    let mut msg = Vec::with_capacity(iov.iter().map(|s| s.len()).sum());
+    for s in iov {
+        msg.extend_from_slice(s);
+    }
+    match conn {
+        Conn::Local { bus, id } => bus.mcast(*id, msg),
+        Conn::Daemon(c) => c.mcast(msg),
+        #[cfg(feature = "corosync")]
+        Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
+    }
+}
+
+fn flow_control(conn: &Conn) -> FlowControl {
+    let on = match conn {
+        Conn::Local { bus, id } => bus.flow_control(*id),
+        Conn::Daemon(c) => c.flow_control(),
+        #[cfg(feature = "corosync")]
+        Conn::Corosync(c) => c.flow_control(),
+    };
+    if on {
+        FlowControl::Enabled
+    } else {
+        FlowControl::Disabled
+    }
+}
+
+/// Multicasts for a [`Cpg`] handle from any thread: `Clone + Send + Sync`, from
+/// [`Cpg::sender`].
+///
+/// Calls are serialized with the handle's own (one connection underneath), never with its
+/// callbacks: a dispatching thread holds the connection only to take each event, not while
+/// the handler runs. Once the handle is dropped (finalized), every call is
+/// [`CsError::BadHandle`].
+///
+/// ```
+/// use evcore::Dispatch;
+/// use groupmsg::{Backend, Collect, Cpg, GroupName, Guarantee, LocalBus};
+/// use std::io::IoSlice;
+///
+/// let mut cpg = Cpg::initialize(Backend::Local(LocalBus::new()), Collect::default())?;
+/// cpg.join(&GroupName::new("g")?)?;
+/// let sender = cpg.sender();
+/// std::thread::spawn(move || sender.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"hi")]))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(cpg.dispatch(Dispatch::All)?, 1);
+/// # Ok::<(), groupmsg::CsError>(())
+/// ```
+#[derive(Clone)]
+pub struct CpgSender {
+    conn: Weak<Mutex<Conn>>,
+    member: Member,
+}
+
+impl CpgSender {
+    /// [`Cpg::mcast_joined`], from this thread.
+    pub fn mcast_joined(&self, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
+        let conn = self.conn.upgrade().ok_or(CsError::BadHandle)?;
+        let result = mcast(&mut lock(&conn), guarantee, iov);
+        result
+    }
+
+    /// [`Cpg::flow_control_state`]; a finalized handle reads `Disabled`.
+    pub fn flow_control_state(&self) -> FlowControl {
+        match self.conn.upgrade() {
+            Some(conn) => flow_control(&lock(&conn)),
+            None => FlowControl::Disabled,
+        }
+    }
+
+    /// The identity the messages are sent as.
+    pub fn member(&self) -> Member {
+        self.member
+    }
+}
+
+impl fmt::Debug for CpgSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CpgSender").field("member", &self.member).finish_non_exhaustive()
     }
 }

@@ -60,6 +60,7 @@
 //! | `cpg_dispatch(CS_DISPATCH_ONE / ALL / BLOCKING / ONE_NONBLOCKING)` | [`Cpg::dispatch`] with [`Dispatch`]; a blocking dispatch ends through [`Cpg::stopper`] |
 //! | `cpg_join`, `cpg_leave` | [`Cpg::join`], [`Cpg::leave`] |
 //! | `cpg_mcast_joined` | [`Cpg::mcast_joined`] with a [`Guarantee`] and `IoSlice`s |
+//! | `cpg_mcast_joined` from another thread on the same handle (cpgbench) | [`Cpg::sender`]: a `Clone + Send + Sync` [`CpgSender`]; calls are serialized with the handle's own on its one connection, never with its callbacks, and refused with `BadHandle` once the handle is finalized |
 //! | `cpg_membership_get` | [`Cpg::membership_get`] |
 //! | `cpg_local_get` | [`Cpg::local_get`] |
 //! | `cpg_context_get`, `cpg_context_set` | [`Cpg::context_get`], [`Cpg::context_set`] |
@@ -102,7 +103,7 @@ mod stream;
 mod types;
 mod wire;
 
-pub use cpg::{Backend, Collect, Cpg, DispatchStopper, Handler};
+pub use cpg::{Backend, Collect, Cpg, CpgSender, DispatchStopper, Handler};
 pub use daemon::{default_socket_path, Groupd, DEFAULT_MODE};
 pub use error::CsError;
 pub use evcore::Dispatch;

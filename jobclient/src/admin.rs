@@ -181,7 +181,9 @@ impl Admin {
 
     async fn ask(&self, text: String, list: bool) -> Result<Answer, Error> {
         let (reply, answer) = oneshot::channel();
-        self.commands.unbounded_send(Command { text, list, reply }).map_err(|_| Error::Disconnected)?;
+        self.commands
+            .unbounded_send(Command { text, list, reply })
+            .map_err(|_| Error::Disconnected)?;
         answer.await.unwrap_or(Err(Error::Disconnected))
     }
 
@@ -211,7 +213,8 @@ async fn serve(mut conn: AdminConn, mut rx: mpsc::UnboundedReceiver<Command>) {
         };
         // An ERR answer leaves the connection in step; anything else (a dead socket, an
         // over-long line) does not, so the task ends and later commands are refused.
-        let failed = !matches!(answer, Ok(_) | Err(Error::Server { .. } | Error::InvalidArgument(_)));
+        let failed =
+            !matches!(answer, Ok(_) | Err(Error::Server { .. } | Error::InvalidArgument(_)));
         let _ = cmd.reply.send(answer);
         if failed {
             return;

@@ -7,11 +7,10 @@
 //! server thread stands in for a real one, so the example runs anywhere
 //! (`cargo run --example epoll_driver`).
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use multixfer::{Easy, Multi, Ready, SocketPoll};
@@ -61,15 +60,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || serve(listener));
 
-    let ep = Rc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
+    let ep = Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?);
     let mut multi: Multi<usize> = Multi::with_options(Default::default())?;
     let e = ep.clone();
     multi.set_socket_callback(move |fd, poll, _| {
         apply(&e, fd, poll).expect("epoll accepts a change the engine announced")
     });
-    let timer: Rc<Cell<Option<Option<Duration>>>> = Rc::new(Cell::new(None));
+    // The callbacks are `Send` (the engine may move between threads), hence `Arc` and `Mutex`.
+    let timer: Arc<Mutex<Option<Option<Duration>>>> = Arc::new(Mutex::new(None));
     let t = timer.clone();
-    multi.set_timer_callback(move |d| t.set(Some(d)));
+    multi.set_timer_callback(move |d| *t.lock().unwrap() = Some(d));
     for i in 0..200 {
         multi.add(Easy::get(format!("http://127.0.0.1:{port}/{i}")).private(i));
     }
@@ -78,7 +78,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut events = Vec::with_capacity(64);
     let mut ok = 0;
     while multi.running() > 0 {
-        if let Some(t) = timer.take() {
+        let told = timer.lock().unwrap().take();
+        if let Some(t) = told {
             deadline = t.map(|d| Instant::now() + d);
         }
         // Wait for a socket or the timer.

@@ -1,50 +1,112 @@
-//! The async API: a future per transfer and a stream of completions, on evcore's executor
-//! (and so on tokio through `evcore::TokioReactor`).
+//! The async API: a future per transfer and a stream of completions, usable from any thread
+//! and any runtime.
 //!
-//! A [`Client`] owns a [`Multi`] in perform mode and one driver task. The engine's epoll
-//! descriptor is registered with the executor's reactor, so the whole engine costs the host
-//! loop one registration and one timer, however many sockets it has.
+//! A [`Client`] is a handle to one [`Multi`] in perform mode, owned by a driver task on an
+//! evcore executor: the one behind a [`Handle`](evcore::Handle) (this thread's) or an
+//! [`Engine`](evcore::Engine) (a thread of its own, for callers on tokio or anything else).
+//! The engine's epoll descriptor is registered with that executor's reactor, so the whole
+//! engine costs the host loop one registration and one timer, however many sockets it has.
+//!
+//! The handles share only small queues behind one mutex (transfers to add, transfers to
+//! cancel, finished submissions) and a slot per fetch; the engine itself is the driver's
+//! alone, so no handle ever waits for a `perform` to finish. The design and its reasons are
+//! the same as jobclient's (see its crate docs, "Send handles").
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use evcore::{Async, Handle, Loop, Reactor, Sleep};
+use evcore::{Async, Handle, Loop, Reactor, Sleep, Spawner};
 use futures_core::Stream;
 
 use crate::{Done, Easy, Multi, Options, Response, XferError, XferId};
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code that can panic runs under these locks but on a bug; the queues stay usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Where a fetch's result lands.
 #[derive(Default)]
 struct Slot {
-    result: RefCell<Option<Result<Response, XferError>>>,
-    waker: Cell<Option<Waker>>,
-    id: Cell<Option<XferId>>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    result: Option<Result<Response, XferError>>,
+    waker: Option<Waker>,
+    id: Option<XferId>,
+    /// The fetch was dropped first: its transfer no longer counts as running.
+    cancelled: bool,
+}
+
+/// A fetch's claim on its slot, carried in the transfer's private value. However the
+/// transfer goes (finished, or dropped with the engine) the slot hears of it, so no fetch
+/// waits for a transfer that is gone.
+struct Deliver(Arc<Slot>);
+
+impl Drop for Deliver {
+    fn drop(&mut self) {
+        let waker = {
+            let mut st = lock(&self.0.state);
+            if st.result.is_none() {
+                st.result = Some(Err(XferError::Cancelled));
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 enum Private<T> {
-    Fetch(Rc<Slot>),
+    Fetch(Deliver),
     Submit(T),
 }
 
-struct Inner<T> {
-    multi: RefCell<Multi<Private<T>>>,
-    incoming: RefCell<Vec<Easy<Private<T>>>>,
-    cancels: RefCell<Vec<Rc<Slot>>>,
-    done: RefCell<VecDeque<Done<T>>>,
-    done_waker: Cell<Option<Waker>>,
-    driver: Cell<Option<Waker>>,
+/// What the handles and the driver share.
+struct Queues<T> {
+    incoming: Vec<Easy<Private<T>>>,
+    cancels: Vec<Arc<Slot>>,
+    done: VecDeque<Done<T>>,
+    done_waker: Option<Waker>,
+    driver: Option<Waker>,
+    /// Transfers fetched or submitted and neither finished nor cancelled.
+    live: usize,
+    /// Submitted transfers whose completion the stream has not yet been given.
+    submitted: usize,
+    /// The last client handle is gone: the driver ends, dropping the engine.
+    closed: bool,
 }
 
-impl<T> Inner<T> {
-    fn kick(&self) {
-        if let Some(w) = self.driver.take() {
+impl<T> Queues<T> {
+    fn kick(&mut self) -> Option<Waker> {
+        self.driver.take()
+    }
+}
+
+type Shared<T> = Arc<Mutex<Queues<T>>>;
+
+/// Closes the queues when the last [`Client`] clone goes.
+struct Owner<T> {
+    queues: Shared<T>,
+}
+
+impl<T> Drop for Owner<T> {
+    fn drop(&mut self) {
+        let w = {
+            let mut q = lock(&self.queues);
+            q.closed = true;
+            q.kick()
+        };
+        if let Some(w) = w {
             w.wake();
         }
     }
@@ -52,6 +114,12 @@ impl<T> Inner<T> {
 
 /// Transfers as futures. `T` is the private value of transfers [`submit`](Client::submit)ted
 /// for the [`completions`](Client::completions) stream.
+///
+/// `Clone + Send + Sync` (for a `T` that is `Send`), and its futures are `Send`: share one
+/// client between the tasks of any runtime. The engine runs on the executor given to
+/// [`new`](Client::new): `&handle` for evcore's executor on this thread, `&engine` for an
+/// [`Engine`](evcore::Engine) thread. It stops, and every fetch still waiting resolves
+/// [`XferError::Cancelled`], when the last clone is dropped.
 ///
 /// ```
 /// use evcore::Executor;
@@ -76,90 +144,141 @@ impl<T> Inner<T> {
 /// let client: Client = Client::new(&ex.handle(), Options::default())?;
 /// let response = ex.block_on(client.fetch(Easy::get(format!("{base}/ping"))))?;
 /// assert_eq!((response.status(), &response.body[..]), (200, &b"hi"[..]));
+///
+/// // The same from any other thread or runtime, through an engine thread.
+/// let engine = evcore::Engine::start()?;
+/// let shared: Client = Client::new(&engine, Options::default())?;
+/// let fetch = shared.fetch(Easy::get(format!("{base}/ping")));
+/// let other = std::thread::spawn(move || Executor::new().unwrap().block_on(fetch));
+/// let response = other.join().unwrap()?;
+/// assert_eq!(response.status(), 200);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Client<T: 'static = (), R: Reactor + 'static = Loop> {
-    inner: Rc<Inner<T>>,
-    _reactor: std::marker::PhantomData<R>,
+    queues: Shared<T>,
+    _owner: Arc<Owner<T>>,
+    _reactor: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<T: 'static, R: Reactor + 'static> Clone for Client<T, R> {
+    fn clone(&self) -> Self {
+        Client {
+            queues: self.queues.clone(),
+            _owner: self._owner.clone(),
+            _reactor: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<T: 'static, R: Reactor + 'static> fmt::Debug for Client<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client").field("multi", &self.inner.multi).finish()
+        f.debug_struct("Client").field("running", &self.running()).finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static, R: Reactor + 'static> Client<T, R> {
+    /// A client whose engine has `opts`, driven by a task on the executor `spawner` leads to
+    /// (`&handle`, `&engine`, or a [`Spawner`]).
+    pub fn new(spawner: impl Into<Spawner<R>>, opts: Options) -> io::Result<Client<T, R>> {
+        let mut multi: Multi<Private<T>> = Multi::with_options(opts)?;
+        let fd: OwnedFd =
+            multi.poll_fd().map_err(|e| io::Error::other(e.to_string()))?.try_clone_to_owned()?;
+        let queues = Arc::new(Mutex::new(Queues {
+            incoming: Vec::new(),
+            cancels: Vec::new(),
+            done: VecDeque::new(),
+            done_waker: None,
+            driver: None,
+            live: 0,
+            submitted: 0,
+            closed: false,
+        }));
+        let theirs = queues.clone();
+        // The Spawned result is not needed: a driver that cannot start drops the engine,
+        // and with it every transfer, which then resolves `Cancelled`.
+        drop(spawner.into().spawn(move |handle: &Handle<R>| {
+            let task = Async::new(fd, handle).map(|io| DriverTask {
+                queues: theirs.clone(),
+                multi,
+                io,
+                sleep: handle.sleep(std::time::Duration::ZERO),
+                handle: handle.clone(),
+            });
+            async move {
+                match task {
+                    Ok(task) => task.await,
+                    Err(_) => lock(&theirs).closed = true,
+                }
+            }
+        }));
+        Ok(Client {
+            _owner: Arc::new(Owner { queues: queues.clone() }),
+            queues,
+            _reactor: std::marker::PhantomData,
+        })
     }
 }
 
 impl<T: 'static, R: Reactor + 'static> Client<T, R> {
-    /// A client whose engine has `opts`, driven by a task on `handle`'s executor.
-    pub fn new(handle: &Handle<R>, opts: Options) -> io::Result<Client<T, R>> {
-        let mut multi = Multi::with_options(opts)?;
-        let fd: OwnedFd =
-            multi.poll_fd().map_err(|e| io::Error::other(e.to_string()))?.try_clone_to_owned()?;
-        let inner = Rc::new(Inner {
-            multi: RefCell::new(multi),
-            incoming: RefCell::new(Vec::new()),
-            cancels: RefCell::new(Vec::new()),
-            done: RefCell::new(VecDeque::new()),
-            done_waker: Cell::new(None),
-            driver: Cell::new(None),
-        });
-        let task = DriverTask {
-            inner: Rc::downgrade(&inner),
-            io: Async::new(fd, handle)?,
-            sleep: handle.sleep(std::time::Duration::ZERO),
-            handle: handle.clone(),
-        };
-        handle.spawn_local(task).detach();
-        Ok(Client { inner, _reactor: std::marker::PhantomData })
-    }
-
     /// Runs one transfer; the future resolves to its response. Dropping the future cancels
     /// the transfer.
     pub fn fetch<U>(&self, easy: Easy<U>) -> Fetch<T> {
-        let slot = Rc::new(Slot::default());
-        let easy = easy.private(Private::Fetch(slot.clone()));
-        self.inner.incoming.borrow_mut().push(easy);
-        self.inner.kick();
-        Fetch { slot, inner: Rc::downgrade(&self.inner) }
+        let slot = Arc::new(Slot::default());
+        let easy = easy.private(Private::Fetch(Deliver(slot.clone())));
+        let w = {
+            let mut q = lock(&self.queues);
+            if q.closed {
+                // Dropping `easy` delivers `Cancelled` to the slot.
+                drop(easy);
+            } else {
+                q.incoming.push(easy);
+                q.live += 1;
+            }
+            q.kick()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+        Fetch { slot, queues: self.queues.clone() }
     }
 
     /// Starts a transfer whose outcome comes through [`completions`](Client::completions),
     /// with its private value.
     pub fn submit(&self, easy: Easy<T>) {
-        self.inner.incoming.borrow_mut().push(easy.map_private(Private::Submit));
-        self.inner.kick();
+        let w = {
+            let mut q = lock(&self.queues);
+            q.incoming.push(easy.map_private(Private::Submit));
+            q.live += 1;
+            q.submitted += 1;
+            q.kick()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
     }
 
     /// Finished submitted transfers, in the order they finished. The stream ends when nothing
     /// submitted is left to finish.
     pub fn completions(&self) -> Completions<'_, T> {
-        Completions { inner: &self.inner }
+        Completions { queues: &self.queues }
     }
 
-    /// Transfers running in the engine.
+    /// Transfers fetched or submitted that have neither finished nor been cancelled.
     pub fn running(&self) -> usize {
-        self.inner.multi.borrow().running() + self.inner.incoming.borrow().len()
-    }
-}
-
-impl<T, R: Reactor> Drop for Client<T, R> {
-    fn drop(&mut self) {
-        // The driver holds only a weak reference: woken, it finds the client gone and ends,
-        // which gives its registration back to the reactor.
-        self.inner.kick();
+        lock(&self.queues).live
     }
 }
 
 /// One transfer's outcome, from [`Client::fetch`].
 #[must_use = "a fetch does nothing unless awaited, and is cancelled when dropped"]
 pub struct Fetch<T: 'static> {
-    slot: Rc<Slot>,
-    inner: Weak<Inner<T>>,
+    slot: Arc<Slot>,
+    queues: Shared<T>,
 }
 
 impl<T> fmt::Debug for Fetch<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fetch").field("id", &self.slot.id.get()).finish_non_exhaustive()
+        f.debug_struct("Fetch").field("id", &lock(&self.slot.state).id).finish_non_exhaustive()
     }
 }
 
@@ -167,48 +286,54 @@ impl<T> Future for Fetch<T> {
     type Output = Result<Response, XferError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(result) = self.slot.result.borrow_mut().take() {
+        let mut st = lock(&self.slot.state);
+        if let Some(result) = st.result.take() {
+            // Taken: the fetch is over, and a later drop has nothing to cancel.
+            st.cancelled = true;
             return Poll::Ready(result);
         }
-        if self.inner.strong_count() == 0 {
+        if st.cancelled {
             return Poll::Ready(Err(XferError::Cancelled));
         }
-        self.slot.waker.set(Some(cx.waker().clone()));
+        if !st.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.waker = Some(cx.waker().clone());
+        }
         Poll::Pending
     }
 }
 
 impl<T> Drop for Fetch<T> {
     fn drop(&mut self) {
-        if self.slot.result.borrow().is_none() {
-            if let Some(inner) = self.inner.upgrade() {
-                // Cancel at once when the engine is free; from inside one of its callbacks,
-                // leave it to the driver's next turn.
-                let id = self.slot.id.get();
-                match (id, inner.multi.try_borrow_mut()) {
-                    (Some(id), Ok(mut multi)) => {
-                        let _ = multi.remove(id);
-                    }
-                    (None, Ok(_)) => {
-                        let slot = &self.slot;
-                        inner.incoming.borrow_mut().retain(|e| match &e.private {
-                            Private::Fetch(s) => !Rc::ptr_eq(s, slot),
-                            Private::Submit(_) => true,
-                        });
-                    }
-                    (_, Err(_)) => {
-                        inner.cancels.borrow_mut().push(self.slot.clone());
-                        inner.kick();
-                    }
-                }
+        let w = {
+            let mut q = lock(&self.queues);
+            let mut st = lock(&self.slot.state);
+            if st.result.is_some() || st.cancelled {
+                return;
             }
+            st.cancelled = true;
+            drop(st);
+            q.live -= 1;
+            // Not yet handed to the engine: taken back here. Otherwise the driver removes it.
+            let slot = &self.slot;
+            let before = q.incoming.len();
+            q.incoming.retain(|e| match &e.private {
+                Private::Fetch(d) => !Arc::ptr_eq(&d.0, slot),
+                Private::Submit(_) => true,
+            });
+            if q.incoming.len() == before {
+                q.cancels.push(self.slot.clone());
+            }
+            q.kick()
+        };
+        if let Some(w) = w {
+            w.wake();
         }
     }
 }
 
 /// The stream of [`Client::completions`].
 pub struct Completions<'a, T: 'static> {
-    inner: &'a Rc<Inner<T>>,
+    queues: &'a Shared<T>,
 }
 
 impl<T> fmt::Debug for Completions<'_, T> {
@@ -221,92 +346,116 @@ impl<T> Stream for Completions<'_, T> {
     type Item = Done<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Done<T>>> {
-        if let Some(done) = self.inner.done.borrow_mut().pop_front() {
+        let mut q = lock(self.queues);
+        if let Some(done) = q.done.pop_front() {
+            q.submitted -= 1;
             return Poll::Ready(Some(done));
         }
-        let submitted_left =
-            self.inner.multi.borrow().running() > 0 || !self.inner.incoming.borrow().is_empty();
-        if !submitted_left {
+        if q.submitted == 0 || q.closed {
             return Poll::Ready(None);
         }
-        self.inner.done_waker.set(Some(cx.waker().clone()));
+        q.done_waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }
 
 /// Runs the engine: adds what was submitted, performs, routes completions, and sleeps on the
-/// engine's epoll descriptor and its next timeout.
+/// engine's epoll descriptor and its next timeout. It owns the engine; the handles reach it
+/// only through the queues.
 struct DriverTask<T, R: Reactor + 'static> {
-    inner: Weak<Inner<T>>,
+    queues: Shared<T>,
+    multi: Multi<Private<T>>,
     io: Async<OwnedFd, R>,
     sleep: Sleep<R>,
     handle: Handle<R>,
 }
 
+// Nothing in the driver is pinned in place (its fields are polled through `&mut`), whatever
+// the private type.
+impl<T, R: Reactor + 'static> Unpin for DriverTask<T, R> {}
+
 impl<T, R: Reactor + 'static> Future for DriverTask<T, R> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(inner) = self.inner.upgrade() else { return Poll::Ready(()) };
-        inner.driver.set(Some(cx.waker().clone()));
+        let this = &mut *self;
         loop {
-            let timeout = {
-                let mut multi = inner.multi.borrow_mut();
-                for easy in inner.incoming.borrow_mut().drain(..) {
-                    let slot = match &easy.private {
-                        Private::Fetch(slot) => Some(slot.clone()),
-                        Private::Submit(_) => None,
-                    };
-                    let id = multi.add(easy);
-                    if let Some(slot) = slot {
-                        slot.id.set(Some(id));
-                    }
+            let (incoming, cancels) = {
+                let mut q = lock(&this.queues);
+                if q.closed {
+                    return Poll::Ready(());
                 }
-                for slot in inner.cancels.borrow_mut().drain(..) {
-                    if let Some(id) = slot.id.get() {
-                        let _ = multi.remove(id);
-                    }
+                q.driver = Some(cx.waker().clone());
+                (std::mem::take(&mut q.incoming), std::mem::take(&mut q.cancels))
+            };
+            for easy in incoming {
+                let slot = match &easy.private {
+                    Private::Fetch(d) => Some(d.0.clone()),
+                    Private::Submit(_) => None,
+                };
+                let id = this.multi.add(easy);
+                if let Some(slot) = slot {
+                    lock(&slot.state).id = Some(id);
                 }
-                // Only epoll itself failing can make perform fail; the transfers then end by
-                // their own timeouts, so the driver keeps going rather than stranding them.
-                let _ = multi.perform();
-                let mut finished = false;
-                while let Some((done, _)) = multi.info_read() {
-                    match done.private {
-                        Private::Fetch(slot) => {
-                            *slot.result.borrow_mut() = Some(done.result);
-                            if let Some(w) = slot.waker.take() {
-                                w.wake();
+            }
+            for slot in cancels {
+                let id = lock(&slot.state).id;
+                if let Some(id) = id {
+                    let _ = this.multi.remove(id);
+                }
+            }
+            // Only epoll itself failing can make perform fail; the transfers then end by
+            // their own timeouts, so the driver keeps going rather than stranding them.
+            let _ = this.multi.perform();
+            let mut finished = Vec::new();
+            while let Some((done, _)) = this.multi.info_read() {
+                finished.push(done);
+            }
+            if !finished.is_empty() {
+                let mut wake = Vec::new();
+                {
+                    let mut q = lock(&this.queues);
+                    for done in finished {
+                        match done.private {
+                            Private::Fetch(deliver) => {
+                                let mut st = lock(&deliver.0.state);
+                                if !st.cancelled {
+                                    q.live -= 1;
+                                    st.result = Some(done.result);
+                                    wake.extend(st.waker.take());
+                                }
+                                // `deliver` drops after this, finding the result set.
+                            }
+                            Private::Submit(private) => {
+                                q.live -= 1;
+                                q.done.push_back(Done {
+                                    id: done.id,
+                                    result: done.result,
+                                    private,
+                                });
+                                wake.extend(q.done_waker.take());
                             }
                         }
-                        Private::Submit(private) => {
-                            inner.done.borrow_mut().push_back(Done {
-                                id: done.id,
-                                result: done.result,
-                                private,
-                            });
-                            finished = true;
-                        }
                     }
                 }
-                if finished || multi.running() == 0 {
-                    if let Some(w) = inner.done_waker.take() {
-                        w.wake();
-                    }
+                for w in wake {
+                    w.wake();
                 }
-                multi.timeout()
-            };
-            if !inner.incoming.borrow().is_empty() || !inner.cancels.borrow().is_empty() {
-                continue;
             }
-            if self.io.poll_readable(cx).is_ready() {
+            let timeout = this.multi.timeout();
+            {
+                let q = lock(&this.queues);
+                if !q.incoming.is_empty() || !q.cancels.is_empty() || q.closed {
+                    continue;
+                }
+            }
+            if this.io.poll_readable(cx).is_ready() {
                 continue;
             }
             match timeout {
                 Some(t) if t.is_zero() => continue,
                 Some(t) => {
-                    let deadline = self.handle.now() + t;
-                    let this = &mut *self;
+                    let deadline = this.handle.now() + t;
                     this.sleep.reset(deadline);
                     if Pin::new(&mut this.sleep).poll(cx).is_ready() {
                         continue;

@@ -30,9 +30,10 @@ pub struct Progress {
     pub uploaded: u64,
 }
 
-type WriteFn = Box<dyn FnMut(&[u8]) -> Flow>;
-type HeaderFn = Box<dyn FnMut(&ResponseHead) -> Flow>;
-type ProgressFn = Box<dyn FnMut(Progress) -> Flow>;
+// `Send`, so that a transfer, and the engine holding it, can move between threads.
+type WriteFn = Box<dyn FnMut(&[u8]) -> Flow + Send>;
+type HeaderFn = Box<dyn FnMut(&ResponseHead) -> Flow + Send>;
+type ProgressFn = Box<dyn FnMut(Progress) -> Flow + Send>;
 
 /// Where a response body goes.
 pub(crate) enum Sink {
@@ -49,7 +50,7 @@ pub(crate) enum Body {
     None,
     Bytes(Bytes),
     /// Read on demand; `Some(len)` sends a Content-Length, `None` sends it chunked.
-    Reader(Box<dyn Read>, Option<u64>),
+    Reader(Box<dyn Read + Send>, Option<u64>),
 }
 
 /// One transfer to run: a URL, a method, headers, a body, options, callbacks and a typed
@@ -202,7 +203,7 @@ impl<T> Easy<T> {
     /// `len` is given (`CURLOPT_INFILESIZE`), chunked otherwise. The reader is called on the
     /// loop's thread when the socket can take more, so it should not block for long.
     #[must_use]
-    pub fn body_reader(mut self, reader: impl Read + 'static, len: Option<u64>) -> Self {
+    pub fn body_reader(mut self, reader: impl Read + Send + 'static, len: Option<u64>) -> Self {
         self.body = Body::Reader(Box::new(reader), len);
         self
     }
@@ -321,7 +322,7 @@ impl<T> Easy<T> {
     /// Hands the body to `write` as it arrives (`CURLOPT_WRITEFUNCTION`); [`Flow::Abort`]
     /// fails the transfer. Bodies of redirects that are followed are not passed on.
     #[must_use]
-    pub fn write_function(mut self, write: impl FnMut(&[u8]) -> Flow + 'static) -> Self {
+    pub fn write_function(mut self, write: impl FnMut(&[u8]) -> Flow + Send + 'static) -> Self {
         self.sink = Sink::Write(Box::new(write));
         self
     }
@@ -329,7 +330,10 @@ impl<T> Easy<T> {
     /// Calls `header` with each response head as it arrives, redirects included
     /// (`CURLOPT_HEADERFUNCTION`, a head at a time rather than a line at a time).
     #[must_use]
-    pub fn header_function(mut self, header: impl FnMut(&ResponseHead) -> Flow + 'static) -> Self {
+    pub fn header_function(
+        mut self,
+        header: impl FnMut(&ResponseHead) -> Flow + Send + 'static,
+    ) -> Self {
         self.on_header = Some(Box::new(header));
         self
     }
@@ -337,7 +341,10 @@ impl<T> Easy<T> {
     /// Calls `progress` whenever bytes move (`CURLOPT_XFERINFOFUNCTION`); [`Flow::Abort`]
     /// fails the transfer.
     #[must_use]
-    pub fn progress_function(mut self, progress: impl FnMut(Progress) -> Flow + 'static) -> Self {
+    pub fn progress_function(
+        mut self,
+        progress: impl FnMut(Progress) -> Flow + Send + 'static,
+    ) -> Self {
         self.on_progress = Some(Box::new(progress));
         self
     }

@@ -19,14 +19,34 @@
 //!   `Loop`, or the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same
 //!   changes).
 //!   [`drive::Driver`] is the socket-interface loop written once for any evcore reactor;
-//!   [`client::Client`] is the async API (a future per transfer, a stream of completions) on
-//!   evcore's executor, and on tokio through `evcore::TokioReactor` (feature `tokio`).
+//!   [`client::Client`] is the async API (a future per transfer, a stream of completions),
+//!   `Clone + Send + Sync` with `Send` futures: see "Send, and any runtime".
 //! - **Bodies without copies where it counts**: each read lands in one receive buffer
 //!   (`CURLOPT_BUFFERSIZE`, 16 KiB by default) and body bytes go from there to the write
 //!   function or the response.
 //! - **Name resolution never blocks the loop**: IP literals and `localhost` are answered at
 //!   once; other names go to a thread per lookup, which signals an eventfd that the engine
 //!   announces like a socket; answers are cached for 60 s.
+//!
+//! # Send, and any runtime
+//!
+//! - [`Multi`] is `Send` (for `Send` private and socket values): build it on one thread and
+//!   move it to the thread that drives it, as a libcurl multi handle may be moved (one thread
+//!   at a time; it is not `Sync`, and needs `&mut` anyway). The price is that every callback
+//!   ([`Easy::write_function`], the socket and timer callbacks, a body reader) is `Send`:
+//!   state they share with the caller goes in an `Arc<Mutex<_>>` or an atomic, not an `Rc`.
+//! - [`SharedMulti`] is `Send + Sync`: another thread's call waits while the engine is busy;
+//!   only a callback re-entering its own engine gets [`MultiError::RecursiveApiCall`].
+//! - [`client::Client`] is `Clone + Send + Sync`, its [`Fetch`](client::Fetch) futures
+//!   `Send`. The engine is owned by a driver task on one evcore executor: the `&handle`
+//!   given to [`Client::new`](client::Client::new) (this thread's; on tokio's I/O driver
+//!   through `evcore::TokioReactor`, feature `tokio`), or an [`evcore::Engine`], an executor
+//!   on a thread of its own, for callers on a multi-threaded tokio runtime or any other
+//!   executor (`examples/tokio.rs`, `tests/shared.rs`). The handles share only small queues
+//!   behind one mutex (transfers to add or cancel, finished submissions) and one slot per
+//!   fetch; no handle ever waits for a `perform`. This is isahc's agent-thread design; the
+//!   reasons for it over a runtime-specific driver are in jobclient's crate docs ("Send
+//!   handles").
 //!
 //! # The contract
 //!

@@ -98,12 +98,12 @@ fn dropping_in_any_order_is_sound() {
     let mut multi: multixfer::Multi<String> =
         multixfer::Multi::with_options(Options::default()).unwrap();
     // The sockets the engine announced, by descriptor and the socket's inode.
-    let announced = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let announced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let a = announced.clone();
     multi.set_socket_callback(move |fd, poll, _| {
         if poll != multixfer::SocketPoll::Remove {
             let inode = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
-            a.borrow_mut().push((fd, inode));
+            a.lock().unwrap().push((fd, inode));
         }
     });
     for i in 0..10 {
@@ -111,10 +111,10 @@ fn dropping_in_any_order_is_sound() {
     }
     multi.socket_action_timeout().unwrap();
     assert_eq!(multi.running(), 10);
-    assert!(!announced.borrow().is_empty());
+    assert!(!announced.lock().unwrap().is_empty());
     drop(multi);
     // Each announced socket is closed: its descriptor is gone or names another file now.
-    for (fd, inode) in announced.borrow().iter() {
+    for (fd, inode) in announced.lock().unwrap().iter() {
         let now = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
         assert_ne!(now.as_ref(), Some(inode), "fd {fd} still open after the engine was dropped");
     }

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{nginx, Server};
@@ -68,13 +67,13 @@ impl Recorder {
 }
 
 /// Runs the engine with callbacks on an evcore loop until nothing is running.
-fn run(multi: &mut Multi<u32, u64>, rec: &Rc<RefCell<Recorder>>, lp: &mut Loop) -> usize {
+fn run(multi: &mut Multi<u32, u64>, rec: &Arc<Mutex<Recorder>>, lp: &mut Loop) -> usize {
     let mut timer = None;
     let mut done = 0;
     let mut events = Vec::new();
     loop {
         {
-            let mut r = rec.borrow_mut();
+            let mut r = rec.lock().unwrap();
             r.check_open();
             for (fd, poll) in r.ops.drain(..) {
                 match poll.interest() {
@@ -118,13 +117,13 @@ fn run(multi: &mut Multi<u32, u64>, rec: &Rc<RefCell<Recorder>>, lp: &mut Loop) 
     }
 }
 
-fn recorded(multi: &mut Multi<u32, u64>) -> Rc<RefCell<Recorder>> {
-    let rec = Rc::new(RefCell::new(Recorder::default()));
+fn recorded(multi: &mut Multi<u32, u64>) -> Arc<Mutex<Recorder>> {
+    let rec = Arc::new(Mutex::new(Recorder::default()));
     let r = rec.clone();
-    multi.set_socket_callback(move |fd, poll, value| r.borrow_mut().socket(fd, poll, value));
+    multi.set_socket_callback(move |fd, poll, value| r.lock().unwrap().socket(fd, poll, value));
     let r = rec.clone();
     multi.set_timer_callback(move |t| {
-        let mut r = r.borrow_mut();
+        let mut r = r.lock().unwrap();
         r.timer = Some(t);
         r.timer_calls += 1;
     });
@@ -165,10 +164,10 @@ fn sockets_are_announced_once_and_removed_before_close() {
         Server::start(|c| common::answer_all(c, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     multi.add(Easy::get(keep.url("/")).private(70));
     assert_eq!(run(&mut multi, &rec, &mut lp), 1);
-    let before_drop = rec.borrow().announced.len();
+    let before_drop = rec.lock().unwrap().announced.len();
     assert!(before_drop > 0, "idle connections stay announced (watched for closing)");
     drop(multi);
-    let r = rec.borrow();
+    let r = rec.lock().unwrap();
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
     assert!(r.announced.is_empty(), "dropping the engine removes every socket: {:?}", r.announced);
     assert!(r.removes >= 14, "removes {}", r.removes);
@@ -187,41 +186,41 @@ fn timer_is_told_changes_only() {
     let mut multi: Multi<u32, u64> = Multi::with_clock(Options::default(), clock).unwrap();
     let rec = recorded(&mut multi);
     let id = multi.add(Easy::get(silent.url("/")).timeout(Duration::from_secs(5)).private(0));
-    assert_eq!(rec.borrow_mut().timer.take(), Some(Some(Duration::ZERO)), "added: act at once");
+    assert_eq!(rec.lock().unwrap().timer.take(), Some(Some(Duration::ZERO)), "added: act at once");
     multi.add(Easy::get(silent.url("/")).timeout(Duration::from_secs(9)).private(1));
-    assert_eq!(rec.borrow().timer, None, "still 'at once': not told again");
+    assert_eq!(rec.lock().unwrap().timer, None, "still 'at once': not told again");
     multi.socket_action_timeout().unwrap();
     assert_eq!(
-        rec.borrow_mut().timer.take(),
+        rec.lock().unwrap().timer.take(),
         Some(Some(Duration::from_secs(5))),
         "the earliest deadline"
     );
-    let calls = rec.borrow().timer_calls;
+    let calls = rec.lock().unwrap().timer_calls;
     multi.socket_action(12345, evcore::Ready::READABLE_ONLY).unwrap();
-    assert_eq!(rec.borrow().timer_calls, calls, "nothing changed, nothing told");
+    assert_eq!(rec.lock().unwrap().timer_calls, calls, "nothing changed, nothing told");
     mock.advance(Duration::from_secs(5));
     multi.socket_action_timeout().unwrap();
     let (done, _) = multi.info_read().unwrap();
     assert_eq!(done.id, id);
     assert!(matches!(done.result, Err(XferError::Timeout(t)) if t == Duration::from_secs(5)));
-    assert_eq!(rec.borrow_mut().timer.take(), Some(Some(Duration::from_secs(4))));
+    assert_eq!(rec.lock().unwrap().timer.take(), Some(Some(Duration::from_secs(4))));
     mock.advance(Duration::from_secs(4));
     multi.socket_action_timeout().unwrap();
     assert!(matches!(multi.info_read().unwrap().0.result, Err(XferError::Timeout(_))));
-    assert_eq!(rec.borrow_mut().timer.take(), Some(None), "nothing left: cancelled");
-    assert!(rec.borrow().violations.is_empty());
+    assert_eq!(rec.lock().unwrap().timer.take(), Some(None), "nothing left: cancelled");
+    assert!(rec.lock().unwrap().violations.is_empty());
 }
 
 #[test]
 fn callbacks_cannot_reenter_the_engine() {
     let shared: SharedMulti<u32, u64> =
         SharedMulti::new(Multi::with_options(Options::default()).unwrap());
-    let results = Rc::new(RefCell::new(Vec::new()));
+    let results = Arc::new(Mutex::new(Vec::new()));
     let (inner, out) = (shared.clone(), results.clone());
     shared
         .with(|m| {
             m.set_socket_callback(move |_, _, _| {
-                out.borrow_mut().push(inner.socket_action_timeout().map(|_| ()));
+                out.lock().unwrap().push(inner.socket_action_timeout().map(|_| ()));
             })
         })
         .unwrap();
@@ -229,7 +228,7 @@ fn callbacks_cannot_reenter_the_engine() {
         Server::start(|c| common::answer_all(c, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
     shared.add(Easy::get(server.url("/")).private(0)).unwrap();
     shared.socket_action_timeout().unwrap();
-    let results = results.borrow();
+    let results = results.lock().unwrap();
     assert!(!results.is_empty());
     assert!(results.iter().all(|r| matches!(r, Err(MultiError::RecursiveApiCall))));
     // Outside a callback the shared engine works.

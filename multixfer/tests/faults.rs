@@ -130,12 +130,12 @@ fn callbacks_abort_and_see_progress() {
         common::answer_all(c, &body)
     });
     let mut multi: Multi<u32> = Multi::with_options(Options::default()).unwrap();
-    let seen = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let s = seen.clone();
     multi.add(
         Easy::get(good.url("/"))
             .write_function(move |b| {
-                s.set(s.get() + b.len() as u64);
+                s.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 multixfer::Flow::Continue
             })
             .private(0),
@@ -163,7 +163,7 @@ fn callbacks_abort_and_see_progress() {
             _ => unreachable!(),
         }
     }
-    assert_eq!(seen.get(), 200_000);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 200_000);
 }
 
 fn rss_kib() -> u64 {

@@ -52,8 +52,10 @@ impl Default for Options {
     }
 }
 
-type SocketCallback<S> = Box<dyn FnMut(RawFd, SocketPoll, &mut Option<S>)>;
-type TimerCallback = Box<dyn FnMut(Option<Duration>)>;
+// The callbacks are `Send` so that an engine can move to the thread that drives it, as a
+// libcurl multi handle may ("Shouldn't Multi be Send?", curl-rust users asked).
+type SocketCallback<S> = Box<dyn FnMut(RawFd, SocketPoll, &mut Option<S>) + Send>;
+type TimerCallback = Box<dyn FnMut(Option<Duration>) + Send>;
 
 /// What the timer was last told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -464,7 +466,7 @@ impl<T, S> Multi<T, S> {
     /// announced again.
     pub fn set_socket_callback(
         &mut self,
-        callback: impl FnMut(RawFd, SocketPoll, &mut Option<S>) + 'static,
+        callback: impl FnMut(RawFd, SocketPoll, &mut Option<S>) + Send + 'static,
     ) {
         self.socket_cb = Some(Box::new(callback));
     }
@@ -472,7 +474,7 @@ impl<T, S> Multi<T, S> {
     /// Sets the timer callback (`CURLMOPT_TIMERFUNCTION`): one timer, told only when it
     /// changes; `Some(ZERO)` means act at once, `None` cancels it. When it fires, call
     /// [`socket_action_timeout`](Multi::socket_action_timeout).
-    pub fn set_timer_callback(&mut self, callback: impl FnMut(Option<Duration>) + 'static) {
+    pub fn set_timer_callback(&mut self, callback: impl FnMut(Option<Duration>) + Send + 'static) {
         self.timer_cb = Some(Box::new(callback));
     }
 
