@@ -184,3 +184,54 @@ each_reactor!(
     sleep_follows_the_mock_clock,
     dropping_a_sleep_cancels_its_timer,
 );
+
+/// A task parked with its waker held only in state it holds itself (a cycle no drop breaks,
+/// as a server's list of connections to wake is) is still dropped with its executor: its
+/// resources (a lock file, a socket) must not outlive the executor.
+#[test]
+fn a_task_parked_in_a_cycle_is_dropped_with_its_executor() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    #[derive(Default)]
+    struct State {
+        waker: Option<std::task::Waker>,
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let ex = evcore::Executor::new().unwrap();
+    let state = Rc::new(RefCell::new(State::default()));
+    let (mine, guard) = (state.clone(), SetOnDrop(dropped.clone()));
+    ex.spawn_local(async move {
+        let _guard = guard;
+        std::future::poll_fn(|cx| {
+            // The task's waker goes into the state the task holds: a cycle.
+            mine.borrow_mut().waker = Some(cx.waker().clone());
+            std::task::Poll::<()>::Pending
+        })
+        .await;
+    })
+    .detach();
+    // Yield once, so that the spawned task runs and parks.
+    let mut yielded = false;
+    ex.block_on(std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }));
+    assert!(state.borrow().waker.is_some(), "the task ran and parked");
+    drop(state);
+    assert!(!dropped.load(Ordering::SeqCst));
+    drop(ex);
+    assert!(dropped.load(Ordering::SeqCst), "the parked task was leaked");
+}

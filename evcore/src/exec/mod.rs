@@ -66,6 +66,11 @@ pub(crate) struct Shared<R: Reactor> {
     timers: RefCell<Slab<timer::TimerState>>,
     run: Arc<RunQueue>,
     spawns: Arc<spawner::SpawnQueue<R>>,
+    /// A waker for every task not yet finished. A task can be parked with its waker held
+    /// only by another task's state (a list of connections to wake, say) while holding that
+    /// state itself: a cycle no drop would ever break. The executor's drop wakes them all, so
+    /// that each is dropped (as async-executor does).
+    active: RefCell<Slab<Waker>>,
 }
 
 pub(crate) struct RunQueue {
@@ -153,6 +158,7 @@ impl<R: Reactor + 'static> Executor<R> {
             timers: RefCell::new(Slab::new()),
             run,
             spawns: Arc::new(spawner::SpawnQueue::new()),
+            active: RefCell::new(Slab::new()),
         };
         Executor { handle: Handle { shared: Rc::new(shared) } }
     }
@@ -220,6 +226,12 @@ impl<R: Reactor> Drop for Executor<R> {
         let queued: VecDeque<Runnable> =
             std::mem::take(&mut *shared.run.queue.lock().unwrap_or_else(|e| e.into_inner()));
         drop(queued);
+        // Every task still alive, wherever its waker is held: woken now, it is scheduled on a
+        // closed queue, which drops it here, its future with it.
+        let active = std::mem::take(&mut *shared.active.borrow_mut());
+        for (_, waker) in active {
+            waker.wake();
+        }
         let io = std::mem::take(&mut *shared.io.borrow_mut());
         drop(io);
         let timers = std::mem::take(&mut *shared.timers.borrow_mut());
@@ -239,7 +251,17 @@ impl<R: Reactor + 'static> Handle<R> {
     /// [`detach`](Task::detach) it to let it run on its own.
     pub fn spawn_local<T: 'static>(&self, future: impl Future<Output = T> + 'static) -> Task<T> {
         let run = self.shared.run.clone();
+        let mut active = self.shared.active.borrow_mut();
+        let entry = active.vacant_entry();
+        let key = entry.key();
+        let leave = Leave { shared: Rc::downgrade(&self.shared), key };
+        let future = async move {
+            let _leave = leave;
+            future.await
+        };
         let (runnable, task) = async_task::spawn_local(future, move |r| run.push(r));
+        entry.insert(runnable.waker());
+        drop(active);
         runnable.schedule();
         task
     }
@@ -276,6 +298,25 @@ impl<R: Reactor + 'static> Handle<R> {
     /// timers and settings, or drive the reactor yourself instead.
     pub fn with_reactor<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
         f(&mut self.shared.reactor.borrow_mut())
+    }
+}
+
+/// Takes a task out of the executor's table of live tasks when the task's future is dropped,
+/// finished or not.
+struct Leave<R: Reactor> {
+    shared: std::rc::Weak<Shared<R>>,
+    key: usize,
+}
+
+impl<R: Reactor> Drop for Leave<R> {
+    fn drop(&mut self) {
+        // After the executor's drop has emptied the table, `try_remove` finds nothing (or,
+        // the key taken again, a later task's entry, which that drop has already woken).
+        if let Some(shared) = self.shared.upgrade() {
+            if let Ok(mut active) = shared.active.try_borrow_mut() {
+                active.try_remove(self.key);
+            }
+        }
     }
 }
 
