@@ -86,6 +86,50 @@ fn curl_tool(list: &std::path::Path, count: usize, size: f64) -> Run {
     Run { secs: t0.elapsed().as_secs_f64(), bytes: size * count as f64, cpu: f64::NAN }
 }
 
+/// The async client on evcore's executor on this thread (the local path): `PARALLEL` futures,
+/// each fetching its share in turn; seconds.
+fn client_local(url: &str, count: usize) -> f64 {
+    let ex = evcore::Executor::new().unwrap();
+    let client: multixfer::client::Client = multixfer::client::Client::new(&ex.handle(), Options::default()).unwrap();
+    let t0 = Instant::now();
+    ex.block_on(futures_util::future::join_all((0..PARALLEL).map(|t| {
+        let client = client.clone();
+        async move {
+            for _ in (t..count).step_by(PARALLEL) {
+                let r = client.fetch(Easy::get(url).discard_body()).await.expect("a fetch failed");
+                assert_eq!(r.status(), 200);
+            }
+        }
+    })));
+    t0.elapsed().as_secs_f64()
+}
+
+/// The same client through the shared path: an `Engine` thread, `PARALLEL` tokio tasks on a
+/// 4-thread runtime sharing one handle; seconds.
+fn client_shared(url: &str, count: usize) -> f64 {
+    let engine = evcore::Engine::start().unwrap();
+    let client: multixfer::client::Client = multixfer::client::Client::new(&engine, Options::default()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    let t0 = Instant::now();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..PARALLEL)
+            .map(|t| {
+                let (client, url) = (client.clone(), url.to_string());
+                tokio::spawn(async move {
+                    for _ in (t..count).step_by(PARALLEL) {
+                        let r = client.fetch(Easy::get(url.as_str()).discard_body()).await;
+                        assert_eq!(r.expect("a fetch failed").status(), 200);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    t0.elapsed().as_secs_f64()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -141,12 +185,28 @@ fn main() {
             if met { "yes" } else { "no" }
         ));
     }
+    // The Send client: shared (Engine + tokio) against local (evcore on this thread).
+    let url = server.url("1k");
+    let (mut local, mut shared) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        eprintln!("multixfer bench: async client, round {round}: local, shared");
+        local.push(client_local(&url, 10_000));
+        shared.push(client_shared(&url, 10_000));
+    }
+    let (local, shared) = (median(local), median(shared));
+    let shared_row = format!(
+        "\n| async client, 10,000 GETs of 1 KiB, 50 in flight | shared (Engine, 50 tokio tasks on 4 threads) | local (evcore, one thread) | ratio | target | met |\n|---|---|---|---|---|---|\n| shared vs local | {:.0} req/s | {:.0} req/s | {:.2}x | ≥ 0.90x | {} |\n",
+        10_000.0 / shared,
+        10_000.0 / local,
+        local / shared,
+        if local / shared >= 0.9 { "yes" } else { "no" }
+    );
     let table = format!(
         "### multixfer vs libcurl 7.88 (socket interface + epoll) and curl -Z, same nginx, {ROUNDS} rounds, medians\n\n\
          | workload | ours | libcurl harness | curl -Z | speed vs harness / vs curl -Z | CPU per transfer vs harness | target | met |\n\
          |---|---|---|---|---|---|---|---|\n{}\n",
         rows.join("\n")
-    );
+    ) + &shared_row;
     print!("{table}");
     let out = root.join("target/peer-results");
     std::fs::create_dir_all(&out).unwrap();

@@ -14,10 +14,12 @@
 //! - `groupmsg` (not criterion; feature `corosync`, since it links libcpg): the corosync backend
 //!   against a libcpg C harness, the local backend in-process and through `groupd`.
 //!
-//! `cargo xtask bench` runs them all as `cargo bench --package benches --features corosync`
-//! (plus the C harnesses); one alone is `cargo bench --package benches --features corosync
-//! --bench NAME`. Without the feature, the benches crate links no C library, so that
-//! `cargo test --workspace` needs none.
+//! `cargo xtask bench` runs them all as
+//! `cargo bench --package benches --features corosync,rust-peers` (plus the C harnesses); one
+//! alone is `cargo bench --package benches --features corosync,rust-peers --bench NAME`.
+//! Without `corosync`, the benches crate links no C library, so that `cargo test --workspace`
+//! needs none; without `rust-peers` it builds none of the Rust crates we compare with
+//! (rustygear, for the shared Gearman client).
 //!
 //! Shared helpers for the bench files live here.
 

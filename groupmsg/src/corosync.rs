@@ -466,7 +466,7 @@ impl CorosyncConn {
         if n > list.len() {
             // libcpg has already written past the buffer: memory is corrupt, and the only sound
             // thing left is to stop.
-            eprintln!("groupmsg: libcpg reported {n} members, more than corosync can hold");
+            log::warn!("libcpg reported {n} members, more than corosync can hold");
             std::process::abort();
         }
         Ok(list[..n].iter().map(|a| Member { nodeid: a.nodeid, pid: a.pid }).collect())

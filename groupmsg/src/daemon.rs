@@ -38,8 +38,6 @@ pub fn default_socket_path() -> PathBuf {
     }
 }
 
-type Log = Arc<Mutex<Box<dyn FnMut(&str) + Send>>>;
-
 /// The daemon: a listening socket and the bus behind it.
 ///
 /// # Access
@@ -53,7 +51,6 @@ type Log = Arc<Mutex<Box<dyn FnMut(&str) + Send>>>;
 pub struct Groupd {
     listener: UnixListener,
     bus: LocalBus,
-    log: Log,
     allowed: Arc<Vec<u32>>,
 }
 
@@ -97,10 +94,9 @@ impl Groupd {
         // Between bind and this, the file has the umask's mode; the uid check covers that
         // moment too.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-        let log: Log = Arc::new(Mutex::new(Box::new(|line: &str| eprintln!("groupd: {line}"))));
         let me = rustix::process::geteuid().as_raw();
         let allowed = Arc::new(if me == 0 { vec![0] } else { vec![me, 0] });
-        Ok(Groupd { listener, bus: LocalBus::new(), log, allowed })
+        Ok(Groupd { listener, bus: LocalBus::new(), allowed })
     }
 
     /// The bus behind the daemon, to tune its limits (flow control, backlog, stall time).
@@ -112,11 +108,6 @@ impl Groupd {
     /// the daemon's own uid and root.
     pub fn allow_uids(&mut self, uids: impl IntoIterator<Item = u32>) {
         self.allowed = Arc::new(uids.into_iter().collect());
-    }
-
-    /// Sends log lines (a connection closed and why) to `log` instead of stderr.
-    pub fn log_to(&mut self, log: impl FnMut(&str) + Send + 'static) {
-        self.log = Arc::new(Mutex::new(Box::new(log)));
     }
 
     /// Serves connections. Failures of one connection (a client that connects and closes at
@@ -148,12 +139,10 @@ impl Groupd {
                     continue;
                 }
             };
-            let (bus, log, allowed) = (self.bus.clone(), self.log.clone(), self.allowed.clone());
+            let (bus, allowed) = (self.bus.clone(), self.allowed.clone());
             let spawned = std::thread::Builder::new().name("groupd-conn".into()).spawn(move || {
                 if let Err(reason) = serve(stream, &bus, &allowed) {
-                    (log.lock().unwrap_or_else(|e| e.into_inner()))(&format!(
-                        "closing a connection: {reason}"
-                    ));
+                    log::warn!("closing a connection: {reason}");
                 }
             });
             // The closure, and with it the stream, is dropped: the client sees the close.
@@ -163,8 +152,10 @@ impl Groupd {
         }
     }
 
+    /// What an operator must hear of (a connection closed and why, descriptors running
+    /// out), through the `log` facade at warning level, target `groupmsg::daemon`.
     fn log(&self, line: &str) {
-        (self.log.lock().unwrap_or_else(|e| e.into_inner()))(line);
+        log::warn!("{line}");
     }
 }
 

@@ -85,6 +85,17 @@
 //! - Messages are delivered whole or refused with [`CsError::TooBig`] (corosync fragments
 //!   above 1,047,552 bytes). Every guarantee is delivered as AGREED, as corosync does.
 //!
+//! # Logging and the programs
+//!
+//! The library logs through the `log` facade (the de facto standard, which `tracing` can
+//! also collect through `tracing-log`; a facade with no subscriber costs one relaxed atomic
+//! load per call site), never to stderr itself: install any logger to see its warnings.
+//! The programs are behind the default feature `cli` (`default-features = false` leaves
+//! clap, env_logger out of a library user's build). They parse arguments with clap
+//! (derive: `--help` lists every flag with its line, `--version`, an unknown flag or bad
+//! value is exit status 2 naming it; lexopt would have meant writing all of that by hand),
+//! and log with env_logger (`-v` for debug, `-vv` for trace, `RUST_LOG` over both).
+//!
 //! Dependencies: `evcore` (the `Dispatch` modes), `rustix` (eventfd, epoll, `poll`, peer
 //! credentials), `bytes` (frames), `thiserror`; with `corosync`, libcpg (linked, no -sys
 //! crate: the FFI is twenty declarations in `corosync.rs`, the crate's only unsafe code).

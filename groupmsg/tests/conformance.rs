@@ -37,8 +37,7 @@ impl Daemon {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path =
             std::env::temp_dir().join(format!("conformance-{}-{n}.sock", std::process::id()));
-        let mut d = groupmsg::Groupd::bind(&path).unwrap();
-        d.log_to(|_| {});
+        let d = groupmsg::Groupd::bind(&path).unwrap();
         std::thread::spawn(move || d.run());
         Daemon(path)
     }

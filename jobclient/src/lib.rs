@@ -37,7 +37,7 @@
 //! [`Client`] is `Clone + Send + Sync` and its futures are `Send`; [`Admin`], [`JobHandle`]
 //! and [`Stopper`] are `Send + Sync`; [`Worker::spawn`] starts a worker from any thread and
 //! returns a `Send` future of its count. One client can be held in an `Arc`, in a tokio
-//! service's state, and used from 100 tasks on 4 threads at once (`examples/tokio.rs`,
+//! service's state, and used from 100 tasks on 4 threads at once (`examples/tokio_client.rs`,
 //! `tests/shared.rs`, which also runs on `futures`' thread pool: nothing depends on tokio).
 //!
 //! How: **the sockets stay on one evcore executor, and the handles share only plain state.**
@@ -152,6 +152,17 @@
 //! A request that meets a connection which has just died fails with [`Error::Disconnected`]
 //! (the client cannot know whether the server saw it); the next request reconnects. The
 //! client does not resubmit on its own, so a job is never run twice because of it.
+//!
+//! # Logging and the programs
+//!
+//! The library logs through the `log` facade (the de facto standard, which `tracing` can
+//! also collect through `tracing-log`; a facade with no subscriber costs one relaxed atomic
+//! load per call site), never to stderr itself: install any logger to see its warnings.
+//! The programs are behind the default feature `cli` (`default-features = false` leaves
+//! clap, env_logger out of a library user's build). They parse arguments with clap
+//! (derive: `--help` lists every flag with its line, `--version`, an unknown flag or bad
+//! value is exit status 2 naming it; lexopt would have meant writing all of that by hand),
+//! and log with env_logger (`-v` for debug, `-vv` for trace, `RUST_LOG` over both).
 //!
 //! Dependencies: `evcore` (the reactor and executor), `bytes` (zero-copy payloads),
 //! `futures-io` (the socket traits), `thiserror`; with feature `server` also `rustix` (the

@@ -139,7 +139,7 @@ fn a_record_damaged_in_the_middle_costs_that_record_only_and_the_file_is_kept() 
         w.send(T::WorkComplete, &[p.arg_ref(0), b""]);
     }
     assert_eq!(got, ["one", "three"], "the records after the damage are kept");
-    let log = second.log.lock().unwrap().join("\n");
+    let log = second.log().join("\n");
     assert!(log.contains("failed their checksum"), "{log}");
     let kept: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -196,7 +196,7 @@ fn a_full_disk_refuses_the_jobs_it_cannot_keep_and_keeps_the_rest() {
             }
         }
         assert!(created >= 3 && refused >= 3, "{created} created, {refused} refused");
-        assert!(server.log.lock().unwrap().iter().any(|l| l.contains("write failed")));
+        assert!(server.log().iter().any(|l| l.contains("write failed")));
         // The server goes on serving.
         c.send(T::EchoReq, &[b"alive"]);
         assert_eq!(c.recv().arg_ref(0), b"alive");
@@ -226,7 +226,7 @@ fn a_full_disk_refuses_the_jobs_it_cannot_keep_and_keeps_the_rest() {
         restored += 1;
     }
     assert_eq!(restored, created);
-    let log = again.log.lock().unwrap().join("\n");
+    let log = again.log().join("\n");
     assert!(!log.contains("checksum") && !log.contains("cut short"), "{log}");
 }
 
@@ -306,5 +306,5 @@ fn a_protocol_error_after_a_durable_submission_still_acknowledges_it() {
         Ok(Some(Frame::Packet(p))) => assert_eq!(p.kind(), T::JobCreated),
         other => panic!("no JOB_CREATED before the close: {other:?}"),
     }
-    assert!(server.log.lock().unwrap().iter().any(|l| l.contains("unknown packet type 99")));
+    assert!(server.log().iter().any(|l| l.contains("unknown packet type 99")));
 }

@@ -39,7 +39,7 @@ fn until_closed(s: &mut TcpStream) -> Vec<u8> {
 }
 
 fn logged(server: &Running, needle: &str) -> bool {
-    server.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    server.log().iter().any(|l| l.contains(needle))
 }
 
 fn echo_works(server: &Running) {
@@ -61,7 +61,7 @@ fn a_client_that_never_reads_is_closed_at_the_output_limit() {
     }
     w.send(T::EchoReq, &[b"sync"]);
     assert_eq!(w.recv().kind(), T::EchoRes);
-    assert!(logged(&server, "unread output passed the limit"), "{:?}", server.log);
+    assert!(logged(&server, "unread output passed the limit"), "{:?}", server.log());
     // The job lost its only waiter; the worker's report is simply dropped, and others go on.
     w.send(T::WorkComplete, &[&handle, b"done"]);
     echo_works(&server);
@@ -102,7 +102,7 @@ fn a_peer_that_takes_none_of_its_output_is_closed_after_the_write_deadline() {
     assert_eq!(w.recv().kind(), T::EchoRes);
     let start = std::time::Instant::now();
     while !logged(&server, "took none of its output") {
-        assert!(start.elapsed() < Duration::from_secs(20), "never closed: {:?}", server.log);
+        assert!(start.elapsed() < Duration::from_secs(20), "never closed: {:?}", server.log());
         std::thread::yield_now();
     }
     echo_works(&server);
@@ -117,7 +117,7 @@ fn a_stalled_partial_packet_is_closed_after_the_read_deadline() {
     // A connection with nothing partial (a sleeping worker) is never closed for idling.
     let mut idle = Raw::connect(server.addr);
     assert!(until_closed(&mut stalled).is_empty());
-    assert!(logged(&server, "stalled"), "{:?}", server.log);
+    assert!(logged(&server, "stalled"), "{:?}", server.log());
     idle.send(T::EchoReq, &[b"still here"]);
     assert_eq!(idle.recv().arg_ref(0), b"still here");
     // Slow but steady is not stalled: a byte every 50 ms of a packet keeps it open.
@@ -145,7 +145,7 @@ fn connections_past_the_limit_are_refused_and_the_rest_are_served() {
     }
     let mut refused = TcpStream::connect(server.addr).unwrap();
     assert!(until_closed(&mut refused).is_empty());
-    assert!(logged(&server, "3 connections already"), "{:?}", server.log);
+    assert!(logged(&server, "3 connections already"), "{:?}", server.log());
     drop(kept.pop());
     // The slot comes free once the server has seen the close: the next connection gets in.
     let mut next = loop {
@@ -206,7 +206,7 @@ fn a_client_id_past_the_limit_closes_only_that_connection() {
     let mut bad = Raw::connect(server.addr);
     bad.send(T::SetClientId, &[&vec![b'x'; MAX_CLIENT_ID + 1]]);
     assert!(until_closed(&mut bad.0).is_empty());
-    assert!(logged(&server, "client ID"), "{:?}", server.log);
+    assert!(logged(&server, "client ID"), "{:?}", server.log());
     let mut ok = Raw::connect(server.addr);
     ok.send(T::SetClientId, &[&vec![b'x'; MAX_CLIENT_ID]]);
     ok.send(T::EchoReq, &[b"fine"]);
@@ -242,7 +242,7 @@ fn a_read_full_of_admin_commands_is_answered_whole_without_growing_without_bound
     let (mut ends, mut scanned) = (0, 0);
     while ends < lines {
         let n = admin.read(&mut chunk).unwrap();
-        assert!(n > 0, "closed after {ends} listings: {:?}", server.log);
+        assert!(n > 0, "closed after {ends} listings: {:?}", server.log());
         all.extend_from_slice(&chunk[..n]);
         while let Some(p) = all[scanned..].windows(3).position(|w| w == b"\n.\n") {
             ends += 1;

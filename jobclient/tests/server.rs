@@ -255,7 +255,7 @@ fn malformed_and_oversized_packets_close_only_their_connection() {
         let mut rest = Vec::new();
         let _ = bad.read_to_end(&mut rest);
         assert!(rest.is_empty(), "{reason}: the connection was closed without a reply");
-        let log = server.log.lock().unwrap().join("\n");
+        let log = server.log().join("\n");
         assert!(log.contains(reason), "log lacks {reason:?}: {log}");
     }
     // The server still serves the connection that behaved.

@@ -2,7 +2,7 @@
 //! tasks on a non-tokio thread pool, through gearmand and through our server: every one of
 //! 10,000 jobs comes back right, and every task finishes.
 
-#[path = "../examples/tokio.rs"]
+#[path = "../examples/tokio_client.rs"]
 mod example;
 
 mod common;
@@ -63,4 +63,31 @@ fn one_client_shared_by_100_tasks_of_another_executor() {
     assert_eq!(right, 2_000);
     stop.stop();
     assert!(futures_executor::block_on(worker).unwrap() >= 2_000);
+}
+
+/// A client's connections close when the client and its executor are gone: nothing is left
+/// open on the server (seen by `workers`, which lists every connection).
+#[test]
+fn connections_close_with_the_client() {
+    let server = common::Running::start();
+    let before = server.admin("workers").len();
+    for _ in 0..3 {
+        let ex = evcore::Executor::new().unwrap();
+        let h = ex.handle();
+        ex.block_on(async {
+            let client = Client::connect(server.addr, &h).await.unwrap();
+            assert_eq!(&client.echo(b"x").await.unwrap()[..], b"x");
+        });
+    }
+    // The server has seen the three connections close by the time it answers this one
+    // (it reads in order; a close is read before a later connection's command)...
+    let mut left = server.admin("workers").len();
+    for _ in 0..100 {
+        if left == before {
+            break;
+        }
+        // ...or nearly: each `admin` is a round trip that lets the server run its loop again.
+        left = server.admin("workers").len();
+    }
+    assert_eq!(left, before, "only the admin connection itself is listed");
 }

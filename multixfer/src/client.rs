@@ -2,7 +2,7 @@
 //! and any runtime.
 //!
 //! A [`Client`] is a handle to one [`Multi`] in perform mode, owned by a driver task on an
-//! evcore executor: the one behind a [`Handle`](evcore::Handle) (this thread's) or an
+//! evcore executor: the one behind a [`Handle`] (this thread's) or an
 //! [`Engine`](evcore::Engine) (a thread of its own, for callers on tokio or anything else).
 //! The engine's epoll descriptor is registered with that executor's reactor, so the whole
 //! engine costs the host loop one registration and one timer, however many sockets it has.

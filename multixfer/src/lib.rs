@@ -42,7 +42,7 @@
 //!   given to [`Client::new`](client::Client::new) (this thread's; on tokio's I/O driver
 //!   through `evcore::TokioReactor`, feature `tokio`), or an [`evcore::Engine`], an executor
 //!   on a thread of its own, for callers on a multi-threaded tokio runtime or any other
-//!   executor (`examples/tokio.rs`, `tests/shared.rs`). The handles share only small queues
+//!   executor (`examples/tokio_fetch.rs`, `tests/shared.rs`). The handles share only small queues
 //!   behind one mutex (transfers to add or cancel, finished submissions) and one slot per
 //!   fetch; no handle ever waits for a `perform`. This is isahc's agent-thread design; the
 //!   reasons for it over a runtime-specific driver are in jobclient's crate docs ("Send
@@ -96,6 +96,17 @@
 //! [`Easy::ca_file`] (`CURLOPT_CAINFO`); [`Easy::verify_peer`] (`CURLOPT_SSL_VERIFYPEER`).
 //! Connections are shared only between transfers with the same TLS settings. Without the
 //! feature an `https://` URL fails with [`XferError::BadUrl`] when it is added.
+//!
+//! # Logging and the programs
+//!
+//! The library logs through the `log` facade (the de facto standard, which `tracing` can
+//! also collect through `tracing-log`; a facade with no subscriber costs one relaxed atomic
+//! load per call site), never to stderr itself: install any logger to see its warnings.
+//! The programs are behind the default feature `cli` (`default-features = false` leaves
+//! clap, env_logger and indicatif (the progress line) out of a library user's build). They parse arguments with clap
+//! (derive: `--help` lists every flag with its line, `--version`, an unknown flag or bad
+//! value is exit status 2 naming it; lexopt would have meant writing all of that by hand),
+//! and log with env_logger (`-v` for debug, `-vv` for trace, `RUST_LOG` over both).
 //!
 //! # Dependencies
 //!

@@ -71,5 +71,5 @@ fn globs_lists_outputs_and_failures() {
     assert!(err.contains("transfers 2 failures 1"), "{err}");
     // A bad flag is a usage error.
     let (ok, err, _) = mxfer(&["--no-such-flag"]);
-    assert!(!ok && err.contains("unknown option"));
+    assert!(!ok && err.contains("--no-such-flag"), "{err}");
 }

@@ -2,7 +2,7 @@
 //! 10,000 files from nginx, and the same from a thread pool that is not tokio's; plus
 //! compile-time checks that the handles and futures are `Send`.
 
-#[path = "../examples/tokio.rs"]
+#[path = "../examples/tokio_fetch.rs"]
 mod example;
 
 mod common;

@@ -144,7 +144,8 @@ pub(crate) fn run(args: &[String]) -> Result {
     // The C peers run before and after criterion; each figure is the mean of the two medians,
     // so drift in a noisy machine over the run shows rather than hides.
     let before = run_c(&binaries)?;
-    let mut cargo_args = vec!["bench", "--package", "benches", "--features", "corosync", "--"];
+    let mut cargo_args =
+        vec!["bench", "--package", "benches", "--features", "corosync,rust-peers", "--"];
     let filter: Vec<&str> = args.iter().map(String::as_str).collect();
     cargo_args.extend_from_slice(&filter);
     cmd("cargo", &cargo_args, &[])?;

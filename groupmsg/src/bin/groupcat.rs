@@ -1,4 +1,4 @@
-//! `groupcat [--socket PATH | --corosync] [--json] GROUP`: joins GROUP through `groupd` (or,
+//! `groupcat [--socket PATH | --corosync] [--json] [-v] GROUP` (`--help` lists the flags): joins GROUP through `groupd` (or,
 //! with `--corosync` in a build with that feature, through real corosync), multicasts each
 //! line of standard input, and prints every delivery and membership change, one per line.
 //! At the end of input it leaves the group and exits once its own leave comes back.
@@ -118,47 +118,64 @@ impl Handler for Printer {
     }
 }
 
+/// Joins a closed process group, multicasts each line of standard input, prints every
+/// delivery and membership change.
+#[derive(clap::Parser, Debug)]
+#[command(name = "groupcat", version)]
+struct Args {
+    /// The group to join.
+    group: String,
+    /// groupd's socket [default: $GROUPMSG_SOCKET, else $XDG_RUNTIME_DIR/groupd.sock, else
+    /// /run/groupd.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "corosync")]
+    socket: Option<PathBuf>,
+    /// Through real corosync (libcpg) instead of groupd; needs a build with feature corosync.
+    #[arg(long)]
+    corosync: bool,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// More detail on standard error: -v for debug, -vv for trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// Exit status: 0 once the member's own leave came back, 1 when the group fails, 2 for a
+/// usage error.
 fn main() -> ExitCode {
-    let mut socket: Option<PathBuf> = None;
-    let mut json = false;
-    let mut group: Option<String> = None;
-    let mut corosync = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--socket" => socket = args.next().map(PathBuf::from),
-            "--json" => json = true,
-            "--corosync" => {
-                if cfg!(feature = "corosync") {
-                    corosync = true;
-                } else {
-                    eprintln!("groupcat: built without the corosync feature");
-                    return ExitCode::from(2);
-                }
-            }
-            g if !g.starts_with('-') && group.is_none() => group = Some(g.to_string()),
-            other => {
-                eprintln!("groupcat: unknown argument {other}\nusage: groupcat [--socket PATH] [--json] GROUP");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let Some(group) = group else {
-        eprintln!("usage: groupcat [--socket PATH] [--json] GROUP");
+    let args = <Args as clap::Parser>::parse();
+    init_log(args.verbose);
+    if args.corosync && !cfg!(feature = "corosync") {
+        eprintln!("groupcat: --corosync: built without the corosync feature");
         return ExitCode::from(2);
-    };
-    let backend = if corosync {
+    }
+    let backend = if args.corosync {
         corosync_backend()
     } else {
-        Backend::Daemon(socket.unwrap_or_else(groupmsg::default_socket_path))
+        Backend::Daemon(args.socket.unwrap_or_else(groupmsg::default_socket_path))
     };
-    match run(backend, json, &group) {
+    match run(backend, args.json, &args.group) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupcat: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Warnings and errors of the library on standard error (-v: debug, -vv: trace; `RUST_LOG`
+/// over both).
+fn init_log(verbose: u8) {
+    let mut log = env_logger::Builder::new();
+    log.filter_level(match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        log.parse_filters(&spec);
+    }
+    log.init();
 }
 
 #[cfg(feature = "corosync")]

@@ -1,4 +1,5 @@
-//! `groupd [--socket PATH] [--mode OCTAL] [--allow-uid UID]...`: the local group daemon.
+//! `groupd [--socket PATH] [--mode OCTAL] [--allow-uid UID]... [--max-stall SECONDS] [-v]`
+//! (`--help` lists the flags): the local group daemon.
 //! Processes on this host that connect to its socket form closed process groups with CPG's
 //! ordering and membership rules. The socket defaults to `$GROUPMSG_SOCKET`, else
 //! `$XDG_RUNTIME_DIR/groupd.sock`, else `/run/groupd.sock`; it is created with `--mode`
@@ -8,65 +9,81 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::Parser;
+
+/// The local group daemon: closed process groups for the processes of this host.
+#[derive(Parser, Debug)]
+#[command(name = "groupd", version)]
+struct Args {
+    /// The socket to listen on [default: $GROUPMSG_SOCKET, else $XDG_RUNTIME_DIR/groupd.sock,
+    /// else /run/groupd.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The socket file's mode, in octal.
+    #[arg(long, value_name = "OCTAL", value_parser = mode, default_value = "0660")]
+    mode: u32,
+    /// A uid whose processes may join (repeatable) [default: the daemon's own and root].
+    #[arg(long = "allow-uid", value_name = "UID")]
+    allow_uids: Vec<u32>,
+    /// Disconnect (as PROCDOWN) a member that holds flow control on this long, in seconds,
+    /// because it stopped reading [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    max_stall: Option<Duration>,
+    /// More detail on standard error: -v for debug, -vv for trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn mode(m: &str) -> Result<u32, String> {
+    u32::from_str_radix(m, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("not an octal mode such as 0660: {m:?}"))
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0 && s.is_finite())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("not a positive number of seconds: {s:?}"))
+}
+
+/// Exit status: 1 when the socket cannot be bound or breaks, 2 for a usage error.
 fn main() -> ExitCode {
-    let mut socket: Option<PathBuf> = None;
-    let mut mode = groupmsg::DEFAULT_MODE;
-    let mut uids: Vec<u32> = Vec::new();
-    let mut max_stall: Option<f64> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--socket" => match args.next() {
-                Some(p) => socket = Some(PathBuf::from(p)),
-                None => return usage("--socket needs a path"),
-            },
-            "--mode" => match args.next().and_then(|m| u32::from_str_radix(&m, 8).ok()) {
-                Some(m) if m <= 0o777 => mode = m,
-                _ => return usage("--mode needs an octal mode such as 0660"),
-            },
-            "--allow-uid" => match args.next().and_then(|u| u.parse().ok()) {
-                Some(u) => uids.push(u),
-                None => return usage("--allow-uid needs a numeric uid"),
-            },
-            "--max-stall" => match args.next().and_then(|s| s.parse::<f64>().ok()) {
-                Some(secs) if secs > 0.0 && secs.is_finite() => max_stall = Some(secs),
-                _ => return usage("--max-stall needs a number of seconds"),
-            },
-            "--help" => return usage(""),
-            other => return usage(&format!("unknown argument {other}")),
-        }
+    let args = Args::parse();
+    let mut log = env_logger::Builder::new();
+    log.filter_level(match args.verbose {
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        log.parse_filters(&spec);
     }
-    let path = socket.unwrap_or_else(groupmsg::default_socket_path);
-    let mut daemon = match groupmsg::Groupd::bind_with_mode(&path, mode) {
+    log.init();
+    let path = args.socket.unwrap_or_else(groupmsg::default_socket_path);
+    let mut daemon = match groupmsg::Groupd::bind_with_mode(&path, args.mode) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("groupd: {}: {e}", path.display());
+            log::error!("{}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
-    if !uids.is_empty() {
-        daemon.allow_uids(uids);
+    if !args.allow_uids.is_empty() {
+        daemon.allow_uids(args.allow_uids);
     }
-    if let Some(secs) = max_stall {
-        daemon.bus().set_max_stall(std::time::Duration::from_secs_f64(secs));
+    if let Some(stall) = args.max_stall {
+        daemon.bus().set_max_stall(stall);
     }
-    eprintln!("groupd: listening on {}", path.display());
+    log::info!("listening on {}", path.display());
     match daemon.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("groupd: {e}");
+            log::error!("{e}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn usage(problem: &str) -> ExitCode {
-    if !problem.is_empty() {
-        eprintln!("groupd: {problem}");
-    }
-    eprintln!(
-        "usage: groupd [--socket PATH] [--mode OCTAL] [--allow-uid UID]... [--max-stall SECONDS]"
-    );
-    ExitCode::from(2)
 }

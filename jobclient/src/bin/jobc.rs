@@ -8,8 +8,11 @@
 //! workload is the command's standard input and its standard output is the result (without a
 //! command, the workload is echoed). A command that exits non-zero fails the job.
 //!
-//! `-t MILLISECONDS` sets a client-side deadline per job. The exit status is non-zero when any
-//! job failed, timed out or could not be submitted (the `gearman` tool exits 0 regardless).
+//! `-t MILLISECONDS` sets a client-side deadline per job. `-h` is the host, as in gearman's
+//! tools; help is `--help` (or `-H`, as the `gearman` tool has it).
+//!
+//! Exit status: 0 when every job succeeded, 1 when any job failed, timed out or could not be
+//! submitted (the `gearman` tool exits 0 regardless), 2 for a usage error.
 
 use std::io::{Read, Write};
 use std::net::ToSocketAddrs;
@@ -17,74 +20,81 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
+use clap::{ArgAction, Parser};
 use evcore::Executor;
 use jobclient::{Client, Job, Priority, WorkError, Worker};
 
-#[derive(Debug, Default)]
+/// A Gearman client and worker, with the gearman tool's flags.
+#[derive(Parser, Debug)]
+#[command(name = "jobc", version, disable_help_flag = true)]
 struct Opts {
+    /// Job server host.
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
     host: String,
+    /// Job server port.
+    #[arg(short, long, default_value_t = 4730)]
     port: u16,
+    /// Function name (repeatable: each job goes to each function).
+    #[arg(short = 'f', long = "function", value_name = "FUNCTION", required = true)]
     functions: Vec<String>,
+    /// Unique ID: jobs with the same one are coalesced by the server.
+    #[arg(short, long)]
     unique: Option<String>,
+    /// Run the jobs in the background (print each handle, wait for nothing).
+    #[arg(short, long)]
     background: bool,
-    priority: Priority,
+    /// High priority.
+    #[arg(short = 'I', long, conflicts_with = "low")]
+    high: bool,
+    /// Low priority.
+    #[arg(short = 'L', long)]
+    low: bool,
+    /// Do not read standard input: the workloads are the arguments (or one empty workload).
+    #[arg(short = 's', long = "no-stdin")]
     no_stdin: bool,
+    /// One job per line of standard input; results end with a newline.
+    #[arg(short = 'n', long = "per-line")]
     per_line: bool,
+    /// Worker mode: do jobs of the functions given with -f.
+    #[arg(short, long)]
     worker: bool,
+    /// Worker: exit after this many jobs.
+    #[arg(short, long, value_name = "COUNT")]
     count: Option<u64>,
-    timeout: Option<Duration>,
+    /// Client: a deadline per job, in milliseconds.
+    #[arg(short = 't', long = "timeout", value_name = "MILLISECONDS")]
+    timeout_ms: Option<u64>,
+    /// More detail on standard error: -v for debug, -vv for trace (RUST_LOG overrides).
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// Print help.
+    #[arg(short = 'H', long, action = ArgAction::Help)]
+    help: Option<bool>,
+    /// Client: workloads (each argument is one job).
+    #[arg(value_name = "DATA")]
     data: Vec<String>,
+    /// Worker: the command each job's workload is fed to (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
-const USAGE: &str = "usage: jobc [-h HOST] [-p PORT] -f FUNCTION [-u UNIQUE] [-b] [-I|-L] [-s] [-n] [-t MS] [DATA...]\n       jobc -w [-h HOST] [-p PORT] -f FUNCTION [-c COUNT] [-- COMMAND ARGS...]";
-
-fn parse() -> Result<Opts, String> {
-    let mut o = Opts { host: "127.0.0.1".into(), port: 4730, ..Opts::default() };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "-h" => o.host = value()?,
-            "-p" => o.port = value()?.parse().map_err(|e| format!("-p: {e}"))?,
-            "-f" => o.functions.push(value()?),
-            "-u" => o.unique = Some(value()?),
-            "-b" => o.background = true,
-            "-I" => o.priority = Priority::High,
-            "-L" => o.priority = Priority::Low,
-            "-s" => o.no_stdin = true,
-            "-n" => o.per_line = true,
-            "-w" => o.worker = true,
-            "-c" => o.count = Some(value()?.parse().map_err(|e| format!("-c: {e}"))?),
-            "-t" => {
-                o.timeout =
-                    Some(Duration::from_millis(value()?.parse().map_err(|e| format!("-t: {e}"))?))
-            }
-            "--help" => return Err(USAGE.into()),
-            "--" => {
-                o.command = args.by_ref().collect();
-                break;
-            }
-            flag if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown flag {flag}\n{USAGE}"))
-            }
-            _ => o.data.push(a),
+impl Opts {
+    fn priority(&self) -> Priority {
+        match (self.high, self.low) {
+            (true, _) => Priority::High,
+            (_, true) => Priority::Low,
+            _ => Priority::Normal,
         }
     }
-    if o.functions.is_empty() {
-        return Err(format!("-f FUNCTION is required\n{USAGE}"));
+
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout_ms.map(Duration::from_millis)
     }
-    Ok(o)
 }
 
 fn main() -> ExitCode {
-    let o = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("jobc: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let o = Opts::parse();
+    init_log(o.verbose);
     let result = if o.worker { work(&o) } else { submit(&o) };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -94,6 +104,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Warnings and errors of the libraries on standard error (-v: debug, -vv: trace; `RUST_LOG`
+/// over both).
+fn init_log(verbose: u8) {
+    let mut log = env_logger::Builder::new();
+    log.filter_level(match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        log.parse_filters(&spec);
+    }
+    log.init();
 }
 
 fn addr(o: &Opts) -> Result<std::net::SocketAddr, String> {
@@ -133,11 +158,11 @@ fn submit(o: &Opts) -> Result<bool, String> {
         let mut out = std::io::stdout().lock();
         for function in &o.functions {
             for w in &workloads {
-                let mut job = Job::new(function.clone(), w.clone()).priority(o.priority);
+                let mut job = Job::new(function.clone(), w.clone()).priority(o.priority());
                 if let Some(u) = &o.unique {
                     job = job.unique(u.clone());
                 }
-                if let Some(t) = o.timeout {
+                if let Some(t) = o.timeout() {
                     job = job.timeout(t);
                 }
                 if o.background {

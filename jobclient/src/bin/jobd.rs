@@ -1,110 +1,111 @@
-//! `jobd`: the embedded Gearman job server as a program.
+//! `jobd`: the embedded Gearman job server as a program, with gearmand's flags.
 //!
-//! Flags follow gearmand's: `-L ADDRESS` (default 127.0.0.1), `-p PORT` (default 4730),
-//! `-t THREADS` (accepted for compatibility; one event loop serves all connections), `-l LOG`
-//! (`stderr`, or a file to append to; default: no log), and `-q FILE` / `--queue-file FILE`
-//! to keep background jobs in a file across restarts. Stop it with the admin `shutdown`
-//! command or a signal.
+//! `jobd --help` lists every flag. In short: `-L ADDRESS` (default 127.0.0.1), `-p PORT`
+//! (default 4730), `-t THREADS` (accepted for compatibility; one event loop serves all
+//! connections), `-l stderr|FILE` (where the log goes; default stderr), `-v` (more detail,
+//! repeatable; `RUST_LOG` filters further), `-q FILE` / `--queue-file FILE` to keep
+//! background jobs in a file across restarts, and the limits beyond gearmand's flags (see the
+//! server's "Limits and defaults"): `--max-connections N` (default 65,536),
+//! `--admin-from ADDRESS[/BITS]` (repeatable: the peers that may use `shutdown`,
+//! `cancel job` and `maxqueue`; default loopback only) and `--queue-sync always|batch|never`
+//! (default batch: when the durable queue's records are synced, before `JOB_CREATED`).
 //!
-//! Limits beyond gearmand's flags (see the server's "Limits and defaults"):
-//! `--max-connections N` (default 65,536), `--admin-from ADDRESS[/BITS]` (repeatable):
-//! the peers that may use `shutdown`, `cancel job` and `maxqueue`; default loopback only, and
-//! `--queue-sync always|batch|never` (default batch): when the durable queue's records are
-//! synced to disk, before `JOB_CREATED` (see `jobclient::QueueSync`).
+//! Exit status: 0 after a `shutdown`, 1 when the server cannot start or fails, 2 for a
+//! usage error (an unknown flag, a bad value: the message names it).
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use evcore::Executor;
-use jobclient::Server;
+use jobclient::{QueueSync, Server};
 
-const USAGE: &str = "usage: jobd [-L ADDRESS] [-p PORT] [-t THREADS] [-l stderr|FILE] \
-                     [-q QUEUE_FILE] [--queue-sync always|batch|never] [--max-connections N] \
-                     [--admin-from ADDRESS[/BITS]]... [-V]";
+/// A Gearman job server (gearmand's protocol, flags and admin commands).
+#[derive(Parser, Debug)]
+#[command(name = "jobd", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(short = 'L', long = "listen", value_name = "ADDRESS", default_value = "127.0.0.1")]
+    listen: IpAddr,
+    /// Port to listen on.
+    #[arg(short, long, default_value_t = 4730)]
+    port: u16,
+    /// I/O threads: accepted for gearmand compatibility; one event loop serves everything.
+    #[arg(short, long, value_name = "THREADS")]
+    threads: Option<u32>,
+    /// Where the log goes: `stderr`, or a file to append to.
+    #[arg(short = 'l', long = "log-file", value_name = "stderr|FILE", default_value = "stderr")]
+    log_file: String,
+    /// More detail in the log: -v for debug, -vv for trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Keep background jobs in FILE, synced before they are acknowledged, across restarts.
+    #[arg(short = 'q', long = "queue-file", value_name = "FILE")]
+    queue_file: Option<PathBuf>,
+    /// When the durable queue's records reach the disk: after each packet, once per batch
+    /// read, or left to the kernel.
+    #[arg(long, value_name = "always|batch|never", default_value = "batch")]
+    queue_sync: QueueSync,
+    /// The most client and worker connections at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = jobclient::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Peers allowed `shutdown`, `cancel job` and `maxqueue` (repeatable; default loopback).
+    #[arg(long, value_name = "ADDRESS[/BITS]", value_parser = jobclient::Limits::parse_prefix)]
+    admin_from: Vec<(IpAddr, u8)>,
+}
 
 fn main() -> ExitCode {
-    let mut ip: IpAddr = [127, 0, 0, 1].into();
-    let mut port = 4730u16;
-    let mut log: Option<String> = None;
-    let mut queue: Option<String> = None;
-    let mut limits = jobclient::Limits::default();
-    let mut admin_from: Vec<(IpAddr, u8)> = Vec::new();
-    let mut queue_sync = jobclient::QueueSync::Batch;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let parsed: Result<(), String> = match flag.as_str() {
-            "-L" | "--listen" => {
-                value().and_then(|v| v.parse().map(|v| ip = v).map_err(|e| format!("-L {v}: {e}")))
-            }
-            "-p" | "--port" => value()
-                .and_then(|v| v.parse().map(|v| port = v).map_err(|e| format!("-p {v}: {e}"))),
-            "-t" | "--threads" => value()
-                .and_then(|v| v.parse::<u32>().map(|_| ()).map_err(|e| format!("-t {v}: {e}"))),
-            "-l" | "--log-file" => value().map(|v| log = Some(v)),
-            "-q" | "--queue-file" => value().map(|v| queue = Some(v)),
-            "--queue-sync" => value().and_then(|v| v.parse().map(|q| queue_sync = q)),
-            "--max-connections" => value().and_then(|v| {
-                v.parse()
-                    .map(|n| limits.max_connections = n)
-                    .map_err(|e| format!("{flag} {v}: {e}"))
-            }),
-            "--admin-from" => value()
-                .and_then(|v| jobclient::Limits::parse_prefix(&v).map(|p| admin_from.push(p))),
-            "-V" | "--version" => {
-                println!("{}", jobclient::VERSION);
-                return ExitCode::SUCCESS;
-            }
-            "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => Err(format!("unknown flag {other}\n{USAGE}")),
-        };
-        if let Err(e) = parsed {
-            eprintln!("jobd: {e}");
-            return ExitCode::from(2);
-        }
+    let args = Args::parse();
+    if let Err(e) = init_log(&args.log_file, args.verbose) {
+        eprintln!("jobd: {}: {e}", args.log_file);
+        return ExitCode::FAILURE;
     }
-    if !admin_from.is_empty() {
-        limits.admin_from = admin_from;
-    }
-    match serve(SocketAddr::new(ip, port), log, queue, limits, queue_sync) {
+    match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("jobd: {e}");
+            log::error!("{e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(
-    addr: SocketAddr,
-    log: Option<String>,
-    queue: Option<String>,
-    limits: jobclient::Limits,
-    queue_sync: jobclient::QueueSync,
-) -> std::io::Result<()> {
+/// The log, through the `log` facade: info and up by default, debug with -v, trace with -vv,
+/// `RUST_LOG` (env_logger's syntax: `jobclient=debug`) over both; to standard error, or
+/// appended to a file.
+fn init_log(dest: &str, verbose: u8) -> std::io::Result<()> {
+    let mut log = env_logger::Builder::new();
+    log.filter_level(match verbose {
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        log.parse_filters(&spec);
+    }
+    if dest != "stderr" {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(dest)?;
+        log.target(env_logger::Target::Pipe(Box::new(file)));
+    }
+    log.init();
+    Ok(())
+}
+
+fn serve(args: Args) -> std::io::Result<()> {
+    let mut limits = jobclient::Limits::default();
+    limits.max_connections = args.max_connections;
+    if !args.admin_from.is_empty() {
+        limits.admin_from = args.admin_from;
+    }
     let ex = Executor::new()?;
     let h = ex.handle();
-    let server = Server::bind(addr, &h)?;
+    let server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
     server.limits(limits);
-    server.queue_sync(queue_sync);
-    match log.as_deref() {
-        None => {}
-        Some("stderr") => server.log_to(|line| eprintln!("jobd: {line}")),
-        Some(path) => {
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            server.log_to(move |line| {
-                let _ = writeln!(file, "{line}");
-            });
-        }
+    server.queue_sync(args.queue_sync);
+    if let Some(path) = &args.queue_file {
+        let restored = server.durable_queue(path)?;
+        log::info!("durable queue {}: {restored} background jobs restored", path.display());
     }
-    if let Some(path) = queue {
-        let restored = server.durable_queue(&path)?;
-        eprintln!("jobd: durable queue {path}: {restored} background jobs restored");
-    }
-    eprintln!("jobd: listening on {}", server.local_addr()?);
+    log::info!("listening on {}", server.local_addr()?);
     ex.block_on(server.run())
 }

@@ -67,16 +67,12 @@ use crate::proto::{Decoder, Frame};
 pub use admin::VERSION;
 pub use limits::Limits;
 
-/// Where log lines go.
-type Log = Box<dyn FnMut(&str)>;
-
 struct Shared {
     core: Core,
     wakers: Vec<Option<Waker>>,
     shutdown: bool,
     accept_waker: Option<Waker>,
     timer_waker: Option<Waker>,
-    log: Option<Log>,
     /// The durable queue's file, appended to after each batch of packets.
     journal_file: Option<std::fs::File>,
     /// Held for the server's life: the exclusive lock on the durable queue.
@@ -186,10 +182,11 @@ impl Shared {
         }
     }
 
+    /// What an operator must hear of (a refused or closed connection and why, the durable
+    /// queue's troubles), through the `log` facade at warning level, target
+    /// `jobclient::server`.
     fn log(&mut self, msg: &str) {
-        if let Some(log) = self.log.as_mut() {
-            log(msg);
-        }
+        log::warn!("{msg}");
     }
 
     /// Wakes every connection that has output waiting, and the timer task when the core may
@@ -295,7 +292,6 @@ impl Server {
             shutdown: false,
             accept_waker: None,
             timer_waker: None,
-            log: None,
             journal_file: None,
             journal_lock: None,
             journal_len: 0,
@@ -456,11 +452,6 @@ impl Server {
     /// Where it listens.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.get_ref().local_addr()
-    }
-
-    /// Sends log lines (a closed connection and its reason) to `log`.
-    pub fn log_to(&self, log: impl FnMut(&str) + 'static) {
-        self.shared.borrow_mut().log = Some(Box::new(log));
     }
 
     /// Serves until an admin `shutdown`.
@@ -722,7 +713,7 @@ async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared
                         "the job server's core panicked on a packet from {peer} (a bug); \
                          stopping rather than serving on state it may have half-changed"
                     ));
-                    eprintln!("jobd: the server core panicked; aborting");
+                    log::error!("the server core panicked; aborting");
                     std::process::abort();
                 }
             };

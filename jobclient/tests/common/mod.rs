@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,33 @@ use jobclient::{Error, Limits, Server, Worker};
 pub struct Running {
     pub addr: SocketAddr,
     pub thread: Option<JoinHandle<std::io::Result<()>>>,
-    pub log: Arc<Mutex<Vec<String>>>,
+    server_thread: std::thread::ThreadId,
+}
+
+/// Every log record of the test process, with the thread that logged it: a server logs from
+/// its own thread, so its lines are told from other servers' by that.
+static LOG: Mutex<Vec<(std::thread::ThreadId, String)>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        let line = record.args().to_string();
+        LOG.lock().unwrap().push((std::thread::current().id(), line));
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger (once per test process).
+pub fn capture_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+    });
 }
 
 impl Running {
@@ -51,14 +77,12 @@ impl Running {
         limits: Limits,
         sync: jobclient::QueueSync,
     ) -> Running {
+        capture_log();
         let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log2 = log.clone();
         let thread = std::thread::spawn(move || {
             let ex = Executor::new()?;
             let h = ex.handle();
             let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
-            server.log_to(move |line| log2.lock().unwrap().push(line.to_string()));
             server.limits(limits);
             server.queue_sync(sync);
             if let Some(path) = queue_file {
@@ -68,13 +92,22 @@ impl Running {
             ex.block_on(server.run())
         });
         match rx.recv() {
-            Ok(addr) => Running { addr, thread: Some(thread), log },
+            Ok(addr) => {
+                let server_thread = thread.thread().id();
+                Running { addr, thread: Some(thread), server_thread }
+            }
             Err(_) => panic!("the server did not start: {:?}", thread.join()),
         }
     }
 
     pub fn admin(&self, command: &str) -> Vec<String> {
         admin(self.addr, command)
+    }
+
+    /// What this server has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        let log = LOG.lock().unwrap();
+        log.iter().filter(|(t, _)| *t == self.server_thread).map(|(_, l)| l.clone()).collect()
     }
 }
 

@@ -81,11 +81,30 @@ fn start_job_server() -> Result<SocketAddr, String> {
     rx.recv().map_err(|e| e.to_string())?
 }
 
+/// Keeps what groupd logs (its records' target is `groupmsg::daemon`) for the report.
+struct GroupdLog(Arc<Mutex<Vec<String>>>);
+
+impl log::Log for GroupdLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.target().starts_with("groupmsg")
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = record.args().to_string();
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn start_groupd(dir: &Path, log: Arc<Mutex<Vec<String>>>) -> Result<Where, String> {
     let path = dir.join("groupd.sock");
-    let mut daemon = groupmsg::Groupd::bind(&path).map_err(|e| format!("groupd: {e}"))?;
+    let daemon = groupmsg::Groupd::bind(&path).map_err(|e| format!("groupd: {e}"))?;
     // What groupd notices (a member's connection reset when it is killed) goes in the report.
-    daemon.log_to(move |line| log.lock().unwrap_or_else(|e| e.into_inner()).push(line.to_string()));
+    // A logger already installed (a second run in one process) keeps its own.
+    if log::set_boxed_logger(Box::new(GroupdLog(log))).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     std::thread::Builder::new()
         .name("farm-groupd".into())
         .spawn(move || daemon.run())

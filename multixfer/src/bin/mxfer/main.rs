@@ -8,8 +8,12 @@
 //! HTTPS (feature `rustls`) `--cacert FILE` and `-k`/`--insecure`. Bodies
 //! with no output go to standard output; `-o /dev/null` discards without writing.
 //!
-//! A progress bar is drawn on a terminal; a summary line (transfers, failures, bytes, seconds,
-//! req/s) ends the run on standard error; the exit status is 1 when any transfer failed.
+//! `mxfer --help` lists every flag. On a terminal a progress line shows what `curl -Z`
+//! shows (bytes, speed, transfers done and live, time spent and left), drawn by indicatif; a
+//! summary line (transfers, failures, bytes, seconds, req/s) ends the run on standard error.
+//!
+//! Exit status: 0 when every transfer succeeded, 1 when any failed, 2 for a usage error (an
+//! unknown flag or a bad value, named in the message) or a failure to start.
 
 mod options;
 
@@ -31,10 +35,10 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("mxfer: {e}");
-            eprintln!("usage: mxfer [options] URL... (see the crate docs for the flags)");
             return ExitCode::from(2);
         }
     };
+    init_log(opts.verbose);
     match run(opts) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -115,8 +119,11 @@ fn run(opts: Opts) -> Result<bool, String> {
     let mut driver = Driver::new();
     let mut totals = Totals::default();
     let start = Instant::now();
-    let bar = !opts.silent && std::io::stderr().is_terminal();
-    let mut last_bar = start;
+    let bar = if !opts.silent && std::io::stderr().is_terminal() {
+        progress(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut top_up = |multi: &mut Multi<String>, totals: &mut Totals| {
         while multi.running() < opts.parallel_max {
             let Some(job) = jobs.pop_front() else { break };
@@ -153,16 +160,14 @@ fn run(opts: Opts) -> Result<bool, String> {
             }
         }
         top_up(&mut multi, &mut totals);
-        if bar && last_bar.elapsed() >= Duration::from_millis(100) {
-            last_bar = Instant::now();
-            draw_bar(totals.transfers, total, start.elapsed());
+        if !bar.is_hidden() {
+            bar.set_position(totals.transfers);
+            bar.set_message(format!("{} live, {} bytes", multi.running(), totals.bytes));
         }
     }
+    bar.finish_and_clear();
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs_f64();
-    if bar {
-        eprint!("\r\x1b[K");
-    }
     if !opts.silent || totals.failures > 0 {
         eprintln!(
             "transfers {} failures {} bytes {} seconds {:.3} req/s {:.0}",
@@ -176,15 +181,32 @@ fn run(opts: Opts) -> Result<bool, String> {
     Ok(totals.failures == 0)
 }
 
-fn draw_bar(done: u64, total: u64, elapsed: Duration) {
-    let width = 40;
-    let filled = (done * width / total.max(1)) as usize;
-    eprint!(
-        "\r[{}{}] {done}/{total} {:.0} req/s",
-        "#".repeat(filled),
-        " ".repeat(width as usize - filled),
-        done as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
+/// The progress line, as `curl -Z` draws one: transfers done of all, live ones and bytes so
+/// far (the message), rate, time spent and left. Drawn at most 10 times a second.
+fn progress(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "[{bar:30}] {pos}/{len} done, {msg}, {per_sec}, {elapsed} spent, {eta} left",
+    )
+    .expect("a valid template")
+    .progress_chars("#>-");
+    bar.set_style(style);
+    bar
+}
+
+/// Warnings and errors of the engine on standard error (-v: debug, -vv: trace; `RUST_LOG`
+/// over both).
+fn init_log(verbose: u8) {
+    let mut log = env_logger::Builder::new();
+    log.filter_level(match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        log.parse_filters(&spec);
+    }
+    log.init();
 }
 
 /// Where `--output-dir` with `-O` puts a URL's body.

@@ -1,5 +1,5 @@
 //! One transfer client shared by many tokio tasks on a multi-threaded runtime:
-//! `cargo run -p multixfer --example tokio -- http://127.0.0.1:8080/files/ 10000` fetches
+//! `cargo run -p multixfer --example tokio_fetch -- http://127.0.0.1:8080/files/ 10000` fetches
 //! `files/0` to `files/9999` with 100 tasks.
 //!
 //! The engine lives on an [`evcore::Engine`] thread; the client is `Clone + Send + Sync` and

@@ -1,5 +1,5 @@
 //! One Gearman client shared by many tokio tasks on a multi-threaded runtime, with a worker
-//! started from the same program: `cargo run -p jobclient --example tokio -- 127.0.0.1:4730`
+//! started from the same program: `cargo run -p jobclient --example tokio_client -- 127.0.0.1:4730`
 //! against gearmand (or `jobd`).
 //!
 //! The connections live on an [`evcore::Engine`] thread; the client is `Clone + Send + Sync`
