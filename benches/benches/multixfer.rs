@@ -90,7 +90,8 @@ fn curl_tool(list: &std::path::Path, count: usize, size: f64) -> Run {
 /// each fetching its share in turn; seconds.
 fn client_local(url: &str, count: usize) -> f64 {
     let ex = evcore::Executor::new().unwrap();
-    let client: multixfer::client::Client = multixfer::client::Client::new(&ex.handle(), Options::default()).unwrap();
+    let client: multixfer::client::Client =
+        multixfer::client::Client::new(&ex.handle(), Options::default()).unwrap();
     let t0 = Instant::now();
     ex.block_on(futures_util::future::join_all((0..PARALLEL).map(|t| {
         let client = client.clone();
@@ -108,7 +109,8 @@ fn client_local(url: &str, count: usize) -> f64 {
 /// 4-thread runtime sharing one handle; seconds.
 fn client_shared(url: &str, count: usize) -> f64 {
     let engine = evcore::Engine::start().unwrap();
-    let client: multixfer::client::Client = multixfer::client::Client::new(&engine, Options::default()).unwrap();
+    let client: multixfer::client::Client =
+        multixfer::client::Client::new(&engine, Options::default()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
     let t0 = Instant::now();
     rt.block_on(async {

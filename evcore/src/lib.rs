@@ -118,6 +118,13 @@
 //! The crate denies unsafe code except in the two modules that hand raw descriptors to the OS
 //! (`poll_loop`, and `tokio` for the adapter); each unsafe block there says why it is sound.
 #![deny(unsafe_code)]
+// On docs.rs, items show the features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod clock;
 mod core;

@@ -100,6 +100,13 @@
 //! credentials), `bytes` (frames), `thiserror`; with `corosync`, libcpg (linked, no -sys
 //! crate: the FFI is twenty declarations in `corosync.rs`, the crate's only unsafe code).
 #![deny(unsafe_code)]
+// On docs.rs, items show the features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 // The FFI over libcpg is the only unsafe code, each block with its reason.
 #[cfg(feature = "corosync")]

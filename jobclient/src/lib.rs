@@ -169,6 +169,13 @@
 //! durable queue's `flock`; already in the tree through evcore) and `crc32fast` (record
 //! checksums; one small crate, `cfg-if`).
 #![forbid(unsafe_code)]
+// On docs.rs, items show the features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod admin;
 mod client;

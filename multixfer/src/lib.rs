@@ -119,6 +119,13 @@
 //! `rustls` with `ring` (a TLS stack in Rust; `ring` builds some C and assembly, which is why
 //! it is a feature and not a default).
 #![forbid(unsafe_code)]
+// On docs.rs, items show the features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod client;
 mod done;

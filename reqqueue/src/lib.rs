@@ -74,6 +74,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+// On docs.rs, items show the features they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod entry;
 mod error;

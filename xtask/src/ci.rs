@@ -9,8 +9,10 @@ const FEATURE_SETS: &[(&str, &[&str])] =
 
 /// The library crates. Each is also linted on its own: cargo unifies features across one
 /// workspace invocation, so a crate that another member uses with a feature (the benches use
-/// `jobclient/server`) is never built without it in a workspace-wide run.
-const CRATES: &[&str] = &["evcore", "reqqueue", "jobclient", "groupmsg", "multixfer"];
+/// `jobclient/server`) is never built without it in a workspace-wide run. These are also the
+/// packages `cargo package` checks (`evstack-core` is the package of the `evcore` library:
+/// that name on crates.io belongs to another project).
+const CRATES: &[&str] = &["evstack-core", "reqqueue", "jobclient", "groupmsg", "multixfer"];
 
 pub(crate) fn run() -> Result {
     // Before anything builds: the all-features builds link Debian's libcpg, and the interop
@@ -51,6 +53,15 @@ pub(crate) fn run() -> Result {
             &["doc", "--workspace", "--no-deps", "--all-features", "--quiet"],
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
+    })?;
+    step("cargo package, the published crates", || {
+        // Each crate's tarball is built and compiled on its own, against the others' tarballs:
+        // what crates.io would take. (Dirty is allowed: CI's checkout may hold build files.)
+        let mut args = vec!["package", "--allow-dirty", "--quiet"];
+        for krate in CRATES {
+            args.extend_from_slice(&["--package", krate]);
+        }
+        cmd("cargo", &args, &[])
     })?;
     step("interop with the real peers", crate::interop::run)?;
     // Every decoder under libFuzzer for a little while; `cargo xtask fuzz` runs it for long.

@@ -5,7 +5,8 @@
 //!   root; otherwise it stops naming the `apt-get install` line), tidy (formatting and
 //!   forbidden patterns), a check that the default features link no C library, clippy with
 //!   warnings as errors on all targets with each feature set, tests and doc tests with each
-//!   feature set, rustdoc with warnings as errors, the interop smoke test against the real
+//!   feature set, rustdoc with warnings as errors, `cargo package` of the five published
+//!   crates (each compiled from its tarball), the interop smoke test against the real
 //!   peers, ten seconds of fuzzing per decoder, and the demo.
 //! - `demo`: the end-to-end showcase on embedded defaults: the fetch farm of `xtask/farm`
 //!   (`--urls`, `--workers`, `--parallel`, `--jobs`, `--gearmand HOST:PORT`, `--corosync`).
