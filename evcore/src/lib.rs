@@ -29,7 +29,7 @@
 //! | [`Remote`] | schedule `FnOnce + Send` closures onto the loop from any thread: strict FIFO, one wake-up per batch, an error once the loop is gone |
 //! | [`Executor`], [`Handle`] | a single-threaded executor on any reactor: `block_on`, `spawn_local` |
 //! | [`Async`], [`Sleep`] | non-blocking descriptors with `futures::io` traits, and timers, as futures |
-//! | [`Spawner`], [`Engine`] | the `Send + Sync` way in from other threads and runtimes: run a closure on the executor's thread and await its result anywhere; an executor on a thread of its own |
+//! | [`Spawner`], [`Engine`], [`block_on`] | the `Send + Sync` way in from other threads and runtimes: run a closure on the executor's thread and await its result anywhere; an executor on a thread of its own; a parking `block_on` for threads with no runtime |
 //!
 //! # From the C event loops to evcore
 //!
@@ -145,7 +145,7 @@ pub use async_task::Task;
 pub use clock::{Clock, MockClock};
 pub use error::{DispatchError, RemoteError};
 pub use event::{Dispatch, Event, Interest, Ready, Token};
-pub use exec::{Async, Engine, Executor, Gone, Handle, Sleep, Spawned, Spawner};
+pub use exec::{block_on, Async, Engine, Executor, Gone, Handle, Sleep, Spawned, Spawner};
 pub use poll_loop::Loop;
 pub use reactor::{DispatchState, Reactor};
 pub use remote::Remote;

@@ -109,6 +109,7 @@
 //!
 //! | libgearman | jobclient |
 //! |---|---|
+//! | the blocking calls (`gearman_client_do`, `gearman_worker_work` without a runtime) | [`blocking::Client`], [`blocking::work`]: an engine thread underneath, the calling thread blocked |
 //! | `gearman_client_create`, `gearman_client_add_server` | [`Client::connect`] (one server, connected now), [`Client::with_servers`] (several, failover in order or [`ClientOptions::hash_by_unique`], reconnect with backoff) |
 //! | `gearman_client_do` (`_high`, `_low`) | [`Client::do_job`], or [`Client::submit`] with [`Job::priority`] then [`JobHandle::result`] |
 //! | `gearman_client_do_background` (`_high_`, `_low_`) | [`Client::submit_background`] |
@@ -178,6 +179,7 @@
 struct ReadmeDoctests;
 
 mod admin;
+pub mod blocking;
 mod client;
 mod conn;
 mod error;

@@ -67,6 +67,7 @@
 //!
 //! | libcurl | multixfer |
 //! |---|---|
+//! | `curl_easy_perform` | [`blocking::get`], [`blocking::perform`]; a multi run to its end: [`blocking::fetch_all`] |
 //! | `curl_multi_init`, `curl_multi_setopt(MAX_HOST_CONNECTIONS / MAX_TOTAL_CONNECTIONS / MAXCONNECTS)` | [`Multi::new`], [`Multi::with_options`] with [`Options`] |
 //! | `curl_easy_init` + `curl_easy_setopt` | [`Easy::get`], [`Easy::post`], [`Easy::head`] and the builder methods |
 //! | `CURLOPT_PRIVATE` | [`Easy::private`], returned in [`Done::private`] |
@@ -127,6 +128,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub mod blocking;
 pub mod client;
 mod done;
 pub mod drive;

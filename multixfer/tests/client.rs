@@ -119,3 +119,23 @@ fn dropping_in_any_order_is_sound() {
         assert_ne!(now.as_ref(), Some(inode), "fd {fd} still open after the engine was dropped");
     }
 }
+
+#[test]
+fn the_blocking_calls_need_no_loop_of_the_callers() {
+    let good = server();
+    let r = multixfer::blocking::get(good.url("/")).unwrap();
+    assert_eq!((r.status(), &r.body[..]), (200, &b"hello"[..]));
+    let all = multixfer::blocking::fetch_all(
+        (0..20u32).map(|i| Easy::get(good.url("/")).private(i)),
+        Options::default(),
+    )
+    .unwrap();
+    let mut seen: Vec<u32> = all.iter().map(|d| d.private).collect();
+    seen.sort();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    assert!(all.iter().all(|d| d.result.as_ref().is_ok_and(|r| r.body == b"hello")));
+    // A refused connection is the transfer's error, typed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refused = multixfer::blocking::get(format!("http://127.0.0.1:{port}/"));
+    assert!(matches!(refused, Err(multixfer::blocking::Error::Transfer(_))), "{refused:?}");
+}

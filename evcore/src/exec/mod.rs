@@ -8,10 +8,12 @@
 //! through its [`Remote`](crate::Remote).
 
 mod io;
+mod park;
 mod spawner;
 mod timer;
 
 pub use io::Async;
+pub use park::block_on;
 pub use spawner::{Engine, Gone, Spawned, Spawner};
 pub use timer::Sleep;
 
