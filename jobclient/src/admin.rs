@@ -61,6 +61,8 @@ pub struct WorkerInfo {
 /// thread. The connection closes when the `Admin` is dropped.
 pub struct Admin {
     commands: mpsc::UnboundedSender<Command>,
+    /// Keeps the executor (an engine thread, say) running while the `Admin` lives.
+    _spawner: Spawner,
 }
 
 /// One command for the connection's task: its text, the shape of its answer, and where the
@@ -81,7 +83,8 @@ impl Admin {
     /// runtime).
     pub async fn connect(addr: SocketAddr, spawner: impl Into<Spawner>) -> Result<Admin, Error> {
         let (tx, rx) = mpsc::unbounded();
-        let connected = spawner.into().spawn(move |h: &Handle| {
+        let spawner = spawner.into();
+        let connected = spawner.spawn(move |h: &Handle| {
             let h = h.clone();
             async move {
                 let sock = match Async::<TcpStream>::connect(addr, &h).await {
@@ -93,7 +96,7 @@ impl Admin {
             }
         });
         match connected.await {
-            Ok(Ok(())) => Ok(Admin { commands: tx }),
+            Ok(Ok(())) => Ok(Admin { commands: tx, _spawner: spawner }),
             Ok(Err(e)) => Err(e),
             Err(evcore::Gone) => Err(Error::Disconnected),
         }

@@ -91,3 +91,18 @@ fn connections_close_with_the_client() {
     }
     assert_eq!(left, before, "only the admin connection itself is listed");
 }
+
+/// A job still followed when its client (and so its connection) goes ends with
+/// `Disconnected`, rather than waiting for ever; on an engine thread as on a local executor.
+#[test]
+fn a_job_outliving_its_client_hears_disconnected() {
+    let server = common::Running::start();
+    let engine = evcore::Engine::start().unwrap();
+    // Nobody does "nobody": the job waits in the queue.
+    let client = evcore::block_on(Client::connect(server.addr, &engine)).unwrap();
+    let mut job = evcore::block_on(client.submit(jobclient::Job::new("nobody", "x"))).unwrap();
+    drop(client);
+    drop(engine);
+    let end = evcore::block_on(job.next_event());
+    assert!(matches!(end, Err(jobclient::Error::Disconnected)), "{end:?}");
+}

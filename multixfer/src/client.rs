@@ -94,12 +94,14 @@ impl<T> Queues<T> {
 
 type Shared<T> = Arc<Mutex<Queues<T>>>;
 
-/// Closes the queues when the last [`Client`] clone goes.
-struct Owner<T> {
+/// Closes the queues when the last [`Client`] clone goes, and keeps the engine (an
+/// [`Engine`](evcore::Engine) thread, say) running until then.
+struct Owner<T, R: Reactor> {
     queues: Shared<T>,
+    _spawner: Spawner<R>,
 }
 
-impl<T> Drop for Owner<T> {
+impl<T, R: Reactor> Drop for Owner<T, R> {
     fn drop(&mut self) {
         let w = {
             let mut q = lock(&self.queues);
@@ -156,17 +158,12 @@ impl<T> Drop for Owner<T> {
 /// ```
 pub struct Client<T: 'static = (), R: Reactor + 'static = Loop> {
     queues: Shared<T>,
-    _owner: Arc<Owner<T>>,
-    _reactor: std::marker::PhantomData<fn() -> R>,
+    _owner: Arc<Owner<T, R>>,
 }
 
 impl<T: 'static, R: Reactor + 'static> Clone for Client<T, R> {
     fn clone(&self) -> Self {
-        Client {
-            queues: self.queues.clone(),
-            _owner: self._owner.clone(),
-            _reactor: std::marker::PhantomData,
-        }
+        Client { queues: self.queues.clone(), _owner: self._owner.clone() }
     }
 }
 
@@ -193,29 +190,26 @@ impl<T: Send + 'static, R: Reactor + 'static> Client<T, R> {
             submitted: 0,
             closed: false,
         }));
-        let theirs = queues.clone();
-        // The Spawned result is not needed: a driver that cannot start drops the engine,
-        // and with it every transfer, which then resolves `Cancelled`.
-        drop(spawner.into().spawn(move |handle: &Handle<R>| {
+        let spawner = spawner.into();
+        let closer = Closer(queues.clone());
+        // The Spawned result is not needed: however the driver ends (or never starts, its
+        // executor gone), its `Closer` closes the queues and every waiting fetch resolves.
+        drop(spawner.spawn(move |handle: &Handle<R>| {
             let task = Async::new(fd, handle).map(|io| DriverTask {
-                queues: theirs.clone(),
+                queues: closer.0.clone(),
                 multi,
                 io,
                 sleep: handle.sleep(std::time::Duration::ZERO),
                 handle: handle.clone(),
+                _closer: closer,
             });
             async move {
-                match task {
-                    Ok(task) => task.await,
-                    Err(_) => lock(&theirs).closed = true,
+                if let Ok(task) = task {
+                    task.await;
                 }
             }
         }));
-        Ok(Client {
-            _owner: Arc::new(Owner { queues: queues.clone() }),
-            queues,
-            _reactor: std::marker::PhantomData,
-        })
+        Ok(Client { _owner: Arc::new(Owner { queues: queues.clone(), _spawner: spawner }), queues })
     }
 }
 
@@ -247,6 +241,10 @@ impl<T: 'static, R: Reactor + 'static> Client<T, R> {
     pub fn submit(&self, easy: Easy<T>) {
         let w = {
             let mut q = lock(&self.queues);
+            if q.closed {
+                // The engine is gone: nothing will run it (the stream has ended).
+                return;
+            }
             q.incoming.push(easy.map_private(Private::Submit));
             q.live += 1;
             q.submitted += 1;
@@ -312,7 +310,7 @@ impl<T> Drop for Fetch<T> {
             }
             st.cancelled = true;
             drop(st);
-            q.live -= 1;
+            q.live = q.live.saturating_sub(1);
             // Not yet handed to the engine: taken back here. Otherwise the driver removes it.
             let slot = &self.slot;
             let before = q.incoming.len();
@@ -331,7 +329,8 @@ impl<T> Drop for Fetch<T> {
     }
 }
 
-/// The stream of [`Client::completions`].
+/// The stream of [`Client::completions`]. One consumer at a time: a second stream polled
+/// meanwhile takes the wake-up over.
 pub struct Completions<'a, T: 'static> {
     queues: &'a Shared<T>,
 }
@@ -368,6 +367,31 @@ struct DriverTask<T, R: Reactor + 'static> {
     io: Async<OwnedFd, R>,
     sleep: Sleep<R>,
     handle: Handle<R>,
+    /// Dropped after the engine (fields drop in order): the transfers in flight resolve
+    /// first, then those never handed to it.
+    _closer: Closer<T>,
+}
+
+/// Closes the queues when the driver ends, however it ends: transfers never handed to the
+/// engine are dropped (each waiting fetch resolves `Cancelled`), the completions stream ends,
+/// and later fetches resolve at once.
+struct Closer<T>(Shared<T>);
+
+impl<T> Drop for Closer<T> {
+    fn drop(&mut self) {
+        let (incoming, wake) = {
+            let mut q = lock(&self.0);
+            q.closed = true;
+            q.live = 0;
+            q.cancels.clear();
+            (std::mem::take(&mut q.incoming), q.done_waker.take())
+        };
+        // Outside the lock: each fetch's `Deliver` locks its slot and wakes it.
+        drop(incoming);
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
 }
 
 // Nothing in the driver is pinned in place (its fields are polled through `&mut`), whatever
@@ -420,14 +444,14 @@ impl<T, R: Reactor + 'static> Future for DriverTask<T, R> {
                             Private::Fetch(deliver) => {
                                 let mut st = lock(&deliver.0.state);
                                 if !st.cancelled {
-                                    q.live -= 1;
+                                    q.live = q.live.saturating_sub(1);
                                     st.result = Some(done.result);
                                     wake.extend(st.waker.take());
                                 }
                                 // `deliver` drops after this, finding the result set.
                             }
                             Private::Submit(private) => {
-                                q.live -= 1;
+                                q.live = q.live.saturating_sub(1);
                                 q.done.push_back(Done {
                                     id: done.id,
                                     result: done.result,

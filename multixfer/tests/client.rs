@@ -139,3 +139,26 @@ fn the_blocking_calls_need_no_loop_of_the_callers() {
     let refused = multixfer::blocking::get(format!("http://127.0.0.1:{port}/"));
     assert!(matches!(refused, Err(multixfer::blocking::Error::Transfer(_))), "{refused:?}");
 }
+
+/// A fetch the engine never saw (its client dropped at once) resolves `Cancelled`, on a
+/// local executor and on an engine thread; so does one made after the engine is gone.
+#[test]
+fn fetches_never_handed_to_the_engine_resolve_when_the_client_goes() {
+    let good = server();
+    let ex = Executor::new().unwrap();
+    let client: Client = Client::new(&ex.handle(), Options::default()).unwrap();
+    let early = client.fetch(Easy::get(good.url("/")));
+    drop(client);
+    assert!(matches!(ex.block_on(early), Err(XferError::Cancelled)));
+
+    let engine = evcore::Engine::start().unwrap();
+    let client: Client = Client::new(&engine, Options::default()).unwrap();
+    // The client keeps the engine running on its own.
+    drop(engine);
+    let r = evcore::block_on(client.fetch(Easy::get(good.url("/")))).unwrap();
+    assert_eq!(r.body, b"hello");
+    let early = client.fetch(Easy::get(good.url("/")));
+    drop(client);
+    let end = evcore::block_on(early);
+    assert!(matches!(end, Ok(_) | Err(XferError::Cancelled)), "{end:?}");
+}

@@ -57,6 +57,7 @@ pub(crate) fn run() -> Result {
     step("cargo package, the published crates", || {
         // Each crate's tarball is built and compiled on its own, against the others' tarballs:
         // what crates.io would take. (Dirty is allowed: CI's checkout may hold build files.)
+        forget_packaged_sources()?;
         let mut args = vec!["package", "--allow-dirty", "--quiet"];
         for krate in CRATES {
             args.extend_from_slice(&["--package", krate]);
@@ -76,6 +77,30 @@ pub(crate) fn run() -> Result {
 
 /// Features that link a C library: none may be on in the workspace's default resolve, so that
 /// `cargo build --workspace` and `cargo test --workspace` work on a machine without them.
+/// Cargo unpacks the tarballs of `cargo package`'s temporary registry under
+/// `$CARGO_HOME/registry/src/-HASH/NAME-VERSION` and reuses what it finds there, so a second
+/// run with the same version would verify against the first run's sources. Those copies go.
+fn forget_packaged_sources() -> Result {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else { return Ok(()) };
+    let Ok(registries) = std::fs::read_dir(&src) else { return Ok(()) };
+    for registry in registries.flatten() {
+        // The temporary registry has no host in its name: `-HASH`.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for krate in CRATES {
+            let dir = registry.path().join(format!("{krate}-{}", env!("CARGO_PKG_VERSION")));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 const C_FEATURES: &[(&str, &str)] = &[("groupmsg", "corosync")];
 
 /// Checks with `cargo tree -e features` that the default resolve of the whole workspace turns

@@ -71,7 +71,9 @@ pub(crate) struct Shared<R: Reactor> {
     /// A waker for every task not yet finished. A task can be parked with its waker held
     /// only by another task's state (a list of connections to wake, say) while holding that
     /// state itself: a cycle no drop would ever break. The executor's drop wakes them all, so
-    /// that each is dropped (as async-executor does).
+    /// that each is dropped (as async-executor does). The price, as there: a detached task
+    /// whose every other waker is gone without waking it stays until the executor goes,
+    /// where async-task alone would have dropped it at once.
     active: RefCell<Slab<Waker>>,
 }
 
@@ -88,7 +90,11 @@ pub(crate) struct RunQueue {
 
 impl RunQueue {
     fn push(&self, runnable: Runnable) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the queue's lock, which the executor's drop holds to set it: a push
+        // either lands before the drop takes the queue, or sees it closed.
         if self.closed.load(Ordering::Acquire) {
+            drop(queue);
             if thread::current().id() == self.thread {
                 drop(runnable);
             } else {
@@ -98,7 +104,8 @@ impl RunQueue {
             }
             return;
         }
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(runnable);
+        queue.push_back(runnable);
+        drop(queue);
         self.nudge();
     }
 
@@ -221,12 +228,14 @@ impl<R: Reactor> Drop for Executor<R> {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.spawns.close();
-        shared.run.closed.store(true, Ordering::Release);
         // Tasks still queued, or parked in a waker held by a socket or timer, are dropped here
         // on the executor's thread. Each table is taken out before it is dropped, because a
         // task's future may deregister from the same table as it is dropped.
-        let queued: VecDeque<Runnable> =
-            std::mem::take(&mut *shared.run.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let queued: VecDeque<Runnable> = {
+            let mut queue = shared.run.queue.lock().unwrap_or_else(|e| e.into_inner());
+            shared.run.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
         drop(queued);
         // Every task still alive, wherever its waker is held: woken now, it is scheduled on a
         // closed queue, which drops it here, its future with it.

@@ -18,6 +18,16 @@ use super::{lock, Shared};
 use crate::conn::Conn;
 
 pub(crate) async fn drive(mut conn: Conn, state: Arc<Shared>, handle: Handle) {
+    // However the driver ends (the connection failed, the client is gone, or its executor
+    // dropped the task), every job still waiting hears `Disconnected` rather than waiting for
+    // ever.
+    struct FailOnExit(Arc<Shared>);
+    impl Drop for FailOnExit {
+        fn drop(&mut self) {
+            let _ = fail(&self.0);
+        }
+    }
+    let _fail_on_exit = FailOnExit(state.clone());
     let mut deadlines = Deadlines { heap: BinaryHeap::new(), sleep: None, handle };
     poll_fn(|cx| {
         {

@@ -536,7 +536,9 @@ impl Client {
             }
             if slot.connecting {
                 waited = Some(slot.attempts);
-                slot.waiters.push(cx.waker().clone());
+                if !slot.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    slot.waiters.push(cx.waker().clone());
+                }
                 return Poll::Pending;
             }
             if waited == Some(slot.attempts) {

@@ -53,7 +53,9 @@ pub(crate) struct State {
     free: Vec<usize>,
     /// Slots awaiting a direct reply, oldest first: gearmand answers in order, and its ERROR
     /// packet names no handle, so order is the only way to match it.
-    replies: VecDeque<usize>,
+    /// Each by key and serial: a key freed before its reply came may be given to a later
+    /// request, and that late reply must not be taken for the later request's.
+    replies: VecDeque<(usize, u64)>,
     routes: HashMap<Bytes, Route>,
     pub(crate) dead: bool,
     pub(crate) handles: usize,
@@ -95,7 +97,7 @@ impl State {
                 self.slots.len() - 1
             }
         };
-        self.replies.push_back(key);
+        self.replies.push_back((key, serial));
         if let Some(after) = timeout {
             self.new_deadlines.push((key, serial, after));
         }
@@ -134,8 +136,8 @@ impl State {
             self.unroute(&h, key);
         }
         self.free.push(key);
-        // A slot still awaiting its reply stays in `replies` (as a freed key, skipped on
-        // arrival) so that the replies after it keep their places.
+        // A slot still awaiting its reply stays in `replies` (by key and serial): its reply,
+        // when it comes, is dropped, and the replies after it keep their places.
     }
 
     fn unroute(&mut self, handle: &Bytes, key: usize) {
@@ -216,14 +218,15 @@ impl State {
         wake
     }
 
-    /// The oldest slot still waiting for a direct reply (freed ones are skipped).
+    /// The slot the reply that just came answers: the oldest request still awaiting one.
+    /// `None` when that request was given up (its slot freed, perhaps given to a later
+    /// request): the reply is its, and is dropped, not handed to the next in line.
     fn next_reply(&mut self) -> Option<usize> {
-        while let Some(key) = self.replies.pop_front() {
-            if matches!(self.slots.get(key), Some(Some(_))) {
-                return Some(key);
-            }
+        let (key, serial) = self.replies.pop_front()?;
+        match self.slots.get(key) {
+            Some(Some(slot)) if slot.serial == serial => Some(key),
+            _ => None,
         }
-        None
     }
 
     /// The connection is gone: every waiter learns it.
@@ -236,6 +239,35 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request given up before its reply came (its key freed, then reused by the next
+    /// request) must not receive that late reply: it goes nowhere, and the next request
+    /// gets its own.
+    #[test]
+    fn a_late_reply_to_a_freed_slot_is_not_given_to_the_slots_next_request() {
+        use crate::proto::{encode, Decoder, Frame, Magic};
+        let reply = |data: &[u8]| {
+            let mut buf = BytesMut::new();
+            encode(&mut buf, Magic::Res, PacketType::EchoRes, &[data]).unwrap();
+            match Decoder::client().decode(&mut buf).unwrap() {
+                Some(Frame::Packet(p)) => p,
+                _ => unreachable!("one whole packet"),
+            }
+        };
+        let mut st = State::new();
+        let a = st.request(PacketType::EchoReq, &[b"a"], false, None).unwrap();
+        st.release(a);
+        let b = st.request(PacketType::EchoReq, &[b"b"], false, None).unwrap();
+        assert_eq!(a, b, "the key is reused");
+        let waker = std::task::Waker::noop();
+        st.dispatch(reply(b"a"));
+        assert!(st.poll_slot(b, waker).is_none(), "a's late reply is not b's");
+        st.dispatch(reply(b"b"));
+        match st.poll_slot(b, waker) {
+            Some(Delivery::Reply(p)) => assert_eq!(p.arg_ref(0), b"b"),
+            other => panic!("b's own reply: {other:?}"),
+        }
+    }
 
     /// A deadline armed for a request whose slot was freed and given to the next request
     /// must not fail that next request (the slot key is reused; the serial is not).
