@@ -57,8 +57,16 @@ pub(crate) fn run() -> Result {
     step("cargo package, the published crates", || {
         // Each crate's tarball is built and compiled on its own, against the others' tarballs:
         // what crates.io would take. (Dirty is allowed: CI's checkout may hold build files.)
+        // Cargo takes a registry crate of a given version for immutable, so sources unpacked
+        // and artifacts built by an earlier run would be used again: both go first, and the
+        // tarballs build in a target directory of their own.
         forget_packaged_sources()?;
-        let mut args = vec!["package", "--allow-dirty", "--quiet"];
+        let target = peers::workspace_root().join("target").join("package-verify");
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+        }
+        let target = target.to_string_lossy().into_owned();
+        let mut args = vec!["package", "--allow-dirty", "--quiet", "--target-dir", &target];
         for krate in CRATES {
             args.extend_from_slice(&["--package", krate]);
         }
