@@ -98,7 +98,7 @@ type Shared<T> = Arc<Mutex<Queues<T>>>;
 /// [`Engine`](evcore::Engine) thread, say) running until then.
 struct Owner<T, R: Reactor> {
     queues: Shared<T>,
-    _spawner: Spawner<R>,
+    _spawner: Option<Spawner<R>>,
 }
 
 impl<T, R: Reactor> Drop for Owner<T, R> {
@@ -177,19 +177,7 @@ impl<T: Send + 'static, R: Reactor + 'static> Client<T, R> {
     /// A client whose engine has `opts`, driven by a task on the executor `spawner` leads to
     /// (`&handle`, `&engine`, or a [`Spawner`]).
     pub fn new(spawner: impl Into<Spawner<R>>, opts: Options) -> io::Result<Client<T, R>> {
-        let mut multi: Multi<Private<T>> = Multi::with_options(opts)?;
-        let fd: OwnedFd =
-            multi.poll_fd().map_err(|e| io::Error::other(e.to_string()))?.try_clone_to_owned()?;
-        let queues = Arc::new(Mutex::new(Queues {
-            incoming: Vec::new(),
-            cancels: Vec::new(),
-            done: VecDeque::new(),
-            done_waker: None,
-            driver: None,
-            live: 0,
-            submitted: 0,
-            closed: false,
-        }));
+        let (multi, fd, queues) = engine(opts)?;
         let spawner = spawner.into();
         let closer = Closer(queues.clone());
         // The Spawned result is not needed: however the driver ends (or never starts, its
@@ -198,9 +186,11 @@ impl<T: Send + 'static, R: Reactor + 'static> Client<T, R> {
             let task = Async::new(fd, handle).map(|io| DriverTask {
                 queues: closer.0.clone(),
                 multi,
-                io,
-                sleep: handle.sleep(std::time::Duration::ZERO),
-                handle: handle.clone(),
+                wait: EvcoreWait {
+                    io,
+                    sleep: handle.sleep(std::time::Duration::ZERO),
+                    handle: handle.clone(),
+                },
                 _closer: closer,
             });
             async move {
@@ -209,7 +199,109 @@ impl<T: Send + 'static, R: Reactor + 'static> Client<T, R> {
                 }
             }
         }));
-        Ok(Client { _owner: Arc::new(Owner { queues: queues.clone(), _spawner: spawner }), queues })
+        let owner = Owner { queues: queues.clone(), _spawner: Some(spawner) };
+        Ok(Client { _owner: Arc::new(owner), queues })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<T: Send + 'static> Client<T, Loop> {
+    /// A client whose engine is driven by a task on a tokio runtime (feature `tokio`): no
+    /// thread of its own; the driver is spawned on `runtime` and moves between its workers
+    /// like any other task, with the engine's descriptor on tokio's I/O driver.
+    pub fn on_tokio(runtime: &tokio::runtime::Handle, opts: Options) -> io::Result<Client<T>> {
+        let (multi, fd, queues) = engine(opts)?;
+        let wait = {
+            let _inside = runtime.enter();
+            TokioWait {
+                fd: crate::tokio_fd::watch(fd)?,
+                sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            }
+        };
+        let closer = Closer(queues.clone());
+        runtime.spawn(DriverTask { queues: closer.0.clone(), multi, wait, _closer: closer });
+        Ok(Client { _owner: Arc::new(Owner { queues: queues.clone(), _spawner: None }), queues })
+    }
+}
+
+/// A new engine, its descriptor for the driver's reactor, and the queues the handles share.
+#[allow(clippy::type_complexity)]
+fn engine<T>(opts: Options) -> io::Result<(Multi<Private<T>>, OwnedFd, Shared<T>)> {
+    let mut multi: Multi<Private<T>> = Multi::with_options(opts)?;
+    let fd: OwnedFd =
+        multi.poll_fd().map_err(|e| io::Error::other(e.to_string()))?.try_clone_to_owned()?;
+    let queues = Arc::new(Mutex::new(Queues {
+        incoming: Vec::new(),
+        cancels: Vec::new(),
+        done: VecDeque::new(),
+        done_waker: None,
+        driver: None,
+        live: 0,
+        submitted: 0,
+        closed: false,
+    }));
+    Ok((multi, fd, queues))
+}
+
+/// How a driver waits: for the engine's descriptor to be readable, or for its next timeout.
+trait Wait {
+    /// Ready while the engine's descriptor is readable (level, as the engine needs).
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Ready once `after` has passed since this call armed it.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, after: std::time::Duration) -> Poll<()>;
+}
+
+/// Waiting on an evcore executor's reactor.
+struct EvcoreWait<R: Reactor + 'static> {
+    io: Async<OwnedFd, R>,
+    sleep: Sleep<R>,
+    handle: Handle<R>,
+}
+
+impl<R: Reactor + 'static> Wait for EvcoreWait<R> {
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.io.poll_readable(cx).map(drop)
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>, after: std::time::Duration) -> Poll<()> {
+        let deadline = self.handle.now() + after;
+        self.sleep.reset(deadline);
+        Pin::new(&mut self.sleep).poll(cx)
+    }
+}
+
+/// Waiting on tokio's I/O driver and timer. tokio reports readiness by edges and caches it,
+/// so a report is checked with a zero-timeout `poll(2)`: a stale one is cleared (and tokio
+/// asked again), a true one is kept, which gives the level the engine relies on.
+#[cfg(feature = "tokio")]
+struct TokioWait {
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+#[cfg(feature = "tokio")]
+impl Wait for TokioWait {
+    fn poll_readable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let mut guard = match self.fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(guard)) => guard,
+                // The descriptor cannot be watched (tokio shutting down): the transfers end
+                // by their own timeouts.
+                Poll::Ready(Err(_)) | Poll::Pending => return Poll::Pending,
+            };
+            let mut fds =
+                [rustix::event::PollFd::new(guard.get_inner(), rustix::event::PollFlags::IN)];
+            let now = rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default()));
+            if matches!(now, Ok(n) if n > 0) {
+                return Poll::Ready(());
+            }
+            guard.clear_ready();
+        }
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>, after: std::time::Duration) -> Poll<()> {
+        self.sleep.as_mut().reset(tokio::time::Instant::now() + after);
+        self.sleep.as_mut().poll(cx)
     }
 }
 
@@ -361,12 +453,10 @@ impl<T> Stream for Completions<'_, T> {
 /// Runs the engine: adds what was submitted, performs, routes completions, and sleeps on the
 /// engine's epoll descriptor and its next timeout. It owns the engine; the handles reach it
 /// only through the queues.
-struct DriverTask<T, R: Reactor + 'static> {
+struct DriverTask<T, W> {
     queues: Shared<T>,
     multi: Multi<Private<T>>,
-    io: Async<OwnedFd, R>,
-    sleep: Sleep<R>,
-    handle: Handle<R>,
+    wait: W,
     /// Dropped after the engine (fields drop in order): the transfers in flight resolve
     /// first, then those never handed to it.
     _closer: Closer<T>,
@@ -396,9 +486,9 @@ impl<T> Drop for Closer<T> {
 
 // Nothing in the driver is pinned in place (its fields are polled through `&mut`), whatever
 // the private type.
-impl<T, R: Reactor + 'static> Unpin for DriverTask<T, R> {}
+impl<T, W> Unpin for DriverTask<T, W> {}
 
-impl<T, R: Reactor + 'static> Future for DriverTask<T, R> {
+impl<T, W: Wait> Future for DriverTask<T, W> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -473,15 +563,13 @@ impl<T, R: Reactor + 'static> Future for DriverTask<T, R> {
                     continue;
                 }
             }
-            if this.io.poll_readable(cx).is_ready() {
+            if this.wait.poll_readable(cx).is_ready() {
                 continue;
             }
             match timeout {
                 Some(t) if t.is_zero() => continue,
                 Some(t) => {
-                    let deadline = this.handle.now() + t;
-                    this.sleep.reset(deadline);
-                    if Pin::new(&mut this.sleep).poll(cx).is_ready() {
+                    if this.wait.poll_timer(cx, t).is_ready() {
                         continue;
                     }
                 }

@@ -42,7 +42,10 @@
 //!   given to [`Client::new`](client::Client::new) (this thread's; on tokio's I/O driver
 //!   through `evcore::TokioReactor`, feature `tokio`), or an [`evcore::Engine`], an executor
 //!   on a thread of its own, for callers on a multi-threaded tokio runtime or any other
-//!   executor (`examples/tokio_fetch.rs`, `tests/shared.rs`). The handles share only small queues
+//!   executor (`examples/tokio_fetch.rs`, `tests/shared.rs`). On tokio there is also
+//!   [`Client::on_tokio`](client::Client::on_tokio) (feature `tokio`): the driver is a tokio
+//!   task, with the engine's descriptor on tokio's I/O driver, and no thread of its own. The
+//!   handles share only small queues
 //!   behind one mutex (transfers to add or cancel, finished submissions) and one slot per
 //!   fetch; no handle ever waits for a `perform`. This is isahc's agent-thread design; the
 //!   reasons for it over a runtime-specific driver are in jobclient's crate docs ("Send
@@ -119,7 +122,8 @@
 //! `thiserror`, `futures-core` (the completions stream) and `evcore`. Feature `rustls` adds
 //! `rustls` with `ring` (a TLS stack in Rust; `ring` builds some C and assembly, which is why
 //! it is a feature and not a default).
-#![forbid(unsafe_code)]
+// Unsafe only where tokio demands it: registering the engine's descriptor (`tokio_fd.rs`).
+#![deny(unsafe_code)]
 // On docs.rs, items show the features they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -143,6 +147,9 @@ mod shared;
 mod sock;
 mod target;
 mod tls;
+#[cfg(feature = "tokio")]
+#[allow(unsafe_code)]
+mod tokio_fd;
 
 pub use done::{Done, Response, XferId};
 pub use easy::{Easy, Flow, Progress, DEFAULT_BUFFER_SIZE};

@@ -80,3 +80,41 @@ fn one_client_shared_by_100_tasks_of_another_executor() {
     let bytes: u64 = rx.iter().sum();
     assert_eq!(bytes, total);
 }
+
+/// The driver as a tokio task (`Client::on_tokio`, feature `tokio`): no engine thread; 100
+/// tasks on 4 workers share the client and fetch 2,000 files, every one whole.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_client_driven_by_a_tokio_task_serves_100_tasks() {
+    let (_server, base, total) = files(2_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build();
+    let rt = rt.unwrap();
+    let client: Client = Client::on_tokio(rt.handle(), Options::default()).unwrap();
+    let bytes = rt.block_on(async {
+        let tasks: Vec<_> = (0..100)
+            .map(|t| {
+                let (client, base) = (client.clone(), base.clone());
+                tokio::spawn(async move {
+                    let mut bytes = 0u64;
+                    for i in (t..2_000).step_by(100) {
+                        let r = client.fetch(Easy::get(format!("{base}{i}"))).await.unwrap();
+                        assert_eq!(r.status(), 200);
+                        bytes += r.body.len() as u64;
+                    }
+                    bytes
+                })
+            })
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        sum
+    });
+    assert_eq!(bytes, total);
+    // Dropping the client ends the driver task; a fetch made just before resolves.
+    let last = client.fetch(Easy::get(format!("{base}0")));
+    drop(client);
+    let end = rt.block_on(last);
+    assert!(matches!(end, Ok(_) | Err(multixfer::XferError::Cancelled)), "{end:?}");
+}
