@@ -568,14 +568,9 @@ impl<T, W: Wait> Future for DriverTask<T, W> {
             }
             match timeout {
                 Some(t) if t.is_zero() => continue,
-                Some(t) => {
-                    if this.wait.poll_timer(cx, t).is_ready() {
-                        continue;
-                    }
-                }
-                None => {}
+                Some(t) if this.wait.poll_timer(cx, t).is_ready() => continue,
+                _ => return Poll::Pending,
             }
-            return Poll::Pending;
         }
     }
 }
