@@ -186,3 +186,20 @@ fn the_poll_interval_finds_work_when_no_noop_comes() {
     assert_eq!(done, 1);
     assert_eq!(fake.join().unwrap(), 2, "one GRAB before sleeping, one on the poll interval");
 }
+
+/// A backoff too long for the clock (`Duration::MAX`) is a long wait, not a panic: the
+/// refused connect is an error, and the next try within it is `Disconnected` at once.
+#[test]
+fn an_absurd_backoff_is_a_long_wait_not_a_panic() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut options = ClientOptions::default();
+    options.backoff_initial = Duration::MAX;
+    options.backoff_max = Duration::MAX;
+    let ex = Executor::new().unwrap();
+    let client = Client::with_servers(&[addr], &ex.handle(), options);
+    ex.block_on(async {
+        assert!(matches!(client.echo(b"x").await, Err(Error::Io(_))));
+        assert!(matches!(client.echo(b"x").await, Err(Error::Disconnected)));
+    });
+}

@@ -264,7 +264,8 @@ impl<R: Reactor + 'static> Wait for EvcoreWait<R> {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>, after: std::time::Duration) -> Poll<()> {
-        let deadline = self.handle.now() + after;
+        // A timeout too far to put on the clock never fires.
+        let Some(deadline) = self.handle.now().checked_add(after) else { return Poll::Pending };
         self.sleep.reset(deadline);
         Pin::new(&mut self.sleep).poll(cx)
     }
@@ -300,7 +301,11 @@ impl Wait for TokioWait {
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>, after: std::time::Duration) -> Poll<()> {
-        self.sleep.as_mut().reset(tokio::time::Instant::now() + after);
+        // A timeout too far to put on the clock never fires.
+        let Some(deadline) = tokio::time::Instant::now().checked_add(after) else {
+            return Poll::Pending;
+        };
+        self.sleep.as_mut().reset(deadline);
         self.sleep.as_mut().poll(cx)
     }
 }

@@ -333,7 +333,10 @@ impl Attempt {
         let o = &self.inner.options;
         let backoff =
             o.backoff_initial.saturating_mul(1 << (slot.failures - 1).min(16)).min(o.backoff_max);
-        slot.retry_at = Some(Instant::now() + backoff);
+        // A backoff too long to add to the clock (a `Duration::MAX` maximum) waits 100 years.
+        let now = Instant::now();
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
+        slot.retry_at = now.checked_add(backoff).or_else(|| now.checked_add(far));
         slot.last_error = Some((e.kind(), e.to_string()));
     }
 }
