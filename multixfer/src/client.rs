@@ -121,7 +121,8 @@ impl<T, R: Reactor> Drop for Owner<T, R> {
 /// client between the tasks of any runtime. The engine runs on the executor given to
 /// [`new`](Client::new): `&handle` for evcore's executor on this thread, `&engine` for an
 /// [`Engine`](evcore::Engine) thread. It stops, and every fetch still waiting resolves
-/// [`XferError::Cancelled`], when the last clone is dropped.
+/// [`XferError::Cancelled`], when the last clone is dropped. A client keeps its engine
+/// running: a clone held by a task on that same engine keeps it running as long as the task.
 ///
 /// ```
 /// use evcore::Executor;
@@ -209,6 +210,11 @@ impl<T: Send + 'static> Client<T, Loop> {
     /// A client whose engine is driven by a task on a tokio runtime (feature `tokio`): no
     /// thread of its own; the driver is spawned on `runtime` and moves between its workers
     /// like any other task, with the engine's descriptor on tokio's I/O driver.
+    ///
+    /// # Panics
+    ///
+    /// If `runtime` was built without its I/O or time driver (`enable_io`, `enable_time`, or
+    /// `enable_all`): tokio panics when the descriptor or the timer is registered.
     pub fn on_tokio(runtime: &tokio::runtime::Handle, opts: Options) -> io::Result<Client<T>> {
         let (multi, fd, queues) = engine(opts)?;
         let wait = {
@@ -293,7 +299,9 @@ impl Wait for TokioWait {
             let mut fds =
                 [rustix::event::PollFd::new(guard.get_inner(), rustix::event::PollFlags::IN)];
             let now = rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::default()));
-            if matches!(now, Ok(n) if n > 0) {
+            // Readable, or `poll(2)` itself failed: say ready (one `perform` too many costs
+            // nothing; a readiness thrown away might never be reported again).
+            if !matches!(now, Ok(0)) {
                 return Poll::Ready(());
             }
             guard.clear_ready();
@@ -415,7 +423,8 @@ impl<T> Drop for Fetch<T> {
                 Private::Fetch(d) => !Arc::ptr_eq(&d.0, slot),
                 Private::Submit(_) => true,
             });
-            if q.incoming.len() == before {
+            // Closed, the engine is gone with the transfer: nothing is left to cancel.
+            if q.incoming.len() == before && !q.closed {
                 q.cancels.push(self.slot.clone());
             }
             q.kick()
