@@ -109,27 +109,9 @@ fn client_local(url: &str, count: usize) -> f64 {
 /// runtime of `threads` workers sharing one handle; seconds.
 fn client_shared(url: &str, count: usize, threads: usize) -> f64 {
     let engine = evcore::Engine::start().unwrap();
-    let client: multixfer::client::Client =
-        multixfer::client::Client::new(&engine, Options::default()).unwrap();
+    let client = multixfer::client::Client::new(&engine, Options::default()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).build().unwrap();
-    let t0 = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..PARALLEL)
-            .map(|t| {
-                let (client, url) = (client.clone(), url.to_string());
-                tokio::spawn(async move {
-                    for _ in (t..count).step_by(PARALLEL) {
-                        let r = client.fetch(Easy::get(url.as_str()).discard_body()).await;
-                        assert_eq!(r.expect("a fetch failed").status(), 200);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
-    t0.elapsed().as_secs_f64()
+    fetch_from_tokio_tasks(&rt, client, url, count)
 }
 
 /// The client driven by a tokio task (`Client::on_tokio`): no engine thread; `PARALLEL` tokio
@@ -140,8 +122,17 @@ fn client_on_tokio(url: &str, count: usize, threads: usize) -> f64 {
         .enable_all()
         .build()
         .unwrap();
-    let client: multixfer::client::Client =
-        multixfer::client::Client::on_tokio(rt.handle(), Options::default()).unwrap();
+    let client = multixfer::client::Client::on_tokio(rt.handle(), Options::default()).unwrap();
+    fetch_from_tokio_tasks(&rt, client, url, count)
+}
+
+/// `PARALLEL` tokio tasks on `rt` share `client` and fetch `count` times `url`; seconds.
+fn fetch_from_tokio_tasks(
+    rt: &tokio::runtime::Runtime,
+    client: multixfer::client::Client,
+    url: &str,
+    count: usize,
+) -> f64 {
     let t0 = Instant::now();
     rt.block_on(async {
         let tasks: Vec<_> = (0..PARALLEL)
