@@ -29,6 +29,9 @@
 //! | [`Remote`] | schedule `FnOnce + Send` closures onto the loop from any thread: strict FIFO, one wake-up per batch, an error once the loop is gone |
 //! | [`Executor`], [`Handle`] | a single-threaded executor on any reactor: `block_on`, `spawn_local` |
 //! | [`Async`], [`Sleep`] | non-blocking descriptors with `futures::io` traits, and timers, as futures |
+//! | [`Signals`], [`block_signals`] | signals as a stream through `signalfd`, and the process-wide mask that needs (see [`Signals`]) |
+//! | [`Child`] | a child process's exit as a future, through a `pidfd`: no SIGCHLD handler |
+//! | `Async<UnixListener>`, `Async<UnixStream>`, [`Async::bind_reuseport`] | Unix-domain sockets beside the TCP ones; `SO_REUSEPORT` listeners for one loop per core |
 //! | [`Spawner`], [`Engine`], [`block_on`] | the `Send + Sync` way in from other threads and runtimes: run a closure on the executor's thread and await its result anywhere; an executor on a thread of its own; a parking `block_on` for threads with no runtime |
 //!
 //! # From the C event loops to evcore
@@ -103,6 +106,8 @@
 //! timerfd and its epoll registration on every wait; measured here (`cargo bench --bench
 //! reactor`), a non-blocking turn cost 1.44 µs through it against 135 ns for the bare
 //! syscall. Our backend makes the one syscall.
+//! - `libc`: `signalfd(2)`, `pthread_sigmask` and signal sets, which rustix does not wrap
+//!   (already in the tree of any program with tokio or mio in it).
 //! - `async-task` (smol-rs): the task cell, waker vtable and join handle of the executor,
 //!   about 1,000 lines of careful unsafe code we do not write again.
 //! - `slab`: the executor's tables of sockets and timers, keyed by token.
@@ -115,8 +120,9 @@
 //!
 //! # Safety
 //!
-//! The crate denies unsafe code except in the two modules that hand raw descriptors to the OS
-//! (`poll_loop`, and `tokio` for the adapter); each unsafe block there says why it is sound.
+//! The crate denies unsafe code except in the modules that hand raw descriptors to the OS
+//! (`poll_loop`, and `tokio` for the adapter) and the one that calls libc for `signalfd` and
+//! the signal mask (`signals`); each unsafe block there says why it is sound.
 #![deny(unsafe_code)]
 // On docs.rs, items show the features they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -145,7 +151,10 @@ pub use async_task::Task;
 pub use clock::{Clock, MockClock};
 pub use error::{DispatchError, RemoteError};
 pub use event::{Dispatch, Event, Interest, Ready, Token};
-pub use exec::{block_on, Async, Engine, Executor, Gone, Handle, Sleep, Spawned, Spawner};
+pub use exec::{
+    block_on, block_signals, signal, Async, Child, Engine, Executor, Gone, Handle, Signals, Sleep,
+    Spawned, Spawner,
+};
 pub use poll_loop::Loop;
 pub use reactor::{DispatchState, Reactor};
 pub use remote::Remote;

@@ -126,6 +126,11 @@ impl<T: AsFd, R: Reactor + 'static> Async<T, R> {
         Ok(Async { io: Some(io), key, fd, handle: handle.clone() })
     }
 
+    /// The executor this descriptor is attached to.
+    pub(crate) fn handle(&self) -> &Handle<R> {
+        &self.handle
+    }
+
     /// The inner descriptor.
     pub fn get_ref(&self) -> &T {
         self.io.as_ref().expect("present until dropped")

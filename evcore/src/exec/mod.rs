@@ -8,12 +8,20 @@
 //! through its [`Remote`](crate::Remote).
 
 mod io;
+mod net;
 mod park;
+mod process;
+// The one module that calls libc directly (signalfd and the signal mask, which rustix does
+// not wrap); each unsafe block says why it is sound.
+#[allow(unsafe_code)]
+mod signals;
 mod spawner;
 mod timer;
 
 pub use io::Async;
 pub use park::block_on;
+pub use process::Child;
+pub use signals::{block_signals, signal, Signals};
 pub use spawner::{Engine, Gone, Spawned, Spawner};
 pub use timer::Sleep;
 
