@@ -31,6 +31,15 @@
 //!   and [`Server::durable_queue`] keeps background jobs in an append-only file, replayed and
 //!   compacted at start, written and synced before the client hears `JOB_CREATED`. Every
 //!   limit the server enforces is in [`Limits`] and in the server's "Limits and defaults".
+//!   gearmand's scheduling flags are a [`Policy`]: `-j` drops a job of death after N
+//!   attempts (WORK_FAIL to its clients, recorded in the durable queue), `-w` wakes N
+//!   sleepers per job (re-waking more if the job is still queued 250 ms later), `-R` hands a
+//!   worker its functions in turn, `--keepalive*` arm TCP keepalive; each is tested side by
+//!   side with gearmand (`tests/policy.rs`). A graceful shutdown ([`ServerStopper::graceful`],
+//!   admin `shutdown graceful`, and SIGTERM/SIGINT in `jobd`, read from a signalfd) stops
+//!   accepting and handing out work, lets running jobs finish up to a deadline and keeps
+//!   background jobs in the durable queue (`tests/shutdown.rs`); `jobd.service` is a systemd
+//!   unit for it.
 //!
 //! # Send handles, and any runtime
 //!
@@ -142,10 +151,19 @@
 //!   ever registered (its `status` lists them with zeros).
 //! - A background job is acknowledged only once its record is synced ([`QueueSync`]); a
 //!   record that cannot be written is answered `ERROR QUEUE_ERROR`.
+//! - `shutdown graceful` (and SIGTERM) waits for running jobs, up to `--shutdown-timeout`,
+//!   and answers submissions meanwhile `ERROR SHUTTING_DOWN`; gearmand closes its listener
+//!   and waits for every connection to go, with no deadline. SIGTERM stopping gearmand at
+//!   once loses its running foreground jobs; ours finish.
+//! - With `-w N`, a job still queued 250 ms after its wake-up wakes N more sleepers; gearmand
+//!   never wakes again, so a woken worker that never answers holds the job until another
+//!   arrives.
 //!
 //! # Not yet
 //!
-//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), and fewer
+//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), gearadmin's
+//! remaining commands (`prioritystatus`, `show unique jobs`, `drop function`,
+//! `create function`, `verbose`) and a `jobadmin` program, and fewer
 //! wake-ups per job in the worker (the two levers for the throughput gaps that
 //! `cargo xtask bench gearman` shows). The decoders are fuzzed (`cargo xtask fuzz`), the core
 //! has a model-based test (`server/core_model.rs`).
@@ -192,7 +210,9 @@ pub use admin::{Admin, FunctionStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]
-pub use server::{Limits, QueueSync, Server, VERSION};
+pub use server::{
+    Limits, Policy, QueueSync, Server, ServerStopper, DEFAULT_SHUTDOWN_TIMEOUT, VERSION,
+};
 
 /// Entry points for the fuzz targets in `xtask/fuzz`: not an API, not covered by semver.
 #[doc(hidden)]

@@ -65,6 +65,15 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
             "--queue-sync",
             "--max-connections",
             "--admin-from",
+            "-j, --job-retries",
+            "-w, --worker-wakeup",
+            "-R, --round-robin",
+            "--keepalive",
+            "--keepalive-idle",
+            "--keepalive-interval",
+            "--keepalive-count",
+            "--shutdown-timeout",
+            "-P, --pid-file",
             "-h, --help",
             "-V, --version",
         ],
@@ -73,4 +82,44 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
     let (code, _, err) = run(env!("CARGO_BIN_EXE_jobd"), &["--queue-sync", "sometimes"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--queue-sync"), "{err}");
+}
+
+/// The systemd unit's `ExecStart` flags are ones `jobd` takes, and `systemctl stop` (SIGTERM)
+/// ends it with status 0. The paths and port are moved into a scratch directory.
+#[test]
+fn the_systemd_unit_starts_a_jobd_that_stops_cleanly() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/jobd.service")).unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart");
+    let dir = peers::scratch_dir("jobd-unit").unwrap();
+    let port = peers::free_port().unwrap().to_string();
+    let mut args: Vec<String> = exec.split_whitespace().skip(1).map(String::from).collect();
+    for i in 0..args.len().saturating_sub(1) {
+        match args[i].as_str() {
+            "-q" => args[i + 1] = dir.join("queue.log").to_string_lossy().into_owned(),
+            "-p" => args[i + 1] = port.clone(),
+            _ => {}
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobd"))
+        .args(&args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("jobd {args:?} exited: {status:?}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "jobd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(dir.join("queue.log").exists(), "the unit's queue file was not used");
 }

@@ -9,17 +9,30 @@
 //! `--admin-from ADDRESS[/BITS]` (repeatable: the peers that may use `shutdown`,
 //! `cancel job` and `maxqueue`; default loopback only) and `--queue-sync always|batch|never`
 //! (default batch: when the durable queue's records are synced, before `JOB_CREATED`).
+//! gearmand's scheduling flags: `-j N` (drop a job after N attempts), `-w N` (wake N sleeping
+//! workers per job; 0 all), `-R` (round robin), `--keepalive` and its `-idle`, `-interval`,
+//! `-count`; see [`jobclient::Policy`].
 //!
-//! Exit status: 0 after a `shutdown`, 1 when the server cannot start or fails, 2 for a
+//! # Stopping
+//!
+//! SIGTERM or SIGINT (or admin `shutdown graceful`) begins a graceful shutdown: the listener
+//! closes, nothing more is handed out or accepted, running jobs finish and their replies are
+//! written (for up to `--shutdown-timeout`, default 30 s), background jobs stay in the
+//! durable queue, and the exit status is 0. A second signal, or admin `shutdown`, stops at
+//! once. `-P FILE` writes the pid to FILE and removes it at exit. `jobd.service` beside this
+//! crate's README is a systemd unit for it.
+//!
+//! Exit status: 0 after a shutdown, 1 when the server cannot start or fails, 2 for a
 //! usage error (an unknown flag, a bad value: the message names it).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use evcore::Executor;
-use jobclient::{QueueSync, Server};
+use evcore::{signal, Executor, Signals};
+use jobclient::{Policy, QueueSync, Server};
 
 /// A Gearman job server (gearmand's protocol, flags and admin commands).
 #[derive(Parser, Debug)]
@@ -53,9 +66,42 @@ struct Args {
     /// Peers allowed `shutdown`, `cancel job` and `maxqueue` (repeatable; default loopback).
     #[arg(long, value_name = "ADDRESS[/BITS]", value_parser = jobclient::Limits::parse_prefix)]
     admin_from: Vec<(IpAddr, u8)>,
+    /// Attempts a job gets before it is dropped (its clients get WORK_FAIL); 0: no limit.
+    #[arg(short = 'j', long = "job-retries", value_name = "N", default_value_t = 0)]
+    job_retries: u32,
+    /// Sleeping workers woken per queued job; 0: all of them.
+    #[arg(short = 'w', long = "worker-wakeup", value_name = "N", default_value_t = 0)]
+    worker_wakeup: usize,
+    /// Hand each worker its functions' jobs in turn, not in the order it registered them.
+    #[arg(short = 'R', long = "round-robin")]
+    round_robin: bool,
+    /// Turn on TCP keepalive for every connection, to find peers that vanished.
+    #[arg(long)]
+    keepalive: bool,
+    /// Seconds idle before the first keepalive probe (-1: the system's).
+    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true)]
+    keepalive_idle: i64,
+    /// Seconds between keepalive probes (-1: the system's).
+    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true)]
+    keepalive_interval: i64,
+    /// Unanswered keepalive probes before the connection is dropped (-1: the system's).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    keepalive_count: i64,
+    /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for running jobs.
+    #[arg(long, value_name = "SECONDS", default_value_t = jobclient::DEFAULT_SHUTDOWN_TIMEOUT.as_secs())]
+    shutdown_timeout: u64,
+    /// Write the process id to FILE (removed at exit).
+    #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (every later thread inherits the mask): SIGTERM and SIGINT are
+    // read from a signalfd on the server's loop, never delivered to a thread's default action.
+    if let Err(e) = evcore::block_signals(&[signal::TERM, signal::INT]) {
+        eprintln!("jobd: cannot block SIGTERM and SIGINT: {e}");
+        return ExitCode::FAILURE;
+    }
     let args = Args::parse();
     if let Err(e) = init_log(&args.log_file, args.verbose) {
         eprintln!("jobd: {}: {e}", args.log_file);
@@ -97,15 +143,71 @@ fn serve(args: Args) -> std::io::Result<()> {
     if !args.admin_from.is_empty() {
         limits.admin_from = args.admin_from;
     }
+    let mut policy = Policy::default();
+    policy.job_retries = args.job_retries;
+    policy.worker_wakeup = args.worker_wakeup;
+    policy.round_robin = args.round_robin;
+    policy.keepalive = args.keepalive;
+    let positive = |n: i64| u64::try_from(n).ok().filter(|&n| n > 0);
+    policy.keepalive_idle = positive(args.keepalive_idle).map(Duration::from_secs);
+    policy.keepalive_interval = positive(args.keepalive_interval).map(Duration::from_secs);
+    policy.keepalive_count = positive(args.keepalive_count).map(|n| n.min(u32::MAX.into()) as u32);
     let ex = Executor::new()?;
     let h = ex.handle();
     let server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
     server.limits(limits);
+    server.policy(policy);
+    server.shutdown_timeout(Duration::from_secs(args.shutdown_timeout));
     server.queue_sync(args.queue_sync);
     if let Some(path) = &args.queue_file {
         let restored = server.durable_queue(path)?;
         log::info!("durable queue {}: {restored} background jobs restored", path.display());
     }
+    let signals = Signals::new(&[signal::TERM, signal::INT], &h)?;
+    let stopper = server.stopper();
+    h.spawn_local(async move {
+        let mut seen = 0;
+        while let Ok(sig) = signals.recv().await {
+            let name = if sig == signal::TERM { "SIGTERM" } else { "SIGINT" };
+            seen += 1;
+            if seen == 1 {
+                log::info!("{name}: shutting down gracefully (a second signal stops at once)");
+                stopper.graceful();
+            } else {
+                log::warn!("{name} again: stopping at once");
+                stopper.now();
+            }
+        }
+    })
+    .detach();
+    let pid_file = match &args.pid_file {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     log::info!("listening on {}", server.local_addr()?);
-    ex.block_on(server.run())
+    let result = ex.block_on(server.run());
+    drop(pid_file);
+    result
+}
+
+/// The `-P` file: the process id, written once the server listens, removed at exit.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &std::path::Path) -> std::io::Result<PidFile> {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("pid file {}: {e}", path.display()))
+        })?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // Only our own: a later server may have written its pid there since.
+        let ours = format!("{}\n", std::process::id());
+        if std::fs::read_to_string(&self.0).is_ok_and(|s| s == ours) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
 }

@@ -78,9 +78,13 @@ pub(crate) fn line(core: &mut Core, from: ConnId, line: &str) -> Action {
             out.push_str(".\n");
             Action::Continue
         }
-        ["shutdown"] | ["shutdown", "graceful"] => {
+        ["shutdown"] => {
             out.push_str("OK\n");
             Action::Shutdown
+        }
+        ["shutdown", "graceful"] => {
+            out.push_str("OK\n");
+            Action::Drain
         }
         [] => Action::Continue,
         _ => {

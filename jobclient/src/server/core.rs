@@ -34,12 +34,15 @@ impl Now {
 /// timer whose serial no longer matches is stale and does nothing. (Each job also holds the key
 /// of its one live timer, which is removed when the job is assigned, requeued, finished or
 /// cancelled, so stale timers do not pile up either; the serial check is the second line.)
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Timed {
     /// A job run under CAN_DO_TIMEOUT: requeued if that same assignment is still running then.
     Assignment { job: JobId, assignment: u64 },
     /// A SUBMIT_JOB_EPOCH job: queued then, if that same job still waits for its time.
     Epoch { job: JobId, serial: u64 },
+    /// A limited wake-up (`Policy::worker_wakeup`) was sent for this function: if its jobs
+    /// are still queued then, more sleepers are woken.
+    Rewake { function: Bytes },
 }
 type JobId = usize;
 /// A key in the timer map: the deadline, then a sequence number that keeps keys distinct.
@@ -61,7 +64,9 @@ pub(crate) struct ConnState {
     pub(crate) out: BytesMut,
     pub(crate) peer: String,
     client_id: Bytes,
-    /// Functions this connection can do, in registration order.
+    /// Functions this connection can do, in registration order; GRAB_JOB searches them from
+    /// the last to the first, as gearmand does, and round robin moves the one just given to
+    /// the front (searched last).
     abilities: Vec<Bytes>,
     /// CAN_DO_TIMEOUT limits, by function.
     timeouts: HashMap<Bytes, Duration>,
@@ -119,6 +124,8 @@ struct Function {
     /// Jobs per priority created but not in a queue yet (waiting for their epoch or for the
     /// durable queue): `maxqueue` counts them too.
     waiting: [usize; PRIORITIES],
+    /// The function's pending re-wake timer, if a limited wake-up is outstanding.
+    rewake: Option<TimerKey>,
 }
 
 impl Function {
@@ -132,8 +139,11 @@ impl Function {
 pub(crate) enum Action {
     /// Nothing beyond flushing output.
     Continue,
-    /// Stop the server (admin `shutdown`).
+    /// Stop the server at once (admin `shutdown`).
     Shutdown,
+    /// Stop gracefully (admin `shutdown graceful`): accept nothing more, hand out nothing
+    /// more, let running jobs finish.
+    Drain,
 }
 
 #[derive(Debug)]
@@ -157,6 +167,12 @@ pub(crate) struct Core {
     /// when the queue is in memory only.
     pub(crate) journal: Option<BytesMut>,
     pub(crate) limits: super::Limits,
+    pub(crate) policy: super::Policy,
+    /// A graceful shutdown is under way: no job is handed out or accepted any more.
+    pub(crate) draining: bool,
+    /// The latest time the core was told of (by a packet or a timer round): what a re-wake is
+    /// timed from, so that the core keeps to the times its caller gives it.
+    clock: Instant,
     /// Bytes the live background jobs' records take in the durable queue: what a compaction
     /// would keep.
     pub(crate) journal_live: u64,
@@ -225,6 +241,9 @@ impl Core {
             serial: 0,
             journal: None,
             limits: super::Limits::default(),
+            policy: super::Policy::default(),
+            draining: false,
+            clock: Instant::now(),
             unacked: Vec::new(),
             journal_live: 0,
         }
@@ -297,19 +316,52 @@ impl Core {
         self.serial
     }
 
+    /// A running job's worker is gone (or gave it up, or ran out of time): the job goes back
+    /// to the front of its queue, or, past `Policy::job_retries` attempts, is dropped with
+    /// `WORK_FAIL` to its clients, as gearmand's `-j` does.
     fn requeue(&mut self, job_id: JobId) {
         let Some(Some(job)) = self.jobs.get_mut(job_id) else { return };
         job.worker = None;
-        job.retries += 1;
+        job.retries = job.retries.saturating_add(1);
         if let Some(key) = job.timer.take() {
             self.timers.remove(&key);
         }
         let (function, priority) = (job.function.clone(), job.priority);
         if let Some(f) = self.functions.get_mut(&function) {
             f.running = f.running.saturating_sub(1);
+        }
+        let max = self.policy.job_retries;
+        if max > 0 && job.retries >= max {
+            log::warn!(
+                "dropped job {} (function {}, unique {:?}) after {} attempts: each ended with \
+                 its worker gone or out of time",
+                printable(&job.handle),
+                printable(&job.function),
+                printable(&job.unique),
+                job.retries
+            );
+            let (handle, clients) = (job.handle.clone(), job.clients.clone());
+            for (c, n) in clients {
+                self.send_n(c, n, PacketType::WorkFail, &[&handle]);
+            }
+            self.remove_job(job_id);
+            self.prune(&function);
+            return;
+        }
+        if let Some(f) = self.functions.get_mut(&function) {
             f.queues[priority].push_front(job_id);
         }
         self.wake_workers(&function);
+    }
+
+    /// Bytes of output queued for connections and not yet written, over all of them.
+    pub(crate) fn output_pending(&self) -> usize {
+        self.conns.iter().flatten().map(|c| c.out.len() + c.unsent).sum()
+    }
+
+    /// Jobs running on workers now.
+    pub(crate) fn running_jobs(&self) -> usize {
+        self.functions.values().map(|f| f.running).sum()
     }
 
     fn send(&mut self, to: ConnId, kind: PacketType, args: &[&[u8]]) {
@@ -393,12 +445,17 @@ impl Core {
         self.send(to, PacketType::Error, &[code.as_bytes(), text.as_bytes()]);
     }
 
-    /// Wakes every sleeping worker able to do `function`, as gearmand does by default
-    /// (`-w 0`). Waking only one was cheaper, but a woken worker that died, was closed, or
-    /// answered the NOOP with PRE_SLEEP without grabbing left the job queued while the other
-    /// sleepers slept on.
+    /// Wakes the sleeping workers able to do `function`: every one, as gearmand does by
+    /// default (`-w 0`), or `Policy::worker_wakeup` of them with a re-wake armed in case they
+    /// do not come. (Waking only one, with no re-wake, left a job queued behind a woken worker
+    /// that died, was closed, or answered the NOOP with PRE_SLEEP without grabbing, while the
+    /// other sleepers slept on.) Nobody is woken while the server drains.
     fn wake_workers(&mut self, function: &Bytes) {
-        let sleepers: Vec<ConnId> = self
+        if self.draining {
+            return;
+        }
+        let limit = self.policy.worker_wakeup;
+        let mut sleepers: Vec<ConnId> = self
             .conns
             .iter()
             .enumerate()
@@ -407,6 +464,14 @@ impl Core {
             })
             .map(|(id, _)| id)
             .collect();
+        if limit > 0 && sleepers.len() > limit {
+            sleepers.truncate(limit);
+            let armed = self.functions.get(function).is_some_and(|f| f.rewake.is_some());
+            if !armed {
+                let at = self.clock + self.policy.rewake_after;
+                self.add_timer(at, Timed::Rewake { function: function.clone() });
+            }
+        }
         for id in sleepers {
             if let Some(c) = self.conn_mut(id) {
                 c.sleeping = false;
@@ -458,6 +523,7 @@ impl Core {
             return Err(ProtoError::Unexpected { magic: p.magic(), kind: p.kind() });
         }
         p.check_limits()?;
+        self.clock = self.clock.max(now.mono);
         match p.kind() {
             T::EchoReq => self.send(from, T::EchoRes, &[p.arg_ref(0)]),
             T::SubmitJob => self.submit(from, p, 1, false, now),
@@ -500,11 +566,12 @@ impl Core {
                 }
             }
             T::PreSleep => {
-                let has_work = self.conns.get(from).and_then(Option::as_ref).is_some_and(|c| {
-                    c.abilities
-                        .iter()
-                        .any(|f| self.functions.get(f).is_some_and(|f| f.queued() > 0))
-                });
+                let has_work = !self.draining
+                    && self.conns.get(from).and_then(Option::as_ref).is_some_and(|c| {
+                        c.abilities
+                            .iter()
+                            .any(|f| self.functions.get(f).is_some_and(|f| f.queued() > 0))
+                    });
                 if has_work {
                     self.send(from, T::Noop, &[]);
                 } else if let Some(c) = self.conn_mut(from) {
@@ -526,6 +593,10 @@ impl Core {
     }
 
     fn submit(&mut self, from: ConnId, p: &Packet, priority: usize, background: bool, now: Now) {
+        if self.draining {
+            self.error(from, "SHUTTING_DOWN", "The job server is shutting down");
+            return;
+        }
         // Copied out of the packet: a slice would keep the whole read buffer it came in alive
         // for as long as the job waits (a tiny job pinning 64 KiB).
         let (function, unique) =
@@ -726,128 +797,6 @@ impl Core {
         }
     }
 
-    /// Whether background submissions wait for the durable queue.
-    pub(crate) fn has_unacked(&self) -> bool {
-        !self.unacked.is_empty()
-    }
-
-    /// The durable queue's records since the last call were written (and synced, as the sync
-    /// policy says) when `ok`, or failed. Written: each waiting background job is queued (or
-    /// its epoch armed) and its submitter hears `JOB_CREATED`. Failed: each such job is
-    /// dropped and its submitter hears `ERROR QUEUE_ERROR`; nothing was acknowledged that is
-    /// not on disk.
-    pub(crate) fn commit(&mut self, ok: bool, now: Now) {
-        for u in std::mem::take(&mut self.unacked) {
-            let live = match self.jobs.get(u.job) {
-                Some(Some(j)) if j.serial == u.serial => Some((j.handle.clone(), j.epoch)),
-                _ => None,
-            };
-            match (ok, live) {
-                (true, Some((handle, epoch))) => {
-                    self.send(u.conn, PacketType::JobCreated, &[&handle]);
-                    if u.new {
-                        let run_at = if epoch > now.unix {
-                            // Checked at submission; the clock only moved on since.
-                            Some(epoch_deadline(epoch, now).unwrap_or(now.mono))
-                        } else {
-                            None
-                        };
-                        self.start(u.job, run_at);
-                    }
-                }
-                (false, Some((handle, _))) => {
-                    if u.upgraded {
-                        // Its record did not reach the disk: it is a foreground job again.
-                        if let Some(Some(j)) = self.jobs.get_mut(u.job) {
-                            j.background = false;
-                            let len = super::journal::add_len(&saved(j)) as u64;
-                            self.journal_live = self.journal_live.saturating_sub(len);
-                        }
-                    }
-                    if u.new {
-                        // Foreground submissions coalesced onto it hear that it failed.
-                        let clients = self.jobs[u.job].as_ref().map(|j| j.clients.clone());
-                        for (c, n) in clients.unwrap_or_default() {
-                            self.send_n(c, n, PacketType::WorkFail, &[&handle]);
-                        }
-                        self.remove_job(u.job);
-                    }
-                    self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written");
-                }
-                // Gone before its record was written (cancelled): it was accepted, say so.
-                (true, None) => self.send(u.conn, PacketType::JobCreated, &[&u.handle]),
-                (false, None) => {
-                    self.error(u.conn, "QUEUE_ERROR", "The durable queue could not be written")
-                }
-            }
-        }
-    }
-
-    /// Arms `what`, remembering the key in its job so that the timer goes with the job.
-    fn add_timer(&mut self, at: Instant, what: Timed) {
-        self.timer_seq += 1;
-        let key = (at, self.timer_seq);
-        let (Timed::Epoch { job, .. } | Timed::Assignment { job, .. }) = what;
-        if let Some(Some(j)) = self.jobs.get_mut(job) {
-            if let Some(old) = j.timer.replace(key) {
-                self.timers.remove(&old);
-            }
-        }
-        self.timers.insert(key, what);
-    }
-
-    /// The number of armed timers (each belongs to a live job).
-    #[cfg(test)]
-    pub(crate) fn timer_count(&self) -> usize {
-        self.timers.len()
-    }
-
-    /// When [`expire`](Self::expire) next has work.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.keys().next().map(|(at, _)| *at)
-    }
-
-    /// Acts on every timer due at `now`: epoch jobs are queued; a job still run by the worker
-    /// whose CAN_DO_TIMEOUT passed is taken from it and requeued.
-    pub(crate) fn expire(&mut self, now: Instant) {
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (key, what) = entry.remove_entry();
-            match what {
-                Timed::Epoch { job, serial } => {
-                    let Some(Some(j)) = self.jobs.get_mut(job) else { continue };
-                    if j.serial != serial || j.timer != Some(key) {
-                        continue;
-                    }
-                    j.timer = None;
-                    let (function, priority) = (j.function.clone(), j.priority);
-                    self.set_waiting(job, false);
-                    if let Some(f) = self.functions.get_mut(&function) {
-                        f.queues[priority].push_back(job);
-                    }
-                    self.wake_workers(&function);
-                }
-                Timed::Assignment { job, assignment } => {
-                    let worker = match self.jobs.get_mut(job) {
-                        Some(Some(j)) if j.assignment == assignment && j.timer == Some(key) => {
-                            j.timer = None;
-                            j.worker
-                        }
-                        _ => None,
-                    };
-                    if let Some(worker) = worker {
-                        if let Some(c) = self.conn_mut(worker) {
-                            c.running.retain(|&j| j != job);
-                        }
-                        self.requeue(job);
-                    }
-                }
-            }
-        }
-    }
-
     fn get_status(&mut self, from: ConnId, handle: Bytes) {
         let (known, running, (n, d)) =
             match self.by_handle.get(&handle).and_then(|&j| self.jobs[j].as_ref()) {
@@ -947,7 +896,9 @@ impl Core {
                 && f.max_queue == [0; PRIORITIES]
         });
         if unused {
-            self.functions.remove(function);
+            if let Some(key) = self.functions.remove(function).and_then(|f| f.rewake) {
+                self.timers.remove(&key);
+            }
         }
     }
 
@@ -959,23 +910,35 @@ impl Core {
             }
             None => return,
         };
-        // Priority is global across functions: any high job before any normal one.
+        // Priority is global across functions: any high job before any normal one. Within a
+        // priority, the worker's functions from the last registered to the first: gearmand
+        // keeps them in a list it pushes onto, and searches that (measured against 1.1.20).
         let mut found = None;
         'search: for priority in 0..PRIORITIES {
-            for f in &abilities {
+            if self.draining {
+                break;
+            }
+            for (at, f) in abilities.iter().enumerate().rev() {
                 if let Some(func) = self.functions.get_mut(f) {
                     if let Some(job_id) = func.queues[priority].pop_front() {
                         func.running += 1;
-                        found = Some(job_id);
+                        found = Some((job_id, at));
                         break 'search;
                     }
                 }
             }
         }
-        let Some(job_id) = found else {
+        let Some((job_id, at)) = found else {
             self.send(from, PacketType::NoJob, &[]);
             return;
         };
+        if self.policy.round_robin {
+            // gearmand's -R moves the function just given to the end of its search list.
+            if let Some(c) = self.conn_mut(from) {
+                let f = c.abilities.remove(at);
+                c.abilities.insert(0, f);
+            }
+        }
         let assignment = self.next_serial();
         let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
         job.worker = Some(from);
@@ -1044,125 +1007,14 @@ impl Core {
             self.prune(&function);
         }
     }
-
-    /// Re-creates background jobs from the durable queue, queued (or timed) as they were.
-    pub(crate) fn restore(&mut self, jobs: Vec<super::journal::Saved>, now: Now) {
-        for saved in jobs {
-            // Handles keep their numbers; new ones continue after the highest.
-            if let Some(n) = std::str::from_utf8(&saved.handle)
-                .ok()
-                .and_then(|h| h.rsplit(':').next()?.parse::<u64>().ok())
-            {
-                self.next_handle = self.next_handle.max(n.saturating_add(1));
-            }
-            let priority = usize::from(saved.priority).min(PRIORITIES - 1);
-            let serial = self.next_serial();
-            let job = Job {
-                handle: saved.handle.clone(),
-                function: saved.function.clone(),
-                unique: saved.unique.clone(),
-                data: saved.data,
-                priority,
-                background: true,
-                clients: Vec::new(),
-                worker: None,
-                status: (0, 0),
-                retries: 0,
-                epoch: saved.epoch,
-                serial,
-                assignment: 0,
-                timer: None,
-                waiting: false,
-            };
-            self.jobs.push(Some(job));
-            let job_id = self.jobs.len() - 1;
-            self.by_handle.insert(saved.handle, job_id);
-            if !saved.unique.is_empty() {
-                self.by_unique.insert((saved.function.clone(), saved.unique), job_id);
-            }
-            let f = self.functions.entry(saved.function).or_default();
-            if saved.epoch <= now.unix {
-                f.queues[priority].push_back(job_id);
-            } else {
-                // A journal is ours, but may be edited or damaged: an epoch past the bound runs
-                // at the bound rather than overflowing.
-                let epoch = saved.epoch.min(now.unix.saturating_add(MAX_EPOCH_AHEAD_SECS));
-                let at = epoch_deadline(epoch, now).unwrap_or(now.mono);
-                self.set_waiting(job_id, true);
-                self.add_timer(at, Timed::Epoch { job: job_id, serial });
-            }
-        }
-    }
-
-    /// The live background jobs, as the durable queue keeps them (for compaction).
-    pub(crate) fn saved_jobs(&self) -> Vec<super::journal::Saved> {
-        self.jobs
-            .iter()
-            .flatten()
-            .filter(|j| j.background)
-            .map(|j| super::journal::Saved {
-                handle: j.handle.clone(),
-                function: j.function.clone(),
-                unique: j.unique.clone(),
-                data: j.data.clone(),
-                priority: j.priority as u8,
-                epoch: j.epoch,
-            })
-            .collect()
-    }
-
-    /// `status` rows: function, queued + running, running, capable workers.
-    pub(crate) fn status_rows(&self) -> Vec<(String, usize, usize, usize)> {
-        let mut rows: Vec<_> = self
-            .functions
-            .iter()
-            .map(|(name, f)| (printable(name), f.queued() + f.running, f.running, f.workers))
-            .collect();
-        rows.sort();
-        rows
-    }
-
-    /// `workers` rows: id, peer, client id, functions.
-    pub(crate) fn worker_rows(&self) -> Vec<(usize, String, String, Vec<String>)> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let c = c.as_ref()?;
-                let id =
-                    if c.client_id.is_empty() { "-".to_string() } else { printable(&c.client_id) };
-                let fs = c.abilities.iter().map(|f| printable(f)).collect();
-                Some((i, c.peer.clone(), id, fs))
-            })
-            .collect()
-    }
-
-    /// `show jobs` rows: handle, retries, whether running.
-    pub(crate) fn job_rows(&self) -> Vec<(String, u32, bool)> {
-        self.jobs
-            .iter()
-            .flatten()
-            .map(|j| (printable(&j.handle), j.retries, j.worker.is_some()))
-            .collect()
-    }
-
-    /// `maxqueue FUNCTION [N | HIGH NORMAL LOW]`.
-    pub(crate) fn set_max_queue(&mut self, function: &str, max: [usize; PRIORITIES]) {
-        self.functions.entry(Bytes::copy_from_slice(function.as_bytes())).or_default().max_queue =
-            max;
-    }
-
-    /// `cancel job HANDLE`: removes a queued job that no worker runs yet.
-    pub(crate) fn cancel(&mut self, handle: &str) -> bool {
-        let Some(&job_id) = self.by_handle.get(handle.as_bytes()) else { return false };
-        if self.jobs[job_id].as_ref().is_some_and(|j| j.worker.is_none()) {
-            self.remove_job(job_id);
-            true
-        } else {
-            false
-        }
-    }
 }
+
+#[path = "core_admin.rs"]
+mod admin_rows;
+#[path = "core_durable.rs"]
+mod durable;
+#[path = "core_timers.rs"]
+mod timers;
 
 #[cfg(test)]
 #[path = "core_tests.rs"]

@@ -2,7 +2,10 @@
 //! background, three priorities, coalesced by unique ID, epoch), grabs, completions and
 //! failures, late reports from workers that lost their job, worker and client deaths (whose
 //! connection slots are then reused), `CAN_DO_TIMEOUT` expiry and epochs on a hand-set clock,
-//! and `cancel job`, checked after every step against a plain model.
+//! and `cancel job`, checked after every step against a plain model. Some seeds run with a
+//! retry limit (`-j`: a job whose workers died that many times is dropped with WORK_FAIL to
+//! its clients), and some drain for their last quarter (a graceful shutdown: nothing handed
+//! out, submissions refused, running jobs still finish).
 //!
 //! The model predicts exactly which job each GRAB_JOB gets and every packet each connection
 //! receives. After the run, everything left is drained, and every accepted submission must
@@ -51,6 +54,8 @@ struct MJob {
     worker: Option<usize>,
     /// Waiting for its epoch (not queued yet).
     timed: bool,
+    /// Runs ended by a dead worker or a timeout.
+    retries: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -86,6 +91,10 @@ struct Model {
     /// Background jobs accepted and background jobs completed (by handle).
     bg_accepted: Vec<Bytes>,
     bg_done: HashMap<Bytes, usize>,
+    /// The core's `Policy::job_retries` for this run (0: no limit).
+    max_retries: u32,
+    /// A graceful shutdown is under way.
+    draining: bool,
 }
 
 impl Model {
@@ -106,11 +115,19 @@ impl Model {
         self.timers.retain(|_, (h, _)| h != handle);
     }
 
-    fn requeue(&mut self, handle: &Bytes) {
+    /// A run of the job ended with its worker gone: back to the front of its queue, or, past
+    /// the retry limit, dropped (the caller checks its WORK_FAILs). Whether it was dropped.
+    fn requeue(&mut self, handle: &Bytes) -> bool {
         self.disarm(handle);
+        let max = self.max_retries;
         let j = self.jobs.get_mut(handle).expect("live");
         j.worker = None;
+        j.retries += 1;
+        if max > 0 && j.retries >= max {
+            return true;
+        }
         self.queues[j.function][j.priority].push_front(handle.clone());
+        false
     }
 
     fn remove(&mut self, handle: &Bytes) {
@@ -121,11 +138,15 @@ impl Model {
         }
     }
 
-    /// What GRAB_JOB from worker `w` must get: priority first, then the worker's abilities in
-    /// registration order, FIFO within one queue.
+    /// What GRAB_JOB from worker `w` must get: priority first, then the worker's abilities
+    /// from the last registered to the first (gearmand's order, measured), FIFO within one
+    /// queue.
     fn predict_grab(&self, w: usize) -> Option<Bytes> {
+        if self.draining {
+            return None;
+        }
         for priority in 0..3 {
-            for &(f, _) in &self.workers[w].abilities {
+            for &(f, _) in self.workers[w].abilities.iter().rev() {
                 if let Some(h) = self.queues[f][priority].front() {
                     return Some(h.clone());
                 }
@@ -144,6 +165,9 @@ struct Sim {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rig = Rig::new();
+        // Half the seeds have a retry limit of 1 to 3 attempts.
+        let max_retries = if seed % 2 == 1 { 1 + (seed / 2 % 3) as u32 } else { 0 };
+        rig.core.policy.job_retries = max_retries;
         let clients = (0..3).map(|_| rig.connect()).collect();
         let m = Model {
             jobs: HashMap::new(),
@@ -157,6 +181,8 @@ impl Sim {
             ended: HashMap::new(),
             bg_accepted: Vec::new(),
             bg_done: HashMap::new(),
+            max_retries,
+            draining: false,
         };
         let mut sim = Sim { rig, m, rng: Rng(seed.wrapping_mul(2).wrapping_add(1)) };
         for _ in 0..3 {
@@ -220,6 +246,31 @@ impl Sim {
         }
     }
 
+    /// Checks the WORK_FAILs of the jobs the model just dropped past their retry limit (every
+    /// waiting submission hears one, in any order across jobs), and ends them.
+    fn dropped(&mut self, handles: &[Bytes]) {
+        let mut expect: HashMap<usize, HashMap<Bytes, usize>> = HashMap::new();
+        for h in handles {
+            let job = self.m.jobs.get(h).expect("live").clone();
+            for &c in &job.clients {
+                *expect.entry(c).or_default().entry(h.clone()).or_default() += 1;
+                *self.m.ended.entry((c, h.clone())).or_default() += 1;
+            }
+            if job.background {
+                *self.m.bg_done.entry(h.clone()).or_default() += 1;
+            }
+            self.m.remove(h);
+        }
+        for (c, want) in expect {
+            let mut got: HashMap<Bytes, usize> = HashMap::new();
+            for p in self.rig.take(self.m.clients[c]) {
+                assert_eq!(p.kind(), T::WorkFail, "client {c} for dropped {handles:?}: {p:?}");
+                *got.entry(p.arg(0)).or_default() += 1;
+            }
+            assert_eq!(got, want, "client {c}: WORK_FAILs for dropped jobs");
+        }
+    }
+
     fn submit(&mut self) -> String {
         let client = self.rng.below(self.m.clients.len());
         let conn = self.m.clients[client];
@@ -250,6 +301,11 @@ impl Sim {
         }
         let got = self.rig.take(conn);
         assert_eq!(got.len(), 1, "submit: {got:?}");
+        if self.m.draining {
+            assert_eq!(got[0].kind(), T::Error, "submit while draining: {got:?}");
+            assert_eq!(got[0].arg_ref(0), b"SHUTTING_DOWN");
+            return format!("submit {kind:?} refused: draining");
+        }
         assert_eq!(got[0].kind(), T::JobCreated, "submit: {got:?}");
         let handle = got[0].arg(0);
         let existing = unique.and_then(|u| self.m.unique_job(function, u));
@@ -277,6 +333,7 @@ impl Sim {
                     clients: if background { Vec::new() } else { vec![client] },
                     worker: None,
                     timed: epoch.is_some(),
+                    retries: 0,
                 };
                 self.m.jobs.insert(handle.clone(), job);
                 if background {
@@ -369,6 +426,8 @@ impl Sim {
     fn advance(&mut self) -> String {
         let ms = [10u64, 60, 400, 1000][self.rng.below(4)];
         let until = self.m.now_ms + ms;
+        // Jobs dropped by a timeout past their retry limit: checked once the core has acted.
+        let mut dropped = Vec::new();
         // The model's timers fire in deadline order, then arming order, as the core's do.
         while let Some((&key, _)) = self.m.timers.iter().next() {
             if key.0 > until {
@@ -385,22 +444,29 @@ impl Sim {
                     let w = self.m.jobs[&h].worker.expect("running");
                     self.m.workers[w].running.retain(|r| *r != h);
                     self.m.workers[w].lost.push(h.clone());
-                    self.m.requeue(&h);
+                    if self.m.requeue(&h) {
+                        dropped.push(h);
+                    }
                 }
             }
         }
         self.m.now_ms = until;
         self.rig.advance(Duration::from_millis(ms));
-        format!("advance {ms} ms")
+        self.dropped(&dropped);
+        format!("advance {ms} ms, dropped {dropped:?}")
     }
 
     fn kill_worker(&mut self) -> String {
         let w = self.rng.below(self.m.workers.len());
         let conn = self.m.workers[w].conn;
         self.rig.core.disconnect(conn);
+        let mut dropped = Vec::new();
         for h in std::mem::take(&mut self.m.workers[w].running) {
-            self.m.requeue(&h);
+            if self.m.requeue(&h) {
+                dropped.push(h);
+            }
         }
+        self.dropped(&dropped);
         self.start_worker(Some(w));
         format!("kill worker {w} (connection {conn})")
     }
@@ -472,14 +538,28 @@ impl Sim {
     /// Ends the run: every epoch comes due, timeouts stop mattering, one worker that can do
     /// everything takes and completes what is left.
     fn drain(&mut self) {
+        // A drained run is taken out of draining (a server never is) so that what it left
+        // queued can be counted.
+        self.rig.core.draining = false;
+        self.m.draining = false;
+        // The last workers go away first: with a retry limit, their jobs may be dropped.
+        for w in 0..self.m.workers.len() {
+            let conn = self.m.workers[w].conn;
+            self.rig.core.disconnect(conn);
+            let mut dropped = Vec::new();
+            for h in std::mem::take(&mut self.m.workers[w].running) {
+                if self.m.requeue(&h) {
+                    dropped.push(h);
+                }
+            }
+            self.dropped(&dropped);
+        }
         self.m.now_ms += 10_000;
         self.rig.advance(Duration::from_secs(10));
         let conn = self.rig.connect();
         self.rig.send(conn, T::CanDo, &[b"a"]);
         self.rig.send(conn, T::CanDo, &[b"b"]);
-        for w in std::mem::take(&mut self.m.workers) {
-            self.rig.core.disconnect(w.conn);
-        }
+        self.m.workers.clear();
         loop {
             let Some(h) = self.rig.grab(conn) else { break };
             self.rig.send(conn, T::WorkComplete, &[&h, b"drained"]);
@@ -507,7 +587,14 @@ fn run(seed: u64, steps: usize) {
     let mut sim = Sim::new(seed);
     let mut trail: Vec<String> = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        for _ in 0..steps {
+        // A quarter of the seeds begin a graceful shutdown three quarters of the way.
+        let drain_at = (seed % 4 == 3).then_some(steps * 3 / 4);
+        for i in 0..steps {
+            if Some(i) == drain_at {
+                sim.rig.core.draining = true;
+                sim.m.draining = true;
+                trail.push("drain".into());
+            }
             let what = sim.step();
             trail.push(what.clone());
             sim.quiet(&what);

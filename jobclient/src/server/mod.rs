@@ -1,6 +1,7 @@
 //! The embedded job server (feature `server`): gearmand's protocol for clients and workers,
 //! priorities, coalescing, background jobs, requeue of a dying worker's jobs, and the admin
-//! protocol with `shutdown`.
+//! protocol with `shutdown` and `shutdown graceful`; gearmand's scheduling flags as a
+//! [`Policy`].
 //!
 //! The state machine (`core.rs`) does no I/O; this module runs it on an evcore executor with
 //! one task per connection. A connection that sends bytes which are not the protocol (bad
@@ -42,10 +43,12 @@
 //! requeue or queue a later job in the same slot.
 
 mod admin;
+mod connection;
 mod core;
 pub(crate) mod fuzz;
 mod journal;
 mod limits;
+mod policy;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -59,18 +62,23 @@ use std::task::{Poll, Waker};
 
 use bytes::BytesMut;
 use evcore::{Async, Handle};
-use futures_io::{AsyncRead, AsyncWrite};
 
-use self::core::{Action, ConnId, Core, Now};
-use crate::proto::{Decoder, Frame};
+use self::core::{Core, Now};
 
 pub use admin::VERSION;
 pub use limits::Limits;
+pub use policy::Policy;
 
 struct Shared {
     core: Core,
     wakers: Vec<Option<Waker>>,
     shutdown: bool,
+    /// The deadline of a graceful shutdown under way (the core is draining).
+    drain_deadline: Option<std::time::Instant>,
+    /// How long a graceful shutdown waits for running jobs.
+    shutdown_timeout: std::time::Duration,
+    /// `run`, waiting for running jobs and their replies during a graceful shutdown.
+    drain_waker: Option<Waker>,
     accept_waker: Option<Waker>,
     timer_waker: Option<Waker>,
     /// The durable queue's file, appended to after each batch of packets.
@@ -189,6 +197,37 @@ impl Shared {
         log::warn!("{msg}");
     }
 
+    /// Begins a graceful shutdown: nothing more is accepted or handed out, running jobs may
+    /// finish for up to the shutdown timeout. A second request changes nothing.
+    pub(crate) fn drain(&mut self) {
+        if self.shutdown || self.drain_deadline.is_some() {
+            return;
+        }
+        self.core.draining = true;
+        self.drain_deadline = Some(far_or(self.shutdown_timeout));
+        log::info!(
+            "graceful shutdown: {} jobs running, waiting up to {:?} for them",
+            self.core.running_jobs(),
+            self.shutdown_timeout
+        );
+        self.wake_stoppers();
+    }
+
+    /// Stops at once (admin `shutdown`, a second signal): running jobs are not waited for.
+    pub(crate) fn stop_now(&mut self) {
+        self.shutdown = true;
+        self.wake_stoppers();
+    }
+
+    fn wake_stoppers(&mut self) {
+        for w in [self.accept_waker.take(), self.drain_waker.take(), self.timer_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            w.wake();
+        }
+    }
+
     /// Wakes every connection that has output waiting, and the timer task when the core may
     /// have a new earliest deadline. The journal is written first, so that a client hears
     /// JOB_CREATED only for a background job already in the file.
@@ -202,7 +241,22 @@ impl Shared {
                 w.wake();
             }
         }
+        if self.core.draining {
+            if let Some(w) = self.drain_waker.take() {
+                w.wake();
+            }
+        }
     }
+}
+
+/// How long a graceful shutdown waits for running jobs by default (`jobd --shutdown-timeout`).
+pub const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Now plus a configured deadline; a deadline too long to represent is a year away, which
+/// is never in practice (a configured `Duration::MAX` must not panic).
+pub(crate) fn far_or(limit: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(limit).unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
 }
 
 /// The smallest durable queue file worth compacting while running.
@@ -290,6 +344,9 @@ impl Server {
             core: Core::new(&host),
             wakers: Vec::new(),
             shutdown: false,
+            drain_deadline: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            drain_waker: None,
             accept_waker: None,
             timer_waker: None,
             journal_file: None,
@@ -449,15 +506,46 @@ impl Server {
         self.shared.borrow_mut().core.limits = limits;
     }
 
+    /// Sets how jobs are handed out and dead peers found (`-j`, `-w`, `-R`, `--keepalive*`);
+    /// see [`Policy`]. Takes effect at once (keepalive: for connections accepted from now on).
+    pub fn policy(&self, policy: Policy) {
+        self.shared.borrow_mut().core.policy = policy;
+    }
+
+    /// How long a graceful shutdown waits for running jobs (`jobd --shutdown-timeout`);
+    /// default [`DEFAULT_SHUTDOWN_TIMEOUT`], 30 s.
+    pub fn shutdown_timeout(&self, timeout: std::time::Duration) {
+        self.shared.borrow_mut().shutdown_timeout = timeout;
+    }
+
+    /// A handle that stops this server from another task of its executor: what `jobd` calls
+    /// on SIGTERM and SIGINT.
+    pub fn stopper(&self) -> ServerStopper {
+        ServerStopper { shared: Rc::downgrade(&self.shared) }
+    }
+
     /// Where it listens.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.get_ref().local_addr()
     }
 
-    /// Serves until an admin `shutdown`.
+    /// Serves until an admin `shutdown` (or [`ServerStopper::now`]), or until a graceful
+    /// shutdown (admin `shutdown graceful`, [`ServerStopper::graceful`]) is done.
+    ///
+    /// A graceful shutdown closes the listener (new connections are refused), answers new
+    /// submissions `ERROR SHUTTING_DOWN`, hands no job to any worker, and waits until no job
+    /// is running and every reply has been written, or until the shutdown timeout. Queued
+    /// jobs are not run: background jobs stay in the durable queue for the next start; the
+    /// clients of foreground jobs see their connection close, as when gearmand stops. A job
+    /// still running at the deadline stays in the durable queue too (if background).
     pub async fn run(self) -> io::Result<()> {
         let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
         let result = self.accept_loop().await;
+        let Server { listener, handle, shared } = self;
+        drop(listener);
+        if result.is_ok() {
+            drain(&shared, &handle).await;
+        }
         drop(timers);
         result
     }
@@ -465,9 +553,11 @@ impl Server {
     async fn accept_loop(&self) -> io::Result<()> {
         loop {
             let accepted = poll_fn(|cx| {
-                if self.shared.borrow().shutdown {
+                let sh = self.shared.borrow();
+                if sh.shutdown || sh.drain_deadline.is_some() {
                     return Poll::Ready(None);
                 }
+                drop(sh);
                 self.shared.borrow_mut().accept_waker = Some(cx.waker().clone());
                 match self.listener.poll_readable(cx) {
                     Poll::Ready(r) => Poll::Ready(Some(r)),
@@ -537,6 +627,7 @@ impl Server {
             }
         }
         stream.set_nodelay(true)?;
+        self.shared.borrow().core.policy.apply_keepalive(&stream)?;
         let sock = Async::new(stream, &self.handle)?;
         let id = {
             let mut sh = self.shared.borrow_mut();
@@ -547,7 +638,9 @@ impl Server {
             }
             id
         };
-        self.handle.spawn_local(serve(sock, id, self.shared.clone(), self.handle.clone())).detach();
+        self.handle
+            .spawn_local(connection::serve(sock, id, self.shared.clone(), self.handle.clone()))
+            .detach();
         Ok(())
     }
 }
@@ -558,236 +651,55 @@ impl fmt::Debug for Server {
     }
 }
 
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
-/// A buffer of a connection with nothing in it keeps at most this much capacity; more is given
-/// back, so that an idle connection costs what gearmand's does rather than 64 KiB or more.
-const IDLE_CAPACITY: usize = 4 * 1024;
-
-/// Now plus a configured deadline; a deadline too long to represent is a year away, which
-/// is never in practice (a configured `Duration::MAX` must not panic).
-fn far_or(limit: std::time::Duration) -> std::time::Instant {
-    let now = std::time::Instant::now();
-    now.checked_add(limit).unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
+/// Stops a [`Server`] from another task on its executor (not `Send`: a signal task on the same
+/// loop holds it). Does nothing once the server is gone.
+#[derive(Clone, Debug)]
+pub struct ServerStopper {
+    shared: std::rc::Weak<RefCell<Shared>>,
 }
 
-/// Gives a buffer's memory back when it is empty and large.
-fn shrink_if_idle(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
-        *buf = BytesMut::new();
+impl ServerStopper {
+    /// Begins a graceful shutdown, as admin `shutdown graceful`; see [`Server::run`].
+    pub fn graceful(&self) {
+        if let Some(sh) = self.shared.upgrade() {
+            sh.borrow_mut().drain();
+        }
+    }
+
+    /// Stops at once, as admin `shutdown`: running jobs are not waited for.
+    pub fn now(&self) {
+        if let Some(sh) = self.shared.upgrade() {
+            sh.borrow_mut().stop_now();
+        }
     }
 }
 
-/// One connection: reads frames into the core, writes what the core queued for it.
-///
-/// Input is decoded only while this connection's output is below
-/// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
-/// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
-/// the connection; so does output past [`Limits::max_output`] (the core dooms it).
-async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Rc<RefCell<Shared>>, h: Handle) {
-    let decoder = Decoder::server();
-    let (pause_output, read_deadline, write_deadline) = {
-        let sh = shared.borrow();
-        let l = &sh.core.limits;
-        (l.pause_output, l.read_deadline, l.write_deadline)
-    };
-    // Set while output waits for a peer that takes none of it.
-    let mut write_stall: Option<evcore::Sleep> = None;
-    let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
-    let mut closing = false;
-    // Why the connection is closing, once decided: its output (answers already committed,
-    // such as a JOB_CREATED for a job now on disk) still goes out first, so that a client
-    // that broke the protocol later in the same read does not resubmit a job it has.
-    let mut close_reason: Option<String> = None;
-    // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
-    let mut stall: Option<evcore::Sleep> = None;
-    let reason: Option<String> = poll_fn(|cx| loop {
-        // Output first, so that a reply goes out before the connection closes.
-        {
-            let mut sh = shared.borrow_mut();
-            match sh.core.conn_mut(id) {
-                Some(conn) if conn.doomed => {
-                    return Poll::Ready(Some("its unread output passed the limit".into()));
-                }
-                // Output moves to the write buffer only once that is empty: what the peer has
-                // not taken stays in the core's buffer, where the output limit counts it.
-                // (Moving it on every wake-up hid a never-reading peer's backlog from the
-                // limit, in a buffer that grew without bound.)
-                Some(conn) if wbuf.is_empty() => {
-                    let out = conn.out.split();
-                    wbuf.unsplit(out);
-                }
-                Some(_) => {}
-                None => {}
-            }
-            sh.wakers[id] = Some(cx.waker().clone());
-        }
-        let unsent = wbuf.len();
-        while !wbuf.is_empty() {
-            match Pin::new(&mut sock).poll_write(cx, &wbuf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Some("write returned zero".into())),
-                Poll::Ready(Ok(n)) => {
-                    let _ = wbuf.split_to(n);
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("write failed: {e}"))),
-                Poll::Pending => break,
-            }
-        }
-        shrink_if_idle(&mut wbuf);
-        // What the peer has not taken counts against its output limit, wherever it waits.
-        if let Some(conn) = shared.borrow_mut().core.conn_mut(id) {
-            conn.unsent = wbuf.len();
-        }
-        if wbuf.is_empty() {
-            write_stall = None;
-        } else {
-            // A peer that takes some of its output is slow, not stalled: the deadline starts
-            // again with each write that makes progress.
-            let deadline = far_or(write_deadline);
-            match write_stall.as_mut() {
-                Some(s) if wbuf.len() < unsent => s.reset(deadline),
-                Some(_) => {}
-                None => write_stall = Some(h.sleep_until(deadline)),
-            }
-            if let Some(s) = write_stall.as_mut() {
-                if Pin::new(s).poll(cx).is_ready() {
-                    return Poll::Ready(Some(format!(
-                        "took none of its output for {write_deadline:?}"
-                    )));
-                }
-            }
-        }
-        if closing && wbuf.is_empty() {
-            return Poll::Ready(close_reason.take());
-        }
-        if !wbuf.is_empty() || closing {
-            // Back-pressure: read nothing more until this peer takes its output.
-            return Poll::Pending;
-        }
-        // Decode what is already buffered before reading more: decoding may have paused for
-        // output on the last round.
+/// The rest of a graceful shutdown, once the listener is closed: waits until no job runs and
+/// every connection's output is written, or the deadline passes, or a stop comes.
+async fn drain(shared: &Rc<RefCell<Shared>>, handle: &Handle) {
+    let Some(deadline) = shared.borrow().drain_deadline else { return };
+    let mut timeout = handle.sleep_until(deadline);
+    poll_fn(|cx| {
         let mut sh = shared.borrow_mut();
-        let mut paused = false;
-        loop {
-            if sh.core.conn_mut(id).is_some_and(|c| c.out.len() >= pause_output) {
-                paused = true;
-                break;
-            }
-            // Defence in depth (the fuzzers and the model test keep panics out): a panic in
-            // this connection's decoding touches nothing shared, so it closes this connection
-            // only; one inside the core may have left the job state half-changed, so it stops
-            // the process with a clear message rather than serve on corrupt state.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                decoder.decode(&mut rbuf)
-            }));
-            let frame = match decoded {
-                Ok(Ok(Some(f))) => f,
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => {
-                    close_reason = Some(format!("protocol error: {e}"));
-                    closing = true;
-                    break;
-                }
-                Err(_) => {
-                    close_reason = Some("the decoder panicked on its input (a bug)".into());
-                    closing = true;
-                    break;
-                }
-            };
-            let core = &mut sh.core;
-            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match frame {
-                Frame::Packet(p) => core.packet(id, &p, Now::system()),
-                Frame::Admin(line) => Ok(admin::line(core, id, &line)),
-            }));
-            let action = match handled {
-                Ok(Ok(a)) => a,
-                Ok(Err(e)) => {
-                    close_reason = Some(format!("protocol error: {e}"));
-                    closing = true;
-                    break;
-                }
-                Err(_) => {
-                    let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
-                    sh.log(&format!(
-                        "the job server's core panicked on a packet from {peer} (a bug); \
-                         stopping rather than serving on state it may have half-changed"
-                    ));
-                    log::error!("the server core panicked; aborting");
-                    std::process::abort();
-                }
-            };
-            if sh.queue_sync == QueueSync::Always {
-                sh.sync_journal();
-            }
-            if action == Action::Shutdown {
-                sh.shutdown = true;
-                if let Some(w) = sh.accept_waker.take() {
-                    w.wake();
-                }
-                closing = true;
-                break;
-            }
+        if sh.shutdown {
+            return Poll::Ready(());
         }
-        sh.flush_dirty();
-        drop(sh);
-        if paused || closing {
-            // Write what decoding queued, then go on decoding (or close).
-            continue;
+        if sh.core.running_jobs() == 0 && sh.core.output_pending() == 0 {
+            log::info!("graceful shutdown: done");
+            return Poll::Ready(());
         }
-        shrink_if_idle(&mut rbuf);
-        // A partial frame has a deadline for its next byte; a connection with nothing partial
-        // (a sleeping worker, an idle client) has none.
-        if rbuf.is_empty() {
-            stall = None;
-        } else if let Some(s) = stall.as_mut() {
-            if Pin::new(s).poll(cx).is_ready() {
-                return Poll::Ready(Some(format!(
-                    "stalled for {read_deadline:?} in the middle of a packet"
-                )));
-            }
+        if Pin::new(&mut timeout).poll(cx).is_ready() {
+            log::warn!(
+                "graceful shutdown: {} jobs still running after {:?}; stopping",
+                sh.core.running_jobs(),
+                sh.shutdown_timeout
+            );
+            return Poll::Ready(());
         }
-        let len = rbuf.len();
-        rbuf.resize(len + READ_CHUNK, 0);
-        match Pin::new(&mut sock).poll_read(cx, &mut rbuf[len..]) {
-            Poll::Ready(Ok(0)) => {
-                rbuf.truncate(len);
-                return Poll::Ready(None);
-            }
-            Poll::Ready(Ok(n)) => {
-                rbuf.truncate(len + n);
-                // Progress: the stalled-partial deadline starts again from now, if it still
-                // applies once this is decoded.
-                let deadline = far_or(read_deadline);
-                match stall.as_mut() {
-                    Some(s) => s.reset(deadline),
-                    None => stall = Some(h.sleep_until(deadline)),
-                }
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("read failed: {e}"))),
-            Poll::Pending => {
-                rbuf.truncate(len);
-                shrink_if_idle(&mut rbuf);
-                if let Some(s) = stall.as_mut() {
-                    if Pin::new(s).poll(cx).is_ready() {
-                        return Poll::Ready(Some(format!(
-                            "stalled for {read_deadline:?} in the middle of a packet"
-                        )));
-                    }
-                }
-                return Poll::Pending;
-            }
-        }
+        sh.drain_waker = Some(cx.waker().clone());
+        Poll::Pending
     })
     .await;
-    let mut sh = shared.borrow_mut();
-    if let Some(reason) = reason {
-        let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
-        sh.log(&format!("closing connection {id} from {peer}: {reason}"));
-    }
-    sh.core.disconnect(id);
-    sh.wakers[id] = None;
-    sh.flush_dirty();
 }
 
 /// Sleeps until the core's next deadline (or until a packet may have set an earlier one),
@@ -819,6 +731,7 @@ async fn timer_task(shared: Rc<RefCell<Shared>>, handle: Handle) {
         if sh.shutdown {
             return;
         }
+        drop(sh);
     }
 }
 

@@ -19,6 +19,8 @@ pub const PEER_PACKAGES: &[&str] = &[
     "nginx",
     "pkg-config",
     "curl",
+    // `ip` for the two-node namespaces, `ss` for the keepalive checks.
+    "iproute2",
 ];
 
 fn is_root() -> bool {

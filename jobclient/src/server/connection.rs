@@ -1,0 +1,258 @@
+//! One connection's task: reads frames into the core, writes what the core queued for it,
+//! with the limits and deadlines of the server's "Limits and defaults".
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::future::Future;
+use std::net::TcpStream;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::BytesMut;
+use evcore::{Async, Handle};
+use futures_io::{AsyncRead, AsyncWrite};
+
+use super::core::{Action, ConnId, Now};
+use super::{admin, far_or, QueueSync, Shared};
+use crate::proto::{Decoder, Frame};
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// A buffer of a connection with nothing in it keeps at most this much capacity; more is given
+/// back, so that an idle connection costs what gearmand's does rather than 64 KiB or more.
+const IDLE_CAPACITY: usize = 4 * 1024;
+
+/// Gives a buffer's memory back when it is empty and large.
+fn shrink_if_idle(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
+        *buf = BytesMut::new();
+    }
+}
+
+/// One connection: reads frames into the core, writes what the core queued for it.
+///
+/// Input is decoded only while this connection's output is below
+/// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
+/// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
+/// the connection; so does output past [`Limits::max_output`] (the core dooms it).
+pub(super) async fn serve(
+    mut sock: Async<TcpStream>,
+    id: ConnId,
+    shared: Rc<RefCell<Shared>>,
+    h: Handle,
+) {
+    let decoder = Decoder::server();
+    let (pause_output, read_deadline, write_deadline) = {
+        let sh = shared.borrow();
+        let l = &sh.core.limits;
+        (l.pause_output, l.read_deadline, l.write_deadline)
+    };
+    // Set while output waits for a peer that takes none of it.
+    let mut write_stall: Option<evcore::Sleep> = None;
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let mut closing = false;
+    // Why the connection is closing, once decided: its output (answers already committed,
+    // such as a JOB_CREATED for a job now on disk) still goes out first, so that a client
+    // that broke the protocol later in the same read does not resubmit a job it has.
+    let mut close_reason: Option<String> = None;
+    // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
+    let mut stall: Option<evcore::Sleep> = None;
+    let reason: Option<String> = poll_fn(|cx| loop {
+        // Output first, so that a reply goes out before the connection closes.
+        {
+            let mut sh = shared.borrow_mut();
+            match sh.core.conn_mut(id) {
+                Some(conn) if conn.doomed => {
+                    return Poll::Ready(Some("its unread output passed the limit".into()));
+                }
+                // Output moves to the write buffer only once that is empty: what the peer has
+                // not taken stays in the core's buffer, where the output limit counts it.
+                // (Moving it on every wake-up hid a never-reading peer's backlog from the
+                // limit, in a buffer that grew without bound.)
+                Some(conn) if wbuf.is_empty() => {
+                    let out = conn.out.split();
+                    wbuf.unsplit(out);
+                }
+                Some(_) => {}
+                None => {}
+            }
+            sh.wakers[id] = Some(cx.waker().clone());
+        }
+        let unsent = wbuf.len();
+        while !wbuf.is_empty() {
+            match Pin::new(&mut sock).poll_write(cx, &wbuf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Some("write returned zero".into())),
+                Poll::Ready(Ok(n)) => {
+                    let _ = wbuf.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("write failed: {e}"))),
+                Poll::Pending => break,
+            }
+        }
+        shrink_if_idle(&mut wbuf);
+        // What the peer has not taken counts against its output limit, wherever it waits.
+        {
+            let mut sh = shared.borrow_mut();
+            if let Some(conn) = sh.core.conn_mut(id) {
+                conn.unsent = wbuf.len();
+            }
+            // A graceful shutdown waits for the last replies to be written.
+            if wbuf.is_empty() && sh.core.draining {
+                if let Some(w) = sh.drain_waker.take() {
+                    w.wake();
+                }
+            }
+        }
+        if wbuf.is_empty() {
+            write_stall = None;
+        } else {
+            // A peer that takes some of its output is slow, not stalled: the deadline starts
+            // again with each write that makes progress.
+            let deadline = far_or(write_deadline);
+            match write_stall.as_mut() {
+                Some(s) if wbuf.len() < unsent => s.reset(deadline),
+                Some(_) => {}
+                None => write_stall = Some(h.sleep_until(deadline)),
+            }
+            if let Some(s) = write_stall.as_mut() {
+                if Pin::new(s).poll(cx).is_ready() {
+                    return Poll::Ready(Some(format!(
+                        "took none of its output for {write_deadline:?}"
+                    )));
+                }
+            }
+        }
+        if closing && wbuf.is_empty() {
+            return Poll::Ready(close_reason.take());
+        }
+        if !wbuf.is_empty() || closing {
+            // Back-pressure: read nothing more until this peer takes its output.
+            return Poll::Pending;
+        }
+        // Decode what is already buffered before reading more: decoding may have paused for
+        // output on the last round.
+        let mut sh = shared.borrow_mut();
+        let mut paused = false;
+        loop {
+            if sh.core.conn_mut(id).is_some_and(|c| c.out.len() >= pause_output) {
+                paused = true;
+                break;
+            }
+            // Defence in depth (the fuzzers and the model test keep panics out): a panic in
+            // this connection's decoding touches nothing shared, so it closes this connection
+            // only; one inside the core may have left the job state half-changed, so it stops
+            // the process with a clear message rather than serve on corrupt state.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decoder.decode(&mut rbuf)
+            }));
+            let frame = match decoded {
+                Ok(Ok(Some(f))) => f,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
+                    close_reason = Some(format!("protocol error: {e}"));
+                    closing = true;
+                    break;
+                }
+                Err(_) => {
+                    close_reason = Some("the decoder panicked on its input (a bug)".into());
+                    closing = true;
+                    break;
+                }
+            };
+            let core = &mut sh.core;
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match frame {
+                Frame::Packet(p) => core.packet(id, &p, Now::system()),
+                Frame::Admin(line) => Ok(admin::line(core, id, &line)),
+            }));
+            let action = match handled {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    close_reason = Some(format!("protocol error: {e}"));
+                    closing = true;
+                    break;
+                }
+                Err(_) => {
+                    let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
+                    sh.log(&format!(
+                        "the job server's core panicked on a packet from {peer} (a bug); \
+                         stopping rather than serving on state it may have half-changed"
+                    ));
+                    log::error!("the server core panicked; aborting");
+                    std::process::abort();
+                }
+            };
+            if sh.queue_sync == QueueSync::Always {
+                sh.sync_journal();
+            }
+            match action {
+                Action::Shutdown => {
+                    sh.stop_now();
+                    closing = true;
+                    break;
+                }
+                Action::Drain => sh.drain(),
+                Action::Continue => {}
+            }
+        }
+        sh.flush_dirty();
+        drop(sh);
+        if paused || closing {
+            // Write what decoding queued, then go on decoding (or close).
+            continue;
+        }
+        shrink_if_idle(&mut rbuf);
+        // A partial frame has a deadline for its next byte; a connection with nothing partial
+        // (a sleeping worker, an idle client) has none.
+        if rbuf.is_empty() {
+            stall = None;
+        } else if let Some(s) = stall.as_mut() {
+            if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(Some(format!(
+                    "stalled for {read_deadline:?} in the middle of a packet"
+                )));
+            }
+        }
+        let len = rbuf.len();
+        rbuf.resize(len + READ_CHUNK, 0);
+        match Pin::new(&mut sock).poll_read(cx, &mut rbuf[len..]) {
+            Poll::Ready(Ok(0)) => {
+                rbuf.truncate(len);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Ok(n)) => {
+                rbuf.truncate(len + n);
+                // Progress: the stalled-partial deadline starts again from now, if it still
+                // applies once this is decoded.
+                let deadline = far_or(read_deadline);
+                match stall.as_mut() {
+                    Some(s) => s.reset(deadline),
+                    None => stall = Some(h.sleep_until(deadline)),
+                }
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("read failed: {e}"))),
+            Poll::Pending => {
+                rbuf.truncate(len);
+                shrink_if_idle(&mut rbuf);
+                if let Some(s) = stall.as_mut() {
+                    if Pin::new(s).poll(cx).is_ready() {
+                        return Poll::Ready(Some(format!(
+                            "stalled for {read_deadline:?} in the middle of a packet"
+                        )));
+                    }
+                }
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+    let mut sh = shared.borrow_mut();
+    if let Some(reason) = reason {
+        let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
+        sh.log(&format!("closing connection {id} from {peer}: {reason}"));
+    }
+    sh.core.disconnect(id);
+    sh.wakers[id] = None;
+    sh.flush_dirty();
+}
