@@ -25,6 +25,21 @@ pub struct FunctionStatus {
     pub workers: u64,
 }
 
+/// One row of `prioritystatus`: the jobs queued per priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityStatus {
+    /// The function name.
+    pub function: String,
+    /// High-priority jobs queued.
+    pub high: u64,
+    /// Normal-priority jobs queued.
+    pub normal: u64,
+    /// Low-priority jobs queued.
+    pub low: u64,
+    /// Workers able to do it.
+    pub workers: u64,
+}
+
 /// One row of `workers`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerInfo {
@@ -130,8 +145,9 @@ impl Admin {
         Ok(lines
             .iter()
             .map(|l| {
-                let (left, right) = l.split_once(" :").unwrap_or((l.as_str(), ""));
-                let mut it = left.split_whitespace();
+                // `FD ADDRESS CLIENT-ID : FUNCTION...`; a client ID may hold spaces.
+                let (left, right) = l.rsplit_once(" :").unwrap_or((l.as_str(), ""));
+                let mut it = left.splitn(3, ' ');
                 WorkerInfo {
                     id: it.next().unwrap_or_default().to_string(),
                     address: it.next().unwrap_or_default().to_string(),
@@ -140,6 +156,54 @@ impl Admin {
                 }
             })
             .collect())
+    }
+
+    /// `prioritystatus`: every function with its queued jobs per priority and its workers.
+    pub async fn priority_status(&self) -> Result<Vec<PriorityStatus>, Error> {
+        let lines = self.list("prioritystatus").await?;
+        lines
+            .iter()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let n = |i: usize| {
+                    f.get(i)
+                        .and_then(|v| v.trim().parse().ok())
+                        .ok_or(Error::InvalidArgument("malformed prioritystatus line"))
+                };
+                Ok(PriorityStatus {
+                    function: f[0].to_string(),
+                    high: n(1)?,
+                    normal: n(2)?,
+                    low: n(3)?,
+                    workers: n(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `show unique jobs`: the unique ID of every job the server holds (empty for a job
+    /// submitted without one).
+    pub async fn show_unique_jobs(&self) -> Result<Vec<String>, Error> {
+        self.list("show unique jobs").await
+    }
+
+    /// `create function NAME`: the server lists the function from now on.
+    pub async fn create_function(&self, function: &str) -> Result<(), Error> {
+        let function = word(function, "a function name for create function")?;
+        self.ok_line(&format!("create function {function}")).await.map(drop)
+    }
+
+    /// `drop function NAME`: the server forgets a function nobody can do and no job uses; an
+    /// error ([`Error::Server`]) names why not.
+    pub async fn drop_function(&self, function: &str) -> Result<(), Error> {
+        let function = word(function, "a function name for drop function")?;
+        self.ok_line(&format!("drop function {function}")).await.map(drop)
+    }
+
+    /// `verbose`: the server's log level, by gearmand's names (`ERROR`, `WARNING`, `INFO`,
+    /// `DEBUG`, ...).
+    pub async fn verbose(&self) -> Result<String, Error> {
+        self.ok_line("verbose").await
     }
 
     /// `version`: the server's version (without the `OK `).
@@ -180,6 +244,12 @@ impl Admin {
     /// `shutdown`: stops the server (ours; gearmand 1.1.20 lacks it and answers an error).
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.ok_line("shutdown").await.map(drop)
+    }
+
+    /// `shutdown graceful`: the server stops taking and handing out work, lets running jobs
+    /// finish and then exits (see `Server::run`).
+    pub async fn shutdown_graceful(&self) -> Result<(), Error> {
+        self.ok_line("shutdown graceful").await.map(drop)
     }
 
     async fn ask(&self, text: String, list: bool) -> Result<Answer, Error> {

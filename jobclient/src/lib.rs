@@ -39,7 +39,11 @@
 //!   admin `shutdown graceful`, and SIGTERM/SIGINT in `jobd`, read from a signalfd) stops
 //!   accepting and handing out work, lets running jobs finish up to a deadline and keeps
 //!   background jobs in the durable queue (`tests/shutdown.rs`); `jobd.service` is a systemd
-//!   unit for it.
+//!   unit for it. The admin protocol answers gearadmin's every command byte for byte as
+//!   gearmand 1.1.20 does (`tests/gearadmin.rs` runs both), and the `jobadmin` program takes
+//!   gearadmin's flags and prints what it prints. `SUBMIT_REDUCE_JOB` (and `_BACKGROUND`) is
+//!   taken as gearmand takes it: a normal job that carries its reducer to the worker in
+//!   `JOB_ASSIGN_ALL` (the map and reduce steps are libgearman's, in the worker).
 //!
 //! # Send handles, and any runtime
 //!
@@ -134,7 +138,7 @@
 //! | `gearman_worker_add_server`, `gearman_worker_work` | [`Worker::work`] (one server), [`Worker::run`] (several, reconnecting and re-registering) |
 //! | `gearman_worker_set_timeout` | [`Worker::poll_interval`] |
 //! | stopping a worker cleanly | [`Stopper`]: finish the job in hand, `RESET_ABILITIES`, return |
-//! | `gearadmin --status`, `--workers`, `--server-version`, `--show-jobs`, `--getpid`, `--shutdown` | [`Admin::status`], `workers`, `version`, `show_jobs`, `getpid`, `shutdown`; also `set_max_queue`, `cancel_job` |
+//! | `gearadmin --status`, `--priority-status`, `--workers`, `--server-version`, `--server-verbose`, `--show-jobs`, `--show-unique-jobs`, `--getpid`, `--cancel-job`, `--create-function`, `--drop-function` (and `--shutdown`) | [`Admin::status`], `priority_status`, `workers`, `version`, `verbose`, `show_jobs`, `show_unique_jobs`, `getpid`, `cancel_job`, `create_function`, `drop_function`, `set_max_queue`, `shutdown`, `shutdown_graceful`; the `jobadmin` program |
 //! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
 //! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
 //!
@@ -161,9 +165,7 @@
 //!
 //! # Not yet
 //!
-//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), gearadmin's
-//! remaining commands (`prioritystatus`, `show unique jobs`, `drop function`,
-//! `create function`, `verbose`) and a `jobadmin` program, and fewer
+//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), and fewer
 //! wake-ups per job in the worker (the two levers for the throughput gaps that
 //! `cargo xtask bench gearman` shows). The decoders are fuzzed (`cargo xtask fuzz`), the core
 //! has a model-based test (`server/core_model.rs`).
@@ -206,7 +208,7 @@ pub mod proto;
 mod server;
 mod worker;
 
-pub use admin::{Admin, FunctionStatus, WorkerInfo};
+pub use admin::{Admin, FunctionStatus, PriorityStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;
 #[cfg(feature = "server")]

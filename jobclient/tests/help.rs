@@ -123,3 +123,37 @@ fn the_systemd_unit_starts_a_jobd_that_stops_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(dir.join("queue.log").exists(), "the unit's queue file was not used");
 }
+
+#[test]
+fn jobadmin_lists_gearadmins_flags() {
+    check(
+        env!("CARGO_BIN_EXE_jobadmin"),
+        &[
+            "-h, --host",
+            "-p, --port",
+            "--server-version",
+            "--server-verbose",
+            "--create-function",
+            "--cancel-job",
+            "--drop-function",
+            "--show-unique-jobs",
+            "--show-jobs",
+            "--getpid",
+            "--status",
+            "--priority-status",
+            "--workers",
+            "--shutdown",
+            "--shutdown-graceful",
+            "-S, --ssl",
+            "--help",
+            "-V, --version",
+        ],
+    );
+    // No operation is a usage error, as in gearadmin; so is `-h` without a host.
+    assert_eq!(run(env!("CARGO_BIN_EXE_jobadmin"), &[]).0, Some(2));
+    assert_eq!(run(env!("CARGO_BIN_EXE_jobadmin"), &["-h"]).0, Some(2));
+    // TLS is not built in: refused, never plaintext.
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_jobadmin"), &["-S", "--status"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--ssl"), "{err}");
+}

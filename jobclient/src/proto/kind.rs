@@ -96,8 +96,9 @@ packet_types! {
     SubmitJobLowBg = 34, 3;
     SubmitJobSched = 35, 8;
     SubmitJobEpoch = 36, 4;
-    SubmitReduceJob = 37, 4;
-    SubmitReduceJobBackground = 38, 4;
+    // function, unique, reducer, aggregator, data (measured against gearmand 1.1.20).
+    SubmitReduceJob = 37, 5;
+    SubmitReduceJobBackground = 38, 5;
     GrabJobAll = 39, 0;
     JobAssignAll = 40, 5;
     GetStatusUnique = 41, 1;

@@ -85,6 +85,8 @@ pub(crate) struct ConnState {
     pub(crate) unsent: usize,
     /// Whether this connection may use the admin commands that change state.
     pub(crate) admin: bool,
+    /// Its socket's descriptor, which admin `workers` shows as gearmand does.
+    pub(crate) fd: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -93,6 +95,9 @@ struct Job {
     function: Bytes,
     unique: Bytes,
     data: Bytes,
+    /// The reducer a `SUBMIT_REDUCE_JOB` named, handed to the worker in `JOB_ASSIGN_ALL` as
+    /// gearmand does; empty for other jobs.
+    reducer: Bytes,
     priority: usize,
     background: bool,
     /// Connections to forward WORK_* to, each with its number of submissions: every WORK_*
@@ -210,6 +215,7 @@ fn saved(j: &Job) -> super::journal::Saved {
         data: j.data.clone(),
         priority: j.priority as u8,
         epoch: j.epoch,
+        reducer: j.reducer.clone(),
     }
 }
 
@@ -532,6 +538,10 @@ impl Core {
             T::SubmitJobBg | T::SubmitJobEpoch => self.submit(from, p, 1, true, now),
             T::SubmitJobHighBg => self.submit(from, p, 0, true, now),
             T::SubmitJobLowBg => self.submit(from, p, 2, true, now),
+            // gearmand queues a reduce job as a normal one that carries its reducer to the
+            // worker (JOB_ASSIGN_ALL); the map and reduce steps are the worker's (libgearman).
+            T::SubmitReduceJob => self.submit(from, p, 1, false, now),
+            T::SubmitReduceJobBackground => self.submit(from, p, 1, true, now),
             T::GetStatus => self.get_status(from, p.arg(0)),
             T::GetStatusUnique => self.get_status_unique(from, p.arg(0)),
             T::OptionReq => {
@@ -603,8 +613,15 @@ impl Core {
             (Bytes::copy_from_slice(p.arg_ref(0)), Bytes::copy_from_slice(p.arg_ref(1)));
         let data = Bytes::copy_from_slice(match p.kind() {
             PacketType::SubmitJobEpoch => p.arg_ref(3),
+            PacketType::SubmitReduceJob | PacketType::SubmitReduceJobBackground => p.arg_ref(4),
             _ => p.arg_ref(2),
         });
+        let reducer = match p.kind() {
+            PacketType::SubmitReduceJob | PacketType::SubmitReduceJobBackground => {
+                Bytes::copy_from_slice(p.arg_ref(2))
+            }
+            _ => Bytes::new(),
+        };
         if !unique.is_empty() {
             if let Some(&job_id) = self.by_unique.get(&(function.clone(), unique.clone())) {
                 // Coalesce: the submitter joins the existing job.
@@ -704,6 +721,7 @@ impl Core {
             function: function.clone(),
             unique: unique.clone(),
             data,
+            reducer,
             priority,
             background,
             clients: if background { Vec::new() } else { vec![(from, 1)] },
@@ -943,8 +961,13 @@ impl Core {
         let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
         job.worker = Some(from);
         job.assignment = assignment;
-        let (h, f, u, d) =
-            (job.handle.clone(), job.function.clone(), job.unique.clone(), job.data.clone());
+        let (h, f, u, d, r) = (
+            job.handle.clone(),
+            job.function.clone(),
+            job.unique.clone(),
+            job.data.clone(),
+            job.reducer.clone(),
+        );
         let timeout = self.conn_mut(from).and_then(|c| {
             c.running.push(job_id);
             c.timeouts.get(&f).copied()
@@ -954,7 +977,7 @@ impl Core {
         }
         match kind {
             PacketType::GrabJobAll => {
-                self.send(from, PacketType::JobAssignAll, &[&h, &f, &u, b"", &d])
+                self.send(from, PacketType::JobAssignAll, &[&h, &f, &u, &r, &d])
             }
             PacketType::GrabJobUniq => {
                 self.send(from, PacketType::JobAssignUniq, &[&h, &f, &u, &d])

@@ -1,4 +1,6 @@
-//! Admin listings and commands on the job state: `status`, `workers`, `show jobs`, `maxqueue`, `cancel job`.
+//! Admin listings and commands on the job state: `status`, `prioritystatus`, `workers`,
+//! `show jobs`, `show unique jobs`, `maxqueue`, `cancel job`, `create function`,
+//! `drop function`.
 
 use super::*;
 
@@ -14,8 +16,24 @@ impl Core {
         rows
     }
 
-    /// `workers` rows: id, peer, client id, functions.
-    pub(crate) fn worker_rows(&self) -> Vec<(usize, String, String, Vec<String>)> {
+    /// `prioritystatus` rows: function, jobs queued per priority (high, normal, low), capable
+    /// workers.
+    pub(crate) fn priority_rows(&self) -> Vec<(String, [usize; PRIORITIES], usize)> {
+        let mut rows: Vec<_> = self
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                let queued = [f.queues[0].len(), f.queues[1].len(), f.queues[2].len()];
+                (printable(name), queued, f.workers)
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    /// `workers` rows: the connection's descriptor (its id if it has none), peer, client id,
+    /// functions (last registered first, as gearmand lists them).
+    pub(crate) fn worker_rows(&self) -> Vec<(i64, String, String, Vec<String>)> {
         self.conns
             .iter()
             .enumerate()
@@ -23,10 +41,37 @@ impl Core {
                 let c = c.as_ref()?;
                 let id =
                     if c.client_id.is_empty() { "-".to_string() } else { printable(&c.client_id) };
-                let fs = c.abilities.iter().map(|f| printable(f)).collect();
-                Some((i, c.peer.clone(), id, fs))
+                let fs = c.abilities.iter().rev().map(|f| printable(f)).collect();
+                Some((c.fd.map_or(i as i64, i64::from), c.peer.clone(), id, fs))
             })
             .collect()
+    }
+
+    /// `show unique jobs` rows: every live job's unique ID (empty for a job without one).
+    pub(crate) fn unique_rows(&self) -> Vec<String> {
+        self.jobs.iter().flatten().map(|j| printable(&j.unique)).collect()
+    }
+
+    /// `create function NAME`: known from now on (listed by `status`), with no limit.
+    pub(crate) fn create_function(&mut self, function: &str) {
+        self.functions.entry(Bytes::copy_from_slice(function.as_bytes())).or_default();
+    }
+
+    /// `drop function NAME`: forgotten, if nobody can do it, none of its jobs runs and none
+    /// waits.
+    pub(crate) fn drop_function(&mut self, function: &str) -> crate::server::admin::Dropped {
+        use crate::server::admin::Dropped;
+        let Some(f) = self.functions.get(function.as_bytes()) else { return Dropped::NotFound };
+        if f.workers > 0 || f.running > 0 {
+            return Dropped::Busy;
+        }
+        if f.queued() > 0 || f.waiting != [0; PRIORITIES] {
+            return Dropped::Queued;
+        }
+        if let Some(key) = self.functions.remove(function.as_bytes()).and_then(|f| f.rewake) {
+            self.timers.remove(&key);
+        }
+        Dropped::Done
     }
 
     /// `show jobs` rows: handle, retries, whether running.

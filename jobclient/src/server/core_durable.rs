@@ -77,6 +77,7 @@ impl Core {
                 function: saved.function.clone(),
                 unique: saved.unique.clone(),
                 data: saved.data,
+                reducer: saved.reducer,
                 priority,
                 background: true,
                 clients: Vec::new(),
@@ -111,18 +112,6 @@ impl Core {
 
     /// The live background jobs, as the durable queue keeps them (for compaction).
     pub(crate) fn saved_jobs(&self) -> Vec<crate::server::journal::Saved> {
-        self.jobs
-            .iter()
-            .flatten()
-            .filter(|j| j.background)
-            .map(|j| crate::server::journal::Saved {
-                handle: j.handle.clone(),
-                function: j.function.clone(),
-                unique: j.unique.clone(),
-                data: j.data.clone(),
-                priority: j.priority as u8,
-                epoch: j.epoch,
-            })
-            .collect()
+        self.jobs.iter().flatten().filter(|j| j.background).map(saved).collect()
     }
 }

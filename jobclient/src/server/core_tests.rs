@@ -201,6 +201,7 @@ fn restoring_an_absurd_journaled_epoch_does_not_overflow() {
         data: Bytes::from_static(b"x"),
         priority: 1,
         epoch: u64::MAX,
+        reducer: Bytes::new(),
     };
     let now = rig.now;
     rig.core.restore(vec![saved], now);

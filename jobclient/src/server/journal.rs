@@ -3,7 +3,8 @@
 //! The file starts with the 8 bytes [`MAGIC`]. Each record is framed as a big-endian u32
 //! payload length, a big-endian u32 CRC-32 (IEEE) of the payload, then the payload: `A`
 //! priority:u8 epoch:u64 then handle, function, unique and data, each as a big-endian u32
-//! length and its bytes; or `D` then the handle the same way.
+//! length and its bytes; `R`, the same with a fifth field, the reducer (a background
+//! `SUBMIT_REDUCE_JOB`); or `D` then the handle the same way.
 //!
 //! # What a replay tells apart
 //!
@@ -40,6 +41,8 @@ pub(crate) struct Saved {
     pub(crate) priority: u8,
     /// Unix time to run at; 0 for at once.
     pub(crate) epoch: u64,
+    /// The reducer of a `SUBMIT_REDUCE_JOB_BACKGROUND` job; empty for any other.
+    pub(crate) reducer: Bytes,
 }
 
 /// Something a replay found wrong, with the byte offset in the file.
@@ -71,12 +74,17 @@ impl std::fmt::Display for Problem {
 /// Appends the record of a job added.
 pub(crate) fn add(out: &mut BytesMut, job: &Saved) {
     framed(out, |out| {
-        out.put_u8(b'A');
+        let reduce = !job.reducer.is_empty();
+        out.put_u8(if reduce { b'R' } else { b'A' });
         out.put_u8(job.priority);
         out.put_u64(job.epoch);
         for field in [&job.handle, &job.function, &job.unique, &job.data] {
             out.put_u32(field.len() as u32);
             out.put_slice(field);
+        }
+        if reduce {
+            out.put_u32(job.reducer.len() as u32);
+            out.put_slice(&job.reducer);
         }
     });
 }
@@ -92,6 +100,7 @@ pub(crate) fn add_len(job: &Saved) -> usize {
         + job.function.len()
         + job.unique.len()
         + job.data.len()
+        + if job.reducer.is_empty() { 0 } else { 4 + job.reducer.len() }
 }
 
 /// Appends the record of a job done.
@@ -215,6 +224,7 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
 fn well_formed(payload: &[u8]) -> bool {
     let (fixed, fields) = match payload.first() {
         Some(b'A') => (1 + 1 + 8, 4),
+        Some(b'R') => (1 + 1 + 8, 5),
         Some(b'D') => (1, 1),
         _ => return false,
     };
@@ -273,17 +283,22 @@ impl Reader<'_> {
     }
     fn record(&mut self) -> Option<Record> {
         match self.u8()? {
-            b'A' => {
+            kind @ (b'A' | b'R') => {
                 let priority = self.u8()?;
                 let epoch = self.u64()?;
-                Some(Record::Add(Saved {
+                let mut job = Saved {
                     priority,
                     epoch,
                     handle: self.field()?,
                     function: self.field()?,
                     unique: self.field()?,
                     data: self.field()?,
-                }))
+                    reducer: Bytes::new(),
+                };
+                if kind == b'R' {
+                    job.reducer = self.field()?;
+                }
+                Some(Record::Add(job))
             }
             b'D' => self.field().map(Record::Done),
             _ => None,

@@ -10,6 +10,7 @@ fn job(h: &str, data: &str) -> Saved {
         data: Bytes::copy_from_slice(data.as_bytes()),
         priority: 1,
         epoch: 0,
+        reducer: Bytes::new(),
     }
 }
 
@@ -145,4 +146,16 @@ fn a_large_torn_record_full_of_plausible_lengths_replays() {
     let (live, problems) = replay(&l);
     assert_eq!(live, [job("H:1", "a")]);
     assert_eq!(problems, [Problem::TornTail { offset: whole, bytes: l.len() - whole }]);
+}
+
+#[test]
+fn a_reduce_job_keeps_its_reducer() {
+    let mut reduce = job("H:9", "r");
+    reduce.reducer = Bytes::from_static(b"sum");
+    let l = log(|l| {
+        add(l, &job("H:1", "a"));
+        add(l, &reduce);
+    });
+    assert_eq!(add_len(&reduce), l.len() - MAGIC.len() - add_len(&job("H:1", "a")));
+    assert_eq!(replay(&l), (vec![job("H:1", "a"), reduce], vec![]));
 }

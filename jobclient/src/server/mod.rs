@@ -42,7 +42,7 @@
 //! when the job is assigned, requeued, finished or cancelled. A stale timer can therefore never
 //! requeue or queue a later job in the same slot.
 
-mod admin;
+pub(crate) mod admin;
 mod connection;
 mod core;
 pub(crate) mod fuzz;
@@ -633,6 +633,9 @@ impl Server {
             let mut sh = self.shared.borrow_mut();
             let admin = sh.core.limits.admin_allowed(peer.ip());
             let id = sh.core.connect_with(peer.ip().to_string(), admin);
+            if let Some(c) = sh.core.conn_mut(id) {
+                c.fd = Some(std::os::fd::AsRawFd::as_raw_fd(sock.get_ref()));
+            }
             if sh.wakers.len() <= id {
                 sh.wakers.resize(id + 1, None);
             }
