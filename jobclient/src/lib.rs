@@ -165,9 +165,8 @@
 //!
 //! # Not yet
 //!
-//! Still to come: a multi-threaded `jobd` (`-t` is accepted and ignored today), and fewer
-//! wake-ups per job in the worker (the two levers for the throughput gaps that
-//! `cargo xtask bench gearman` shows). The decoders are fuzzed (`cargo xtask fuzz`), the core
+//! Still to come: fewer wake-ups per job in the worker (the lever for the sequential
+//! latency that `cargo xtask bench gearman` shows). The decoders are fuzzed (`cargo xtask fuzz`), the core
 //! has a model-based test (`server/core_model.rs`).
 //!
 //! A request that meets a connection which has just died fails with [`Error::Disconnected`]

@@ -83,7 +83,7 @@ fn admin_answers_match_gearmand_byte_for_byte() {
     let gearmand = Gearmand::start(&[]).unwrap();
     let jobd = Jobd::start(&[], None);
     let _g = populate(gearmand.addr());
-    let _j = populate(jobd.addr());
+    let mut j = populate(jobd.addr());
     let same = [
         "status",
         "STATUS",
@@ -138,7 +138,10 @@ fn admin_answers_match_gearmand_byte_for_byte() {
     }
     // Where we differ on purpose: a function with jobs queued is not dropped (gearmand says
     // OK and strands the jobs where no worker can reach them).
-    drop(_j);
+    // The worker gives up its functions (its echo answered: the server has seen it).
+    j[1].send(T::ResetAbilities, &[]);
+    j[1].send(T::EchoReq, &[b"reset"]);
+    assert_eq!(j[1].recv().kind(), T::EchoRes);
     assert_eq!(exact(jobd.addr(), "drop function f"), "ERR there are still queued jobs\r\n");
 }
 

@@ -1,8 +1,8 @@
 //! `jobd`: the embedded Gearman job server as a program, with gearmand's flags.
 //!
 //! `jobd --help` lists every flag. In short: `-L ADDRESS` (default 127.0.0.1), `-p PORT`
-//! (default 4730), `-t THREADS` (accepted for compatibility; one event loop serves all
-//! connections), `-l stderr|FILE` (where the log goes; default stderr), `-v` (more detail,
+//! (default 4730), `-t THREADS` (event loops, each on a thread of its own; default the
+//! number of cores; 0 or 1 is one loop), `-l stderr|FILE` (where the log goes; default stderr), `-v` (more detail,
 //! repeatable; `RUST_LOG` filters further), `-q FILE` / `--queue-file FILE` to keep
 //! background jobs in a file across restarts, and the limits beyond gearmand's flags (see the
 //! server's "Limits and defaults"): `--max-connections N` (default 65,536),
@@ -44,9 +44,9 @@ struct Args {
     /// Port to listen on.
     #[arg(short, long, default_value_t = 4730)]
     port: u16,
-    /// I/O threads: accepted for gearmand compatibility; one event loop serves everything.
+    /// Event loops serving connections, each on a thread of its own (default: the cores).
     #[arg(short, long, value_name = "THREADS")]
-    threads: Option<u32>,
+    threads: Option<usize>,
     /// Where the log goes: `stderr`, or a file to append to.
     #[arg(short = 'l', long = "log-file", value_name = "stderr|FILE", default_value = "stderr")]
     log_file: String,
@@ -152,9 +152,19 @@ fn serve(args: Args) -> std::io::Result<()> {
     policy.keepalive_idle = positive(args.keepalive_idle).map(Duration::from_secs);
     policy.keepalive_interval = positive(args.keepalive_interval).map(Duration::from_secs);
     policy.keepalive_count = positive(args.keepalive_count).map(|n| n.min(u32::MAX.into()) as u32);
+    // Before the listener opens: whoever sees the port open finds the pid file too. A start
+    // that fails removes it again (the guard drops).
+    let pid_file = match &args.pid_file {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     let ex = Executor::new()?;
     let h = ex.handle();
-    let server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
+    let mut server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    server.io_threads(threads)?;
     server.limits(limits);
     server.policy(policy);
     server.shutdown_timeout(Duration::from_secs(args.shutdown_timeout));
@@ -180,11 +190,7 @@ fn serve(args: Args) -> std::io::Result<()> {
         }
     })
     .detach();
-    let pid_file = match &args.pid_file {
-        Some(path) => Some(PidFile::write(path)?),
-        None => None,
-    };
-    log::info!("listening on {}", server.local_addr()?);
+    log::info!("listening on {} with {} event loops", server.local_addr()?, threads.max(1));
     let result = ex.block_on(server.run());
     drop(pid_file);
     result

@@ -1,12 +1,11 @@
 //! One connection's task: reads frames into the core, writes what the core queued for it,
 //! with the limits and deadlines of the server's "Limits and defaults".
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::future::Future;
 use std::net::TcpStream;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::BytesMut;
@@ -14,7 +13,7 @@ use evcore::{Async, Handle};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use super::core::{Action, ConnId, Now};
-use super::{admin, far_or, QueueSync, Shared};
+use super::{admin, far_or, Locked, QueueSync};
 use crate::proto::{Decoder, Frame};
 
 /// Bytes read from a socket at a time.
@@ -36,12 +35,7 @@ fn shrink_if_idle(buf: &mut BytesMut) {
 /// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
 /// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
 /// the connection; so does output past [`Limits::max_output`] (the core dooms it).
-pub(super) async fn serve(
-    mut sock: Async<TcpStream>,
-    id: ConnId,
-    shared: Rc<RefCell<Shared>>,
-    h: Handle,
-) {
+pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Locked>, h: Handle) {
     let decoder = Decoder::server();
     let (pause_output, read_deadline, write_deadline) = {
         let sh = shared.borrow();

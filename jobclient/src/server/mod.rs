@@ -34,6 +34,25 @@
 //! An idle connection keeps no read or write buffer: both are given back once empty, so it
 //! costs its state and its task only.
 //!
+//! # Threads
+//!
+//! `jobd -t N` ([`Server::io_threads`]) serves on N event loops: the server's own, which
+//! accepts, runs the timers and writes the durable queue, and N - 1 more on threads of their
+//! own ([`evcore::Engine`]s). Accepted connections are handed to the loops in turn (even
+//! spread, unlike `SO_REUSEPORT`'s hash; one listener to close on a graceful shutdown). Each
+//! loop reads, decodes, encodes and writes its own connections: the syscalls, which are most
+//! of a job's cost. The job state (the core) is one, behind one lock that a connection takes
+//! for the few microseconds of handing it a batch of packets and taking its output; a
+//! connection whose output the core grew is woken on its own loop. Why one state and not
+//! shards: priorities are global across functions and coalescing spans connections, so a
+//! job's fate depends on state that any connection can touch; sharding by function would
+//! break "any high job before any normal one" for a worker of several functions, and a
+//! channel to a core thread would add two thread hops to every packet. The core and its
+//! model test are the same for one loop and for many; `tests/multiloop.rs` checks the real
+//! server over four loops against the same invariants. Across connections, the order in
+//! which packets are served follows the loops' timing, as in gearmand with several threads:
+//! a client that needs an order waits for its answer (`JOB_CREATED`).
+//!
 //! # Timers
 //!
 //! Job slots and connection ids are reused, so a timer (an epoch job's time, a
@@ -50,26 +69,25 @@ mod journal;
 mod limits;
 mod policy;
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use bytes::BytesMut;
 use evcore::{Async, Handle};
 
-use self::core::{Core, Now};
+use self::core::{ConnId, Core, Now};
 
 pub use admin::VERSION;
 pub use limits::Limits;
 pub use policy::Policy;
 
-struct Shared {
+pub(crate) struct Shared {
     core: Core,
     wakers: Vec<Option<Waker>>,
     shutdown: bool,
@@ -259,6 +277,25 @@ pub(crate) fn far_or(limit: std::time::Duration) -> std::time::Instant {
     now.checked_add(limit).unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
 }
 
+/// The server's state, shared by the connection tasks of every event loop (`jobd -t N`):
+/// each locks it for the few microseconds of handing its packets to the core and taking its
+/// output, and does its reading, writing and waiting outside it.
+pub(crate) struct Locked(Mutex<Shared>);
+
+impl Locked {
+    /// The state, for a short while. Named as `RefCell`'s was: the single-loop server held
+    /// it in one, and no path takes it twice. A panic while it is held (a bug) leaves it
+    /// usable; the core itself aborts on one.
+    pub(crate) fn borrow_mut(&self) -> MutexGuard<'_, Shared> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The same, for reading.
+    pub(crate) fn borrow(&self) -> MutexGuard<'_, Shared> {
+        self.borrow_mut()
+    }
+}
+
 /// The smallest durable queue file worth compacting while running.
 const COMPACT_MIN: u64 = 1 << 20;
 
@@ -332,7 +369,11 @@ impl std::str::FromStr for QueueSync {
 pub struct Server {
     listener: Async<TcpListener>,
     handle: Handle,
-    shared: Rc<RefCell<Shared>>,
+    shared: Arc<Locked>,
+    /// The other event loops (`jobd -t N`), each on a thread of its own: accepted
+    /// connections are handed out in turn to this loop and to them.
+    loops: Vec<evcore::Engine>,
+    next_loop: std::cell::Cell<usize>,
 }
 
 impl Server {
@@ -357,7 +398,13 @@ impl Server {
             queue_sync: QueueSync::Batch,
             reserve_fd: std::fs::File::open("/dev/null").ok(),
         };
-        Ok(Server { listener, handle: handle.clone(), shared: Rc::new(RefCell::new(shared)) })
+        Ok(Server {
+            listener,
+            handle: handle.clone(),
+            shared: Arc::new(Locked(Mutex::new(shared))),
+            loops: Vec::new(),
+            next_loop: std::cell::Cell::new(0),
+        })
     }
 
     /// Keeps background jobs in `path` so that a restart loses none: the file is replayed
@@ -506,6 +553,18 @@ impl Server {
         self.shared.borrow_mut().core.limits = limits;
     }
 
+    /// Serves on `n` event loops in all (`jobd -t N`): this one, which accepts, keeps the
+    /// timers and the durable queue, and `n - 1` more on threads of their own. Accepted
+    /// connections go to the loops in turn; each loop reads, decodes, encodes and writes its
+    /// own connections, and all of them share one job state behind a lock (see the module
+    /// docs, "Threads"). Call before [`run`](Server::run); 0 and 1 are the one loop.
+    pub fn io_threads(&mut self, n: usize) -> io::Result<()> {
+        while self.loops.len() + 1 < n {
+            self.loops.push(evcore::Engine::start()?);
+        }
+        Ok(())
+    }
+
     /// Sets how jobs are handed out and dead peers found (`-j`, `-w`, `-R`, `--keepalive*`);
     /// see [`Policy`]. Takes effect at once (keepalive: for connections accepted from now on).
     pub fn policy(&self, policy: Policy) {
@@ -521,7 +580,7 @@ impl Server {
     /// A handle that stops this server from another task of its executor: what `jobd` calls
     /// on SIGTERM and SIGINT.
     pub fn stopper(&self) -> ServerStopper {
-        ServerStopper { shared: Rc::downgrade(&self.shared) }
+        ServerStopper { shared: Arc::downgrade(&self.shared) }
     }
 
     /// Where it listens.
@@ -541,12 +600,14 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
         let result = self.accept_loop().await;
-        let Server { listener, handle, shared } = self;
+        let Server { listener, handle, shared, loops, .. } = self;
         drop(listener);
         if result.is_ok() {
             drain(&shared, &handle).await;
         }
         drop(timers);
+        // The other loops stop, and their threads are joined, as their engines drop.
+        drop(loops);
         result
     }
 
@@ -628,24 +689,60 @@ impl Server {
         }
         stream.set_nodelay(true)?;
         self.shared.borrow().core.policy.apply_keepalive(&stream)?;
-        let sock = Async::new(stream, &self.handle)?;
         let id = {
             let mut sh = self.shared.borrow_mut();
             let admin = sh.core.limits.admin_allowed(peer.ip());
             let id = sh.core.connect_with(peer.ip().to_string(), admin);
             if let Some(c) = sh.core.conn_mut(id) {
-                c.fd = Some(std::os::fd::AsRawFd::as_raw_fd(sock.get_ref()));
+                c.fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream));
             }
             if sh.wakers.len() <= id {
                 sh.wakers.resize(id + 1, None);
             }
             id
         };
-        self.handle
-            .spawn_local(connection::serve(sock, id, self.shared.clone(), self.handle.clone()))
-            .detach();
+        let turn = self.next_loop.get();
+        self.next_loop.set((turn + 1) % (self.loops.len() + 1));
+        if turn == 0 {
+            match Async::new(stream, &self.handle) {
+                Ok(sock) => {
+                    let task =
+                        connection::serve(sock, id, self.shared.clone(), self.handle.clone());
+                    self.handle.spawn_local(task).detach();
+                }
+                Err(e) => {
+                    forget_connection(&self.shared, id);
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
+        // To another loop: the socket is registered there, by its own thread.
+        let shared = self.shared.clone();
+        let spawned = self.loops[turn - 1].spawner().spawn(move |h: &Handle| {
+            let h = h.clone();
+            async move {
+                match Async::new(stream, &h) {
+                    Ok(sock) => connection::serve(sock, id, shared, h).await,
+                    Err(e) => {
+                        shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
+                        forget_connection(&shared, id);
+                    }
+                }
+            }
+        });
+        // Not awaited: a loop that is gone drops the connection with the closure.
+        drop(spawned);
         Ok(())
     }
+}
+
+/// A connection the core knows of that never got its task: gone again.
+fn forget_connection(shared: &Locked, id: ConnId) {
+    let mut sh = shared.borrow_mut();
+    sh.core.disconnect(id);
+    sh.wakers[id] = None;
+    sh.flush_dirty();
 }
 
 impl fmt::Debug for Server {
@@ -658,7 +755,7 @@ impl fmt::Debug for Server {
 /// loop holds it). Does nothing once the server is gone.
 #[derive(Clone, Debug)]
 pub struct ServerStopper {
-    shared: std::rc::Weak<RefCell<Shared>>,
+    shared: std::sync::Weak<Locked>,
 }
 
 impl ServerStopper {
@@ -679,7 +776,7 @@ impl ServerStopper {
 
 /// The rest of a graceful shutdown, once the listener is closed: waits until no job runs and
 /// every connection's output is written, or the deadline passes, or a stop comes.
-async fn drain(shared: &Rc<RefCell<Shared>>, handle: &Handle) {
+async fn drain(shared: &Arc<Locked>, handle: &Handle) {
     let Some(deadline) = shared.borrow().drain_deadline else { return };
     let mut timeout = handle.sleep_until(deadline);
     poll_fn(|cx| {
@@ -707,7 +804,7 @@ async fn drain(shared: &Rc<RefCell<Shared>>, handle: &Handle) {
 
 /// Sleeps until the core's next deadline (or until a packet may have set an earlier one),
 /// then lets the core act on what is due.
-async fn timer_task(shared: Rc<RefCell<Shared>>, handle: Handle) {
+async fn timer_task(shared: Arc<Locked>, handle: Handle) {
     loop {
         let next = shared.borrow().core.next_deadline();
         let mut sleep = next.map(|at| handle.sleep_until(at));

@@ -178,6 +178,9 @@ impl Raw {
 pub fn deaf_client_and_its_worker(addr: SocketAddr) -> (Raw, Raw, bytes::Bytes) {
     let mut deaf = Raw::connect(addr);
     deaf.send(PacketType::SubmitJob, &[b"f", b"", b"x"]);
+    // Its JOB_CREATED, the last thing it reads: on a server of several loops, the worker's
+    // GRAB_JOB could otherwise be served before this submission.
+    assert_eq!(deaf.recv().kind(), PacketType::JobCreated);
     let mut w = Raw::connect(addr);
     w.send(PacketType::CanDo, &[b"f"]);
     w.send(PacketType::GrabJob, &[]);
@@ -227,7 +230,11 @@ impl Jobd {
         let child = cmd
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("JOBD_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         let start = Instant::now();
