@@ -5,7 +5,7 @@
 //! Not a criterion benchmark: each measurement is thousands of jobs through a real server, so
 //! the program runs ours and the C harness (`benches/c/gearman_bench.c`, over Debian's
 //! libgearman) alternately, three rounds each, against the same server in the same run, and
-//! reports medians. Two of our workers answer the foreground jobs for both clients. The table
+//! reports medians. Two libgearman workers answer the foreground jobs for both clients. The table
 //! goes to stdout and to `target/peer-results/gearman.md`, which `cargo xtask bench` prints.
 
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use evcore::Executor;
 use futures_util::future::join_all;
-use jobclient::{Client, Job, Server, Worker};
+use jobclient::{Client, Job, Server};
 
 const ROUNDS: usize = 3;
 
@@ -62,13 +62,21 @@ fn main() {
     let harness =
         peers::build_c(&root.join("benches/c/gearman_bench.c"), "gearman_bench", &["gearmand"])
             .unwrap();
-    let gearmand = peers::Gearmand::start(&[]).unwrap();
-    let ours = start_our_server();
-    for addr in [gearmand.addr(), ours] {
-        for _ in 0..2 {
-            start_worker(addr);
-        }
+    // `GEARMAN_BENCH=multicore` runs the multi-core rows alone (they are the slow part to
+    // iterate on).
+    if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "multicore") {
+        println!("\n{}", multi_core(&harness).join("\n"));
+        return;
     }
+    let gearmand = peers::Gearmand::start(&[]).unwrap();
+    // Our server as jobd runs it by default: a loop per core, each polling before it sleeps.
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let ours = start_our_server_threads(cores);
+    // The same two libgearman workers for every server and client.
+    let _workers: Vec<Proc> = [gearmand.addr(), ours]
+        .iter()
+        .flat_map(|&addr| [c_worker(&harness, addr), c_worker(&harness, addr)])
+        .collect();
     let mut rows = Vec::new();
     for w in WORKLOADS {
         let mut t = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]]; // [server][client]
@@ -205,6 +213,7 @@ fn main() {
             met(mem / dur >= 0.5)
         ));
     }
+    rows.extend(multi_core(&harness));
     let table = format!(
         "| gearman workload (jobs/s, median of {ROUNDS}) | ours | peer | ours/peer throughput | target | met |\n|---|---|---|---|---|---|\n{}\n",
         rows.join("\n")
@@ -227,13 +236,147 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-/// Our server on its own thread; it lives until the process exits.
-fn start_our_server() -> SocketAddr {
+/// The multi-core workload: 4 libgearman clients at once, each with 100 foreground
+/// jobs in flight, answered by 4 libgearman workers, against `gearmand -t 2`, our server on
+/// 2 loops and on 1; with each server's CPU per job and how busy the whole machine was.
+fn multi_core(harness: &std::path::Path) -> Vec<String> {
+    const CLIENTS: usize = 4;
+    const JOBS_EACH: usize = 5_000;
+    let gearmand = peers::Gearmand::start(&["-t", "2"]).unwrap();
+    let two = start_our_server_threads(2);
+    let one = start_our_server_threads(1);
+    let me = std::process::id();
+    let servers = [
+        ("gearmand -t 2", gearmand.addr(), gearmand.pid()),
+        ("ours -t 2", two, me),
+        ("ours -t 1", one, me),
+    ];
+    let _workers: Vec<Proc> = servers
+        .iter()
+        .flat_map(|&(_, addr, _)| (0..4).map(move |_| c_worker(harness, addr)))
+        .collect();
+    let mut results = Vec::new();
+    for &(name, addr, pid) in &servers {
+        let mut runs = Vec::new();
+        for _ in 0..ROUNDS {
+            runs.push(run_parallel_c(harness, addr, pid, CLIENTS, JOBS_EACH));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        results.push((name, runs[runs.len() / 2]));
+    }
+    let (g, t2, t1) = (results[0].1, results[1].1, results[2].1);
+    let row = |what: &str, ours: (f64, f64, f64), peer: (f64, f64, f64), target: Option<f64>| {
+        let ratio = ours.0 / peer.0;
+        format!(
+            "| {what} | {:.0}/s (server {:.1} µs CPU/job, machine {:.0}% busy) | {:.0}/s (server {:.1} µs CPU/job, machine {:.0}% busy) | {ratio:.2}x | {} | {} |",
+            ours.0,
+            ours.1,
+            ours.2 * 100.0,
+            peer.0,
+            peer.1,
+            peer.2 * 100.0,
+            target.map_or("reported".to_string(), |t| format!("≥ {t:.2}x")),
+            target.map_or("-", |t| met(ratio >= t)),
+        )
+    };
+    vec![
+        row("foreground, 4 libgearman clients x 100 in flight, 4 libgearman workers: ours -t 2 vs gearmand -t 2", t2, g, Some(2.0)),
+        row("the same: ours -t 2 vs ours -t 1", t2, t1, None),
+    ]
+}
+
+/// A child process, killed when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A libgearman worker process answering `bench_echo`.
+fn c_worker(harness: &std::path::Path, addr: SocketAddr) -> Proc {
+    Proc(
+        Command::new(harness)
+            .args(["127.0.0.1", &addr.port().to_string(), "worker"])
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// CPU seconds (user and system) process `pid` has used, from `/proc/PID/stat` (clock
+/// ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// The machine's busy and total CPU time so far, in ticks, from `/proc/stat`.
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let idle = cpu[3] + cpu.get(4).copied().unwrap_or(0.0);
+    (cpu.iter().sum::<f64>() - idle, cpu.iter().sum())
+}
+
+/// `clients` libgearman client processes at once, `jobs_each` foreground jobs each with 100
+/// in flight: (jobs per second, the server's CPU µs per job, the machine's busy share).
+fn run_parallel_c(
+    harness: &std::path::Path,
+    addr: SocketAddr,
+    server_pid: u32,
+    clients: usize,
+    jobs_each: usize,
+) -> (f64, f64, f64) {
+    let (cpu0, m0, t0) = (cpu_secs(server_pid), machine_ticks(), Instant::now());
+    let children: Vec<_> = (0..clients)
+        .map(|_| {
+            Command::new(harness)
+                .args([
+                    "127.0.0.1",
+                    &addr.port().to_string(),
+                    "fg",
+                    &jobs_each.to_string(),
+                    "100",
+                    "16",
+                ])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success(), "a client failed");
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu1, m1) = (cpu_secs(server_pid), machine_ticks());
+    let jobs = (clients * jobs_each) as f64;
+    (jobs / elapsed, (cpu1 - cpu0) * 1e6 / jobs, (m1.0 - m0.0) / (m1.1 - m0.1))
+}
+
+/// Our server on `loops` event loops, on a thread of its own, for the life of the process.
+fn start_our_server_threads(loops: usize) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let ex = Executor::new().unwrap();
+        // As jobd runs it: every loop polls a little before it sleeps.
+        let mut lp = evcore::Loop::new().unwrap();
+        lp.set_spin(jobclient::DEFAULT_BUSY_POLL);
+        let ex = Executor::with_reactor(lp);
         let h = ex.handle();
-        let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h).unwrap();
+        let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), &h).unwrap();
+        server.busy_poll(jobclient::DEFAULT_BUSY_POLL);
+        server.io_threads(loops).unwrap();
         tx.send(server.local_addr().unwrap()).unwrap();
         ex.block_on(server.run()).unwrap();
     });
@@ -257,20 +400,13 @@ fn start_durable_server(dir: &std::path::Path) -> SocketAddr {
     rx.recv().unwrap()
 }
 
-/// One of our workers answering `bench_echo`, on its own thread, for the life of the process.
-fn start_worker(addr: SocketAddr) {
-    std::thread::spawn(move || {
-        let ex = Executor::new().unwrap();
-        let h = ex.handle();
-        let mut w = Worker::new();
-        w.register("bench_echo", |job| Ok(job.workload().clone()));
-        let _ = ex.block_on(w.work(addr, &h, None));
-    });
-}
-
 /// Our client on a workload; nanoseconds per job.
 fn run_ours(addr: SocketAddr, w: &Workload) -> f64 {
-    let ex = Executor::new().unwrap();
+    // Our client's loop polls before it sleeps (`Loop::set_spin`), as jobd's do: a reply
+    // that comes within 50 µs is taken without a wake-up. libgearman blocks in poll(2).
+    let mut lp = evcore::Loop::new().unwrap();
+    lp.set_spin(jobclient::DEFAULT_BUSY_POLL);
+    let ex = Executor::with_reactor(lp);
     let h = ex.handle();
     let payload = Bytes::from(vec![b'x'; w.payload]);
     ex.block_on(async {
@@ -307,7 +443,13 @@ fn run_ours(addr: SocketAddr, w: &Workload) -> f64 {
 /// nanoseconds per job.
 fn run_shared(addr: SocketAddr, w: &Workload) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
-    let engine = evcore::Engine::start().unwrap();
+    // The engine's loop polls before it sleeps, as the local path's does (`run_ours`).
+    let engine = evcore::Engine::start_with(|| {
+        let mut lp = evcore::Loop::new()?;
+        lp.set_spin(jobclient::DEFAULT_BUSY_POLL);
+        Ok(lp)
+    })
+    .unwrap();
     let payload = Bytes::from(vec![b'x'; w.payload]);
     rt.block_on(async {
         let client = Client::connect(addr, &engine).await.unwrap();

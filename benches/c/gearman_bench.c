@@ -3,7 +3,8 @@
  * Debian's libgearman, against the same job server. Run by that benchmark.
  *
  * usage: gearman_bench HOST PORT WORKLOAD JOBS IN_FLIGHT PAYLOAD_BYTES
- * prints: <ns per job>
+ *        gearman_bench HOST PORT worker
+ * prints: <ns per job> (a worker prints nothing and runs until killed)
  *
  * Workloads (function "bench_echo", answered by the benchmark's workers; background jobs go
  * to "bench_bg", which has no workers):
@@ -24,8 +25,44 @@ static double now_ns(void)
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+/* The benchmark's C worker: answers bench_echo with its workload. */
+static void *echo(gearman_job_st *job, void *context, size_t *result_size, gearman_return_t *ret)
+{
+	(void)context;
+	size_t size = gearman_job_workload_size(job);
+	void *out = malloc(size ? size : 1);
+	memcpy(out, gearman_job_workload(job), size);
+	*result_size = size;
+	*ret = GEARMAN_SUCCESS;
+	return out;
+}
+
+static int work(const char *host, in_port_t port)
+{
+	gearman_worker_st worker;
+	if (gearman_worker_create(&worker) == NULL) {
+		fprintf(stderr, "gearman_worker_create failed\n");
+		return 1;
+	}
+	if (gearman_worker_add_server(&worker, host, port) != GEARMAN_SUCCESS ||
+	    gearman_worker_add_function(&worker, "bench_echo", 0, echo, NULL) != GEARMAN_SUCCESS) {
+		fprintf(stderr, "worker: %s\n", gearman_worker_error(&worker));
+		return 1;
+	}
+	for (;;) {
+		gearman_return_t ret = gearman_worker_work(&worker);
+		if (ret != GEARMAN_SUCCESS && ret != GEARMAN_IO_WAIT && ret != GEARMAN_NO_JOBS) {
+			fprintf(stderr, "work: %s\n", gearman_worker_error(&worker));
+			return 1;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[3], "worker")) {
+		return work(argv[1], (in_port_t)atoi(argv[2]));
+	}
 	if (argc != 7) {
 		fprintf(stderr, "usage: %s HOST PORT WORKLOAD JOBS IN_FLIGHT PAYLOAD_BYTES\n", argv[0]);
 		return 2;

@@ -23,7 +23,7 @@
 //! | piece | what it is |
 //! |---|---|
 //! | [`Reactor`] | the trait every backend implements, with [`dispatch`](Reactor::dispatch) built on [`turn`](Reactor::turn) once for all |
-//! | [`Loop`] | the default backend: Linux epoll in level mode, one `epoll_pwait2` per turn, an eventfd for remotes |
+//! | [`Loop`] | the default backend: Linux epoll in level mode, one `epoll_pwait2` per turn, an eventfd for remotes; optionally polls a few microseconds before it sleeps ([`Loop::set_spin`]) |
 //! | `TokioReactor` (feature `tokio`) | the same contract on a tokio runtime, emulating level readiness over tokio's edge-cached readiness |
 //! | [`TimerWheel`] | the hierarchical timing wheel both backends use: 6 levels of 64 slots at 1 ms, slab-backed, O(1) insert and cancel, lazy reset |
 //! | [`Remote`] | schedule `FnOnce + Send` closures onto the loop from any thread: strict FIFO, one wake-up per batch, an error once the loop is gone |

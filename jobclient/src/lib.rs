@@ -212,7 +212,8 @@ pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobSta
 pub use error::Error;
 #[cfg(feature = "server")]
 pub use server::{
-    Limits, Policy, QueueSync, Server, ServerStopper, DEFAULT_SHUTDOWN_TIMEOUT, VERSION,
+    Limits, Policy, QueueSync, Server, ServerStopper, DEFAULT_BUSY_POLL, DEFAULT_SHUTDOWN_TIMEOUT,
+    VERSION,
 };
 
 /// Entry points for the fuzz targets in `xtask/fuzz`: not an API, not covered by semver.

@@ -73,6 +73,7 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
             "--keepalive-interval",
             "--keepalive-count",
             "--shutdown-timeout",
+            "--busy-poll",
             "-P, --pid-file",
             "-h, --help",
             "-V, --version",

@@ -162,6 +162,15 @@ impl<T: AsFd, R: Reactor + 'static> Async<T, R> {
         self.poll_ready(cx, Direction::Write)
     }
 
+    /// Drops the readiness the reactor reported so far, before a read that will see all of it.
+    fn forget_readable(&self) {
+        if let Ok(mut io) = self.handle.shared.io.try_borrow_mut() {
+            if let Some(st) = io.get_mut(self.key) {
+                st.readable = false;
+            }
+        }
+    }
+
     /// Runs a non-blocking read operation until it stops failing with `WouldBlock`.
     pub async fn read_with<U>(&self, mut op: impl FnMut(&T) -> io::Result<U>) -> io::Result<U> {
         loop {
@@ -343,6 +352,10 @@ where
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         loop {
+            // The read sees everything that arrived before it: readiness reported so far is
+            // used up by it, so a read that then finds nothing waits at once instead of
+            // trying again on a stale report (a second EAGAIN per wake-up).
+            self.forget_readable();
             match self.get_ref().read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.poll_readable(cx))?,
                 result => return Poll::Ready(result),

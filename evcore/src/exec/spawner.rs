@@ -233,11 +233,19 @@ impl Drop for Life {
 impl Engine {
     /// Starts an executor on a new thread named `evcore-engine`.
     pub fn start() -> std::io::Result<Engine> {
+        Engine::start_with(Loop::new)
+    }
+
+    /// Starts an executor on a new thread on the loop `make` builds there (a [`Loop`] with
+    /// [`set_spin`](Loop::set_spin), say).
+    pub fn start_with(
+        make: impl FnOnce() -> std::io::Result<Loop> + Send + 'static,
+    ) -> std::io::Result<Engine> {
         let stop = Arc::new(Stop::default());
         let (tx, rx) = std::sync::mpsc::channel();
         let their_stop = stop.clone();
         let thread = thread::Builder::new().name("evcore-engine".into()).spawn(move || {
-            let ex = match Executor::new() {
+            let ex = match make().map(Executor::with_reactor) {
                 Ok(ex) => ex,
                 Err(e) => {
                     let _ = tx.send(Err(e));

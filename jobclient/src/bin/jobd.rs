@@ -90,6 +90,10 @@ struct Args {
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for running jobs.
     #[arg(long, value_name = "SECONDS", default_value_t = jobclient::DEFAULT_SHUTDOWN_TIMEOUT.as_secs())]
     shutdown_timeout: u64,
+    /// Microseconds each event loop polls before it sleeps: a reply that comes within it is
+    /// taken without a wake-up (0: sleep at once).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = jobclient::DEFAULT_BUSY_POLL.as_micros() as u64)]
+    busy_poll: u64,
     /// Write the process id to FILE (removed at exit).
     #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
@@ -158,9 +162,13 @@ fn serve(args: Args) -> std::io::Result<()> {
         Some(path) => Some(PidFile::write(path)?),
         None => None,
     };
-    let ex = Executor::new()?;
+    let spin = Duration::from_micros(args.busy_poll);
+    let mut lp = evcore::Loop::new()?;
+    lp.set_spin(spin);
+    let ex = Executor::with_reactor(lp);
     let h = ex.handle();
     let mut server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
+    server.busy_poll(spin);
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });

@@ -22,6 +22,28 @@ const READ_CHUNK: usize = 64 * 1024;
 /// back, so that an idle connection costs what gearmand's does rather than 64 KiB or more.
 const IDLE_CAPACITY: usize = 4 * 1024;
 
+thread_local! {
+    /// Each loop's read buffer: a connection reads into it and keeps only what came, so
+    /// that no connection holds (or zeroes, per read) 64 KiB of its own.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+/// One read from `sock`, appended to `rbuf`.
+fn read_into(
+    sock: &mut Async<TcpStream>,
+    cx: &mut std::task::Context<'_>,
+    rbuf: &mut BytesMut,
+) -> Poll<std::io::Result<usize>> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let got = Pin::new(&mut *sock).poll_read(cx, &mut scratch[..]);
+        if let Poll::Ready(Ok(n)) = got {
+            rbuf.extend_from_slice(&scratch[..n]);
+        }
+        got
+    })
+}
+
 /// Gives a buffer's memory back when it is empty and large.
 fn shrink_if_idle(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
@@ -53,6 +75,8 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Lo
     let mut close_reason: Option<String> = None;
     // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
     let mut stall: Option<evcore::Sleep> = None;
+    // The last read came back short, so the socket had nothing more then.
+    let mut drained = false;
     let reason: Option<String> = poll_fn(|cx| loop {
         // Output first, so that a reply goes out before the connection closes.
         {
@@ -208,15 +232,25 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Lo
                 )));
             }
         }
-        let len = rbuf.len();
-        rbuf.resize(len + READ_CHUNK, 0);
-        match Pin::new(&mut sock).poll_read(cx, &mut rbuf[len..]) {
+        // A read that came back short took all there was: rather than a read that can only
+        // fail with EAGAIN, wait for the reactor (level-triggered: data that came since is
+        // reported on its next turn).
+        let read = if drained {
+            drained = false;
+            match sock.poll_readable(cx) {
+                Poll::Ready(Ok(())) => read_into(&mut sock, cx, &mut rbuf),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        } else {
+            read_into(&mut sock, cx, &mut rbuf)
+        };
+        match read {
             Poll::Ready(Ok(0)) => {
-                rbuf.truncate(len);
                 return Poll::Ready(None);
             }
             Poll::Ready(Ok(n)) => {
-                rbuf.truncate(len + n);
+                drained = n < READ_CHUNK;
                 // Progress: the stalled-partial deadline starts again from now, if it still
                 // applies once this is decoded.
                 let deadline = far_or(read_deadline);
@@ -227,7 +261,6 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Lo
             }
             Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("read failed: {e}"))),
             Poll::Pending => {
-                rbuf.truncate(len);
                 shrink_if_idle(&mut rbuf);
                 if let Some(s) = stall.as_mut() {
                     if Pin::new(s).poll(cx).is_ready() {
