@@ -253,3 +253,28 @@ fn the_admin_client_on_both_servers() {
         });
     }
 }
+
+/// A client cannot name a function or a unique ID so that a listing ends early or reads as
+/// an answer: such a name's first character is shown as `?` (gearmand shows it as it is).
+#[test]
+fn names_cannot_forge_the_end_of_a_listing_or_an_answer() {
+    let jobd = Jobd::start(&[], None);
+    let mut c = Raw::connect(jobd.addr());
+    for (f, u) in [(&b"ERR x"[..], &b"."[..]), (b"OK", b"ERR y"), (b"a", b"")] {
+        c.send(T::SubmitJobBg, &[f, u, b"x"]);
+        assert_eq!(c.recv().kind(), T::JobCreated);
+    }
+    assert_eq!(exact(jobd.addr(), "status"), "?K\t1\t0\t0\n?RR x\t1\t0\t0\na\t1\t0\t0\n.\n");
+    let mut uniques: Vec<String> =
+        exact(jobd.addr(), "show unique jobs").lines().map(String::from).collect();
+    uniques.sort();
+    assert_eq!(uniques, ["", ".", "?", "?RR y"]);
+    let addr = jobd.addr();
+    common::block_on(|h| {
+        Box::pin(async move {
+            let admin = jobclient::Admin::connect(addr, &h).await.unwrap();
+            assert_eq!(admin.status().await.unwrap().len(), 3);
+            assert_eq!(admin.show_unique_jobs().await.unwrap().len(), 3);
+        })
+    });
+}

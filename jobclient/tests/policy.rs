@@ -193,3 +193,29 @@ fn keepalive_flags_arm_tcp_keepalive_as_on_gearmand() {
     let line = server_socket_timer(plain.1);
     assert!(!line.contains("keepalive"), "keepalive without --keepalive: {line}");
 }
+
+/// Keepalive values past what Linux takes are set to its bounds, not refused on every
+/// connection (a library user can ask for any `Duration` and count).
+#[test]
+fn keepalive_values_past_linuxs_bounds_still_serve() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = evcore::Executor::new().unwrap();
+        let server = jobclient::Server::bind("127.0.0.1:0".parse().unwrap(), &ex.handle()).unwrap();
+        let mut policy = jobclient::Policy::default();
+        policy.keepalive = true;
+        policy.keepalive_idle = Some(std::time::Duration::MAX);
+        policy.keepalive_interval = Some(std::time::Duration::ZERO);
+        policy.keepalive_count = Some(u32::MAX);
+        server.policy(policy);
+        tx.send(server.local_addr().unwrap()).unwrap();
+        ex.block_on(server.run()).unwrap();
+    });
+    let addr = rx.recv().unwrap();
+    let mut c = Raw::connect(addr);
+    c.send(T::EchoReq, &[b"served"]);
+    assert_eq!(c.recv().arg_ref(0), b"served");
+    let line = server_socket_timer(addr.port());
+    assert!(line.contains("timer:(keepalive"), "{line}");
+    assert_eq!(common::admin(addr, "shutdown"), ["OK"]);
+}

@@ -79,6 +79,12 @@ fn sigterm_finishes_running_jobs_and_keeps_queued_background_jobs() {
         ],
         None,
     );
+    // Written just after the port opens: wait for it (bounded).
+    let t0 = std::time::Instant::now();
+    while !pid_file.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no pid file");
+        std::thread::yield_now();
+    }
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap(),
         format!("{}\n", jobd.0.id()),
@@ -208,4 +214,26 @@ fn admin_shutdown_graceful_drains_too() {
     assert_eq!((p.kind(), p.arg_ref(1)), (T::WorkComplete, &b"ok"[..]));
     let status = exit_status(&mut jobd, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_second_jobd_that_cannot_start_leaves_the_first_ones_pid_file() {
+    let dir = peers::scratch_dir("shutdown-pid").unwrap();
+    let pid_file = dir.join("jobd.pid");
+    let mut first = Jobd::start(&["-P", pid_file.to_str().unwrap()], None);
+    let t0 = std::time::Instant::now();
+    while !pid_file.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no pid file");
+        std::thread::yield_now();
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_jobd"))
+        .args(["-L", "127.0.0.1", "-p", &first.1.to_string(), "-P", pid_file.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "the port is taken");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), format!("{}\n", first.0.id()));
+    signal(&first, "-TERM");
+    assert!(exit_status(&mut first, Duration::from_secs(20)).success());
+    assert!(!pid_file.exists());
 }

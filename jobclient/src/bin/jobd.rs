@@ -78,14 +78,18 @@ struct Args {
     /// Turn on TCP keepalive for every connection, to find peers that vanished.
     #[arg(long)]
     keepalive: bool,
-    /// Seconds idle before the first keepalive probe (-1: the system's).
-    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true)]
+    /// Seconds idle before the first keepalive probe, up to 32767 (-1: the system's).
+    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=32_767))]
     keepalive_idle: i64,
-    /// Seconds between keepalive probes (-1: the system's).
-    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true)]
+    /// Seconds between keepalive probes, up to 32767 (-1: the system's).
+    #[arg(long, value_name = "SECONDS", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=32_767))]
     keepalive_interval: i64,
-    /// Unanswered keepalive probes before the connection is dropped (-1: the system's).
-    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
+    /// Unanswered keepalive probes before the connection is dropped, up to 127 (-1: the
+    /// system's).
+    #[arg(long, value_name = "N", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=127))]
     keepalive_count: i64,
     /// Seconds a graceful shutdown (SIGTERM, SIGINT) waits for running jobs.
     #[arg(long, value_name = "SECONDS", default_value_t = jobclient::DEFAULT_SHUTDOWN_TIMEOUT.as_secs())]
@@ -156,12 +160,6 @@ fn serve(args: Args) -> std::io::Result<()> {
     policy.keepalive_idle = positive(args.keepalive_idle).map(Duration::from_secs);
     policy.keepalive_interval = positive(args.keepalive_interval).map(Duration::from_secs);
     policy.keepalive_count = positive(args.keepalive_count).map(|n| n.min(u32::MAX.into()) as u32);
-    // Before the listener opens: whoever sees the port open finds the pid file too. A start
-    // that fails removes it again (the guard drops).
-    let pid_file = match &args.pid_file {
-        Some(path) => Some(PidFile::write(path)?),
-        None => None,
-    };
     let spin = Duration::from_micros(args.busy_poll);
     let mut lp = evcore::Loop::new()?;
     lp.set_spin(spin);
@@ -181,6 +179,12 @@ fn serve(args: Args) -> std::io::Result<()> {
         let restored = server.durable_queue(path)?;
         log::info!("durable queue {}: {restored} background jobs restored", path.display());
     }
+    // Once the port and the durable queue are ours: a second jobd that fails to start (the
+    // port in use, the queue locked) must not overwrite or remove the running one's file.
+    let pid_file = match &args.pid_file {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     let signals = Signals::new(&[signal::TERM, signal::INT], &h)?;
     let stopper = server.stopper();
     h.spawn_local(async move {
@@ -204,7 +208,8 @@ fn serve(args: Args) -> std::io::Result<()> {
     result
 }
 
-/// The `-P` file: the process id, written once the server listens, removed at exit.
+/// The `-P` file: the process id, written once the server has its port and durable queue,
+/// removed at exit if it still holds ours.
 struct PidFile(PathBuf);
 
 impl PidFile {

@@ -57,7 +57,8 @@ fn shrink_if_idle(buf: &mut BytesMut) {
 /// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
 /// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
 /// the connection; so does output past [`Limits::max_output`] (the core dooms it).
-pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Locked>, h: Handle) {
+pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle) {
+    let (id, shared) = (reg.id, reg.shared.clone());
     let decoder = Decoder::server();
     let (pause_output, read_deadline, write_deadline) = {
         let sh = shared.borrow();
@@ -92,6 +93,9 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Lo
                 Some(conn) if wbuf.is_empty() => {
                     let out = conn.out.split();
                     wbuf.unsplit(out);
+                    // Counted where it waits now, in the same critical section: a graceful
+                    // shutdown on another loop must never see it in neither place.
+                    conn.unsent = wbuf.len();
                 }
                 Some(_) => {}
                 None => {}
@@ -274,12 +278,33 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, id: ConnId, shared: Arc<Lo
         }
     })
     .await;
-    let mut sh = shared.borrow_mut();
     if let Some(reason) = reason {
+        let mut sh = shared.borrow_mut();
         let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
         sh.log(&format!("closing connection {id} from {peer}: {reason}"));
     }
-    sh.core.disconnect(id);
-    sh.wakers[id] = None;
-    sh.flush_dirty();
+    // `reg` drops here: the core forgets the connection.
+    drop(reg);
+}
+
+/// A connection the core knows of. However it ends (its task done, its task dropped with a
+/// loop that stopped or panicked, or a hand-off to another loop that never ran), the core
+/// hears of it when this drops: its running jobs are requeued, its waiting submissions end,
+/// and its id is free again. Once the server has stopped, nothing is changed any more: a
+/// running background job must stay in the durable queue, not count an attempt.
+pub(super) struct Registered {
+    pub(super) shared: Arc<Locked>,
+    pub(super) id: ConnId,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut sh = self.shared.borrow_mut();
+        if sh.stopped {
+            return;
+        }
+        sh.core.disconnect(self.id);
+        sh.wakers[self.id] = None;
+        sh.flush_dirty();
+    }
 }

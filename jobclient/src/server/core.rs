@@ -474,8 +474,10 @@ impl Core {
             sleepers.truncate(limit);
             let armed = self.functions.get(function).is_some_and(|f| f.rewake.is_some());
             if !armed {
-                let at = self.clock + self.policy.rewake_after;
-                self.add_timer(at, Timed::Rewake { function: function.clone() });
+                // A re-wake too far for the clock (a configured `Duration::MAX`) is none.
+                if let Some(at) = self.clock.checked_add(self.policy.rewake_after) {
+                    self.add_timer(at, Timed::Rewake { function: function.clone() });
+                }
             }
         }
         for id in sleepers {

@@ -4,13 +4,25 @@
 
 use super::*;
 
+/// A name as a listing shows it: [`printable`], and never a line an admin reader takes for
+/// the end of the listing (`.`) or for an answer (`ERR ...`, `OK...`): a client could name a
+/// function or a unique ID so, and cut or hijack the listing for every reader (gearmand lets
+/// it). Such a name's first character is shown as `?`.
+fn listed(name: &[u8]) -> String {
+    let mut s = printable(name);
+    if s == "." || s.starts_with("ERR ") || s.starts_with("OK") {
+        s.replace_range(..1, "?");
+    }
+    s
+}
+
 impl Core {
     /// `status` rows: function, queued + running, running, capable workers.
     pub(crate) fn status_rows(&self) -> Vec<(String, usize, usize, usize)> {
         let mut rows: Vec<_> = self
             .functions
             .iter()
-            .map(|(name, f)| (printable(name), f.queued() + f.running, f.running, f.workers))
+            .map(|(name, f)| (listed(name), f.queued() + f.running, f.running, f.workers))
             .collect();
         rows.sort();
         rows
@@ -24,7 +36,7 @@ impl Core {
             .iter()
             .map(|(name, f)| {
                 let queued = [f.queues[0].len(), f.queues[1].len(), f.queues[2].len()];
-                (printable(name), queued, f.workers)
+                (listed(name), queued, f.workers)
             })
             .collect();
         rows.sort();
@@ -49,7 +61,7 @@ impl Core {
 
     /// `show unique jobs` rows: every live job's unique ID (empty for a job without one).
     pub(crate) fn unique_rows(&self) -> Vec<String> {
-        self.jobs.iter().flatten().map(|j| printable(&j.unique)).collect()
+        self.jobs.iter().flatten().map(|j| listed(&j.unique)).collect()
     }
 
     /// `create function NAME`: known from now on (listed by `status`), with no limit.

@@ -4,7 +4,10 @@
 //! payload length, a big-endian u32 CRC-32 (IEEE) of the payload, then the payload: `A`
 //! priority:u8 epoch:u64 then handle, function, unique and data, each as a big-endian u32
 //! length and its bytes; `R`, the same with a fifth field, the reducer (a background
-//! `SUBMIT_REDUCE_JOB`); or `D` then the handle the same way.
+//! `SUBMIT_REDUCE_JOB`); or `D` then the handle the same way. `R` came after the format's
+//! first release without a new magic (a reader that knows it reads every older file): a
+//! jobd from before it would take an `R` record for damage and skip it, so a downgrade loses
+//! the background reduce jobs, and only those.
 //!
 //! # What a replay tells apart
 //!

@@ -49,7 +49,10 @@
 //! break "any high job before any normal one" for a worker of several functions, and a
 //! channel to a core thread would add two thread hops to every packet. The core and its
 //! model test are the same for one loop and for many; `tests/multiloop.rs` checks the real
-//! server over four loops against the same invariants. Across connections, the order in
+//! server over four loops against the same invariants. One cost of the single state: the
+//! durable queue's write and `fdatasync` happen under the lock, so with `-q` every loop
+//! waits out each sync (group commit keeps that to one per batch). Writing outside the lock
+//! needs the records' order in the file kept across loops; not done yet. Across connections, the order in
 //! which packets are served follows the loops' timing, as in gearmand with several threads:
 //! a client that needs an order waits for its answer (`JOB_CREATED`).
 //!
@@ -81,7 +84,7 @@ use std::task::{Poll, Waker};
 use bytes::BytesMut;
 use evcore::{Async, Handle};
 
-use self::core::{ConnId, Core, Now};
+use self::core::{Core, Now};
 
 pub use admin::VERSION;
 pub use limits::Limits;
@@ -91,6 +94,8 @@ pub(crate) struct Shared {
     core: Core,
     wakers: Vec<Option<Waker>>,
     shutdown: bool,
+    /// `run` has returned: connection tasks that end from now on leave the core as it is.
+    stopped: bool,
     /// The deadline of a graceful shutdown under way (the core is draining).
     drain_deadline: Option<std::time::Instant>,
     /// How long a graceful shutdown waits for running jobs.
@@ -393,6 +398,7 @@ impl Server {
             core: Core::new(&host),
             wakers: Vec::new(),
             shutdown: false,
+            stopped: false,
             drain_deadline: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             drain_waker: None,
@@ -627,6 +633,7 @@ impl Server {
             drain(&shared, &handle).await;
         }
         drop(timers);
+        shared.borrow_mut().stopped = true;
         // The other loops stop, and their threads are joined, as their engines drop.
         drop(loops);
         result
@@ -722,48 +729,31 @@ impl Server {
             }
             id
         };
+        let reg = connection::Registered { shared: self.shared.clone(), id };
         let turn = self.next_loop.get();
         self.next_loop.set((turn + 1) % (self.loops.len() + 1));
         if turn == 0 {
-            match Async::new(stream, &self.handle) {
-                Ok(sock) => {
-                    let task =
-                        connection::serve(sock, id, self.shared.clone(), self.handle.clone());
-                    self.handle.spawn_local(task).detach();
-                }
-                Err(e) => {
-                    forget_connection(&self.shared, id);
-                    return Err(e);
-                }
-            }
+            // A socket that cannot be registered drops `reg`: the core forgets it.
+            let sock = Async::new(stream, &self.handle)?;
+            self.handle.spawn_local(connection::serve(sock, reg, self.handle.clone())).detach();
             return Ok(());
         }
-        // To another loop: the socket is registered there, by its own thread.
-        let shared = self.shared.clone();
+        // To another loop: the socket is registered there, by its own thread. If that loop
+        // is gone, the closure drops unrun, and `reg` with it.
         let spawned = self.loops[turn - 1].spawner().spawn(move |h: &Handle| {
             let h = h.clone();
             async move {
                 match Async::new(stream, &h) {
-                    Ok(sock) => connection::serve(sock, id, shared, h).await,
+                    Ok(sock) => connection::serve(sock, reg, h).await,
                     Err(e) => {
-                        shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
-                        forget_connection(&shared, id);
+                        reg.shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
                     }
                 }
             }
         });
-        // Not awaited: a loop that is gone drops the connection with the closure.
         drop(spawned);
         Ok(())
     }
-}
-
-/// A connection the core knows of that never got its task: gone again.
-fn forget_connection(shared: &Locked, id: ConnId) {
-    let mut sh = shared.borrow_mut();
-    sh.core.disconnect(id);
-    sh.wakers[id] = None;
-    sh.flush_dirty();
 }
 
 impl fmt::Debug for Server {
@@ -826,26 +816,35 @@ async fn drain(shared: &Arc<Locked>, handle: &Handle) {
 /// Sleeps until the core's next deadline (or until a packet may have set an earlier one),
 /// then lets the core act on what is due.
 async fn timer_task(shared: Arc<Locked>, handle: Handle) {
+    let mut sleep: Option<(std::time::Instant, evcore::Sleep)> = None;
     loop {
-        let next = shared.borrow().core.next_deadline();
-        let mut sleep = next.map(|at| handle.sleep_until(at));
-        let mut armed = false;
         poll_fn(|cx| {
-            if let Some(s) = sleep.as_mut() {
-                if Pin::new(s).poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
+            // The waker is registered and the deadline read under one lock: a packet on
+            // another loop that arms an earlier timer either comes before (and the deadline
+            // read here has it) or after (and its `flush_dirty` finds this waker).
+            let next = {
+                let mut sh = shared.borrow_mut();
+                sh.timer_waker = Some(cx.waker().clone());
+                sh.core.next_deadline()
+            };
+            match next {
+                None => sleep = None,
+                Some(at) => match sleep.as_mut() {
+                    Some((armed, s)) if *armed != at => {
+                        s.reset(at);
+                        *armed = at;
+                    }
+                    Some(_) => {}
+                    None => sleep = Some((at, handle.sleep_until(at))),
+                },
             }
-            // The first poll registers for "a packet arrived"; a later wake-up through it means
-            // the deadline may have moved.
-            if armed {
-                return Poll::Ready(());
+            match sleep.as_mut() {
+                Some((_, s)) => Pin::new(s).poll(cx),
+                None => Poll::Pending,
             }
-            armed = true;
-            shared.borrow_mut().timer_waker = Some(cx.waker().clone());
-            Poll::Pending
         })
         .await;
+        sleep = None;
         let mut sh = shared.borrow_mut();
         sh.core.expire(std::time::Instant::now());
         sh.flush_dirty();

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The longest keepalive idle time or probe interval Linux takes, in seconds.
+pub(crate) const MAX_KEEPALIVE_SECS: u64 = 32_767;
+/// The most keepalive probes Linux takes.
+pub(crate) const MAX_KEEPALIVE_PROBES: u32 = 127;
+
 /// How jobs are handed to workers and how dead peers are found, as gearmand's flags set it.
 /// Set with [`Server::policy`](crate::Server::policy); the defaults are gearmand's.
 ///
@@ -62,21 +67,25 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Sets this policy's keepalive options on an accepted connection.
+    /// Sets this policy's keepalive options on an accepted connection. Values past what
+    /// Linux takes (32,767 s for the times, 127 probes) are set to those bounds: an
+    /// out-of-range option would otherwise fail, and so refuse, every connection.
     pub(crate) fn apply_keepalive(&self, sock: &std::net::TcpStream) -> std::io::Result<()> {
         use rustix::net::sockopt;
         if !self.keepalive {
             return Ok(());
         }
+        let time =
+            |d: Duration| d.clamp(Duration::from_secs(1), Duration::from_secs(MAX_KEEPALIVE_SECS));
         sockopt::set_socket_keepalive(sock, true)?;
         if let Some(idle) = self.keepalive_idle {
-            sockopt::set_tcp_keepidle(sock, idle)?;
+            sockopt::set_tcp_keepidle(sock, time(idle))?;
         }
         if let Some(interval) = self.keepalive_interval {
-            sockopt::set_tcp_keepintvl(sock, interval)?;
+            sockopt::set_tcp_keepintvl(sock, time(interval))?;
         }
         if let Some(count) = self.keepalive_count {
-            sockopt::set_tcp_keepcnt(sock, count)?;
+            sockopt::set_tcp_keepcnt(sock, count.clamp(1, MAX_KEEPALIVE_PROBES))?;
         }
         Ok(())
     }
