@@ -264,6 +264,21 @@ impl<R: Reactor> Clone for Handle<R> {
     }
 }
 
+impl Handle<Loop> {
+    /// Sets how long this executor's [`Loop`] polls before a wait blocks; see
+    /// [`Loop::set_spin`]. For request-reply work (a Gearman worker waiting for its next job,
+    /// a client waiting for a result) a few tens of microseconds save a wake-up per reply.
+    ///
+    /// ```
+    /// let ex = evcore::Executor::new()?;
+    /// ex.handle().set_spin(std::time::Duration::from_micros(50));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_spin(&self, spin: Duration) {
+        self.shared.reactor().set_spin(spin);
+    }
+}
+
 impl<R: Reactor + 'static> Handle<R> {
     /// Spawns a task onto the executor. It runs while the executor is in
     /// [`block_on`](Executor::block_on); drop the returned [`Task`] to cancel it, or

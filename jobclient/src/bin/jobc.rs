@@ -151,6 +151,8 @@ fn submit(o: &Opts) -> Result<bool, String> {
     };
     let addr = addr(o)?;
     let ex = Executor::new().map_err(|e| e.to_string())?;
+    // A reply within 50 µs is taken without a wake-up (see `Loop::set_spin`).
+    ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
     let h = ex.handle();
     ex.block_on(async {
         let client = Client::connect(addr, &h).await.map_err(|e| e.to_string())?;
@@ -208,6 +210,8 @@ fn submit(o: &Opts) -> Result<bool, String> {
 fn work(o: &Opts) -> Result<bool, String> {
     let addr = addr(o)?;
     let ex = Executor::new().map_err(|e| e.to_string())?;
+    // A reply within 50 µs is taken without a wake-up (see `Loop::set_spin`).
+    ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
     let h = ex.handle();
     let mut worker = Worker::new();
     for f in &o.functions {

@@ -272,12 +272,6 @@ impl Shared {
     }
 }
 
-/// How long `jobd`'s event loops poll before they sleep by default (`jobd --busy-poll`): long
-/// enough for a worker or client on another core to answer a request (a loopback round trip
-/// is a few microseconds), short enough to cost little when nobody does. Measured on the
-/// sequential workload: 200 µs per job without it, 130 µs with it (gearmand: 240 to 290).
-pub const DEFAULT_BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(50);
-
 /// How long a graceful shutdown waits for running jobs by default (`jobd --shutdown-timeout`).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
