@@ -88,8 +88,9 @@ fn curl_tool(list: &std::path::Path, count: usize, size: f64) -> Run {
 
 /// The async client on evcore's executor on this thread (the local path): `PARALLEL` futures,
 /// each fetching its share in turn; seconds.
-fn client_local(url: &str, count: usize) -> f64 {
+fn client_local(url: &str, count: usize, spin: std::time::Duration) -> f64 {
     let ex = evcore::Executor::new().unwrap();
+    ex.handle().set_spin(spin);
     let client: multixfer::client::Client =
         multixfer::client::Client::new(&ex.handle(), Options::default()).unwrap();
     let t0 = Instant::now();
@@ -107,8 +108,13 @@ fn client_local(url: &str, count: usize) -> f64 {
 
 /// The same client through the shared path: an `Engine` thread, `PARALLEL` tokio tasks on a
 /// runtime of `threads` workers sharing one handle; seconds.
-fn client_shared(url: &str, count: usize, threads: usize) -> f64 {
-    let engine = evcore::Engine::start().unwrap();
+fn client_shared(url: &str, count: usize, threads: usize, spin: std::time::Duration) -> f64 {
+    let engine = evcore::Engine::start_with(move || {
+        let mut lp = evcore::Loop::new()?;
+        lp.set_spin(spin);
+        Ok(lp)
+    })
+    .unwrap();
     let client = multixfer::client::Client::new(&engine, Options::default()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).build().unwrap();
     fetch_from_tokio_tasks(&rt, client, url, count)
@@ -172,10 +178,15 @@ fn main() {
     std::fs::write(server.root().join("10m"), vec![b'm'; 10 << 20]).unwrap();
     let dir = peers::scratch_dir("multixfer-bench").unwrap();
     let mut rows = Vec::new();
+    // `MULTIXFER_BENCH=client` runs the async client's rows alone.
+    let only_client = std::env::var("MULTIXFER_BENCH").is_ok_and(|v| v == "client");
     for (name, path, count, size, buffer) in [
         ("10,000 GETs of 1 KiB", "1k", 10_000usize, 1024.0, 16 * 1024),
         ("100 GETs of 10 MiB", "10m", 100, (10 << 20) as f64, 100 * 1024),
     ] {
+        if only_client {
+            break;
+        }
         let url = server.url(path);
         let list = dir.join(format!("{path}.list"));
         let lines: String =
@@ -213,11 +224,15 @@ fn main() {
     let (mut local, mut shared, mut shared4, mut native) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Both evcore paths on the same loop setting; `MULTIXFER_SPIN_US` sets it (default 0).
+    let spin = std::time::Duration::from_micros(
+        std::env::var("MULTIXFER_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+    );
     for round in 0..ROUNDS {
         eprintln!("multixfer bench: async client, round {round}: local, shared");
-        local.push(client_local(&url, 10_000));
-        shared.push(client_shared(&url, 10_000, cores));
-        shared4.push(client_shared(&url, 10_000, 4));
+        local.push(client_local(&url, 10_000, spin));
+        shared.push(client_shared(&url, 10_000, cores, spin));
+        shared4.push(client_shared(&url, 10_000, 4, spin));
         native.push(client_on_tokio(&url, 10_000, cores));
     }
     let (local, shared, shared4, native) =
