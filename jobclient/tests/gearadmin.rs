@@ -188,9 +188,16 @@ fn jobadmin_prints_what_gearadmin_prints() {
         setup();
         let ours = program(jobadmin, jobd.1, flags);
         if flags.contains(&"--workers") {
-            // Each program sees its own connection, and maybe the other's not yet closed.
+            // Each program sees its own connection (its descriptor the server's choice), and
+            // maybe the other's not yet closed.
             let rows = |out: &str| {
-                let mut r: Vec<String> = out.lines().map(String::from).collect();
+                let mut r: Vec<String> = out
+                    .lines()
+                    .map(|l| match l.split_once(' ') {
+                        Some((fd, rest)) if fd.parse::<u32>().is_ok() => format!("FD {rest}"),
+                        _ => l.to_string(),
+                    })
+                    .collect();
                 r.sort();
                 r.dedup();
                 r
