@@ -214,9 +214,17 @@ struct PidFile(PathBuf);
 
 impl PidFile {
     fn write(path: &std::path::Path) -> std::io::Result<PidFile> {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("pid file {}: {e}", path.display()))
-        })?;
+        // Written beside and renamed into place: a reader finds no file or a whole one,
+        // never an empty file between its creation and its write.
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = std::path::PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                std::io::Error::new(e.kind(), format!("pid file {}: {e}", path.display()))
+            })?;
         Ok(PidFile(path.to_path_buf()))
     }
 }
