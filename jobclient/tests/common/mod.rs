@@ -256,8 +256,9 @@ impl Jobd {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    /// A round trip that proves the server serves, and that it has read everything sent
-    /// before on connections accepted before this one.
+    /// A round trip that proves the server serves; on one loop (`-t 1`), also that it has
+    /// read everything sent before on connections accepted before this one (several loops
+    /// serve their connections in parallel).
     pub fn echo(&self) {
         let mut c = Raw::connect(self.addr());
         c.send(PacketType::EchoReq, &[b"alive"]);
