@@ -11,8 +11,11 @@ use std::process::{Command, Stdio};
 use evcore::{Async, Child, Clock, Executor, Reactor};
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 
+/// A directory of its own: tests of both backends run at once in one process.
 fn tmpdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("evcore-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("evcore-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
