@@ -123,18 +123,9 @@ impl Admin {
         lines
             .iter()
             .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                let n = |i: usize| {
-                    f.get(i)
-                        .and_then(|v| v.trim().parse().ok())
-                        .ok_or(Error::InvalidArgument("malformed status line"))
-                };
-                Ok(FunctionStatus {
-                    function: f[0].to_string(),
-                    total: n(1)?,
-                    running: n(2)?,
-                    workers: n(3)?,
-                })
+                let (function, [total, running, workers]) =
+                    counted_row(l, "malformed status line")?;
+                Ok(FunctionStatus { function, total, running, workers })
             })
             .collect()
     }
@@ -164,19 +155,9 @@ impl Admin {
         lines
             .iter()
             .map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                let n = |i: usize| {
-                    f.get(i)
-                        .and_then(|v| v.trim().parse().ok())
-                        .ok_or(Error::InvalidArgument("malformed prioritystatus line"))
-                };
-                Ok(PriorityStatus {
-                    function: f[0].to_string(),
-                    high: n(1)?,
-                    normal: n(2)?,
-                    low: n(3)?,
-                    workers: n(4)?,
-                })
+                let (function, [high, normal, low, workers]) =
+                    counted_row(l, "malformed prioritystatus line")?;
+                Ok(PriorityStatus { function, high, normal, low, workers })
             })
             .collect()
     }
@@ -364,6 +345,23 @@ impl AdminConn {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// A `status`-style row: a name, then `N` tab-separated counts.
+fn counted_row<const N: usize>(
+    line: &str,
+    what: &'static str,
+) -> Result<(String, [u64; N]), Error> {
+    let mut fields = line.split('\t');
+    let name = fields.next().unwrap_or_default().to_string();
+    let mut counts = [0u64; N];
+    for c in &mut counts {
+        *c = fields
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(Error::InvalidArgument(what))?;
+    }
+    Ok((name, counts))
 }
 
 /// An argument of an admin command: one non-empty word of printable ASCII, since the text

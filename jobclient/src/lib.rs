@@ -152,8 +152,9 @@
 //! - A `CAN_DO_TIMEOUT` of 0 is no timeout (rather than a job taken back at once).
 //! - Every limit in [`Limits`] is enforced and logged; gearmand has few (see the server's
 //!   "Limits and defaults").
-//! - `shutdown`, `cancel job` and `maxqueue` are taken from loopback only unless
-//!   `--admin-from` says otherwise; gearmand takes them from anyone.
+//! - `shutdown`, `cancel job`, `maxqueue`, `create function` and `drop function` are taken
+//!   from loopback only unless `--admin-from` says otherwise; gearmand takes them from
+//!   anyone.
 //! - A function nobody can do, waits on or configured is forgotten; gearmand keeps every name
 //!   ever registered (its `status` lists them with zeros).
 //! - A background job is acknowledged only once its record is synced ([`QueueSync`]); a

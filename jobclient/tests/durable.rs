@@ -17,21 +17,9 @@ use bytes::BytesMut;
 use common::{Jobd, Raw, Running};
 use jobclient::proto::{encode, Decoder, Frame, Magic, PacketType as T};
 
-/// Every background job a server holds for function `f`, by data, taken by one worker that
-/// completes none of them (so that draining writes nothing to the queue).
+/// Every background job a server holds for function `f`, by data.
 fn drain(port: u16) -> Vec<Vec<u8>> {
-    let mut w = Raw::connect(format!("127.0.0.1:{port}").parse().unwrap());
-    w.send(T::CanDo, &[b"f"]);
-    let mut out = Vec::new();
-    loop {
-        w.send(T::GrabJobAll, &[]);
-        let p = w.recv();
-        match p.kind() {
-            T::NoJob => return out,
-            T::JobAssignAll => out.push(p.arg_ref(4).to_vec()),
-            other => panic!("{other:?}"),
-        }
-    }
+    common::queued_data(format!("127.0.0.1:{port}").parse().unwrap(), b"f")
 }
 
 /// Submits background jobs as fast as the server acknowledges them (64 in flight), until the

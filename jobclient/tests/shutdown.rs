@@ -47,23 +47,6 @@ fn until_shutting_down(c: &mut Raw) {
     }
 }
 
-/// Every background job of `function` in a server, by data, taken by one worker that
-/// completes none of them.
-fn queued_data(jobd: &Jobd, function: &[u8]) -> Vec<Vec<u8>> {
-    let mut w = Raw::connect(jobd.addr());
-    w.send(T::CanDo, &[function]);
-    let mut out = Vec::new();
-    loop {
-        w.send(T::GrabJobAll, &[]);
-        let p = w.recv();
-        match p.kind() {
-            T::NoJob => return out,
-            T::JobAssignAll => out.push(p.arg_ref(4).to_vec()),
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
 #[test]
 fn sigterm_finishes_running_jobs_and_keeps_queued_background_jobs() {
     let dir = peers::scratch_dir("shutdown-drain").unwrap();
@@ -160,7 +143,7 @@ fn sigterm_finishes_running_jobs_and_keeps_queued_background_jobs() {
 
     // The background jobs are all there after a restart, once each (and the probes).
     let again = Jobd::start(&["-q", queue.to_str().unwrap()], None);
-    let later = queued_data(&again, b"later");
+    let later = common::queued_data(again.addr(), b"later");
     let unique: HashSet<_> = later.iter().cloned().collect();
     assert_eq!((later.len(), unique.len()), (10_000, 10_000));
     assert!((0..10_000).all(|i| unique.contains(format!("bg-{i}").as_bytes())));
@@ -200,7 +183,7 @@ fn the_deadline_ends_a_drain_and_a_running_background_job_stays_queued() {
     let status = exit_status(&mut jobd, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
     let again = Jobd::start(&["-q", queue.to_str().unwrap()], None);
-    assert_eq!(queued_data(&again, b"stuck"), [b"kept".to_vec()]);
+    assert_eq!(common::queued_data(again.addr(), b"stuck"), [b"kept".to_vec()]);
 }
 
 #[test]

@@ -267,13 +267,8 @@ impl<R: Reactor + 'static> Async<TcpListener, R> {
 impl<R: Reactor + 'static> Async<TcpStream, R> {
     /// Connects without blocking the loop.
     pub async fn connect(addr: SocketAddr, handle: &Handle<R>) -> io::Result<Async<TcpStream, R>> {
-        let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-        let fd = rustix::net::socket_with(
-            family,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let fd =
+            stream_socket(if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 })?;
         match rustix::net::connect(&fd, &addr) {
             Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
             Err(e) => return Err(e.into()),
@@ -285,6 +280,17 @@ impl<R: Reactor + 'static> Async<TcpStream, R> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A non-blocking, close-on-exec stream socket of `family`: what every connect and listener
+/// here starts from.
+pub(super) fn stream_socket(family: AddressFamily) -> io::Result<std::os::fd::OwnedFd> {
+    Ok(rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 impl<T: AsFd, R: Reactor> Drop for Async<T, R> {

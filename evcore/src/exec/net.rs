@@ -6,8 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::{self as unix, UnixListener, UnixStream};
 use std::path::Path;
 
-use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{AddressFamily, SocketAddrUnix};
 
+use super::io::stream_socket;
 use super::{Async, Handle};
 use crate::Reactor;
 
@@ -37,13 +38,8 @@ impl<R: Reactor + 'static> Async<TcpListener, R> {
         addr: SocketAddr,
         handle: &Handle<R>,
     ) -> io::Result<Async<TcpListener, R>> {
-        let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-        let fd = rustix::net::socket_with(
-            family,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let fd =
+            stream_socket(if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 })?;
         rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
         rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
         rustix::net::bind(&fd, &addr)?;
@@ -98,12 +94,7 @@ impl<R: Reactor + 'static> Async<UnixStream, R> {
         handle: &Handle<R>,
     ) -> io::Result<Async<UnixStream, R>> {
         let addr = SocketAddrUnix::new(path.as_ref())?;
-        let fd = rustix::net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )?;
+        let fd = stream_socket(AddressFamily::UNIX)?;
         let pending = match rustix::net::connect(&fd, &addr) {
             Ok(()) => false,
             Err(rustix::io::Errno::INPROGRESS) => true,

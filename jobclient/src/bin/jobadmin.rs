@@ -75,6 +75,9 @@ struct Args {
     ssl: bool,
 }
 
+/// The longest answer line taken from a server.
+const MAX_LINE: u64 = 1 << 20;
+
 /// How an answer reads: a list up to `.`, a value after `OK `, or `OK` alone.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -161,8 +164,15 @@ fn run(host: &str, port: u16, commands: &[(String, Shape)]) -> Result<(), String
         writer.write_all(format!("{command}\r\n").as_bytes()).map_err(|e| e.to_string())?;
         let mut first = true;
         loop {
+            // One line is at most 1 MiB: a server that sends an endless line gets an error,
+            // not all of this process's memory.
             let mut line = String::new();
-            let n = reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            let n = std::io::Read::take(&mut reader, MAX_LINE)
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            if n as u64 == MAX_LINE && !line.ends_with('\n') {
+                return Err(format!("an answer line to {command:?} passed {MAX_LINE} bytes"));
+            }
             if n == 0 {
                 // A server that stops on `shutdown` may close before or after its OK.
                 if command.starts_with("shutdown") {

@@ -44,9 +44,11 @@ struct Args {
     /// Port to listen on.
     #[arg(short, long, default_value_t = 4730)]
     port: u16,
-    /// Event loops serving connections, each on a thread of its own (default: the cores).
-    #[arg(short, long, value_name = "THREADS")]
-    threads: Option<usize>,
+    /// Event loops serving connections, each on a thread of its own (default: the cores;
+    /// at most 1024).
+    #[arg(short, long, value_name = "THREADS",
+          value_parser = clap::value_parser!(u16).range(0..=1024))]
+    threads: Option<u16>,
     /// Where the log goes: `stderr`, or a file to append to.
     #[arg(short = 'l', long = "log-file", value_name = "stderr|FILE", default_value = "stderr")]
     log_file: String,
@@ -63,7 +65,8 @@ struct Args {
     /// The most client and worker connections at once; more are refused.
     #[arg(long, value_name = "N", default_value_t = jobclient::Limits::default().max_connections)]
     max_connections: usize,
-    /// Peers allowed `shutdown`, `cancel job` and `maxqueue` (repeatable; default loopback).
+    /// Peers allowed `shutdown`, `cancel job`, `maxqueue`, `create`/`drop function`
+    /// (repeatable; default loopback).
     #[arg(long, value_name = "ADDRESS[/BITS]", value_parser = jobclient::Limits::parse_prefix)]
     admin_from: Vec<(IpAddr, u8)>,
     /// Attempts a job gets before it is dropped (its clients get WORK_FAIL); 0: no limit.
@@ -96,7 +99,8 @@ struct Args {
     shutdown_timeout: u64,
     /// Microseconds each event loop polls before it sleeps: a reply that comes within it is
     /// taken without a wake-up (0: sleep at once).
-    #[arg(long, value_name = "MICROSECONDS", default_value_t = jobclient::DEFAULT_BUSY_POLL.as_micros() as u64)]
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = jobclient::DEFAULT_BUSY_POLL.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
     busy_poll: u64,
     /// Write the process id to FILE (removed at exit).
     #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
@@ -167,7 +171,7 @@ fn serve(args: Args) -> std::io::Result<()> {
     let h = ex.handle();
     let mut server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
     server.busy_poll(spin);
-    let threads = args.threads.unwrap_or_else(|| {
+    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     server.io_threads(threads)?;

@@ -44,8 +44,8 @@ pub struct Limits {
     /// closes it. Default 4,096.
     pub max_abilities: usize,
     /// Peers that may use the admin commands that change state (`shutdown`, `cancel job`,
-    /// `maxqueue`), as address prefixes; the others get `ERR PERMISSION_DENIED`. Default:
-    /// loopback only (`127.0.0.0/8`, `::1/128`).
+    /// `maxqueue`, `create function`, `drop function`), as address prefixes; the others get
+    /// `ERR PERMISSION_DENIED`. Default: loopback only (`127.0.0.0/8`, `::1/128`).
     pub admin_from: Vec<(IpAddr, u8)>,
 }
 

@@ -27,7 +27,7 @@
 //! | submissions coalesced onto one job | 1,024 | `ERROR QUEUE_ERROR`; each accepted one still gets every `WORK_*` once, as gearmand sends it |
 //! | foreground submissions one connection waits on | 100,000 | `ERROR QUEUE_ERROR` |
 //! | a partial packet or line with no further byte | 30 s | the connection is closed; a connection with nothing partial (a sleeping worker) has no deadline |
-//! | `shutdown`, `cancel job`, `maxqueue` (`--admin-from`) | loopback only | `ERR PERMISSION_DENIED`; read-only commands are open to all |
+//! | `shutdown`, `cancel job`, `maxqueue`, `create function`, `drop function` (`--admin-from`) | loopback only | `ERR PERMISSION_DENIED`; read-only commands are open to all |
 //! | `SUBMIT_JOB_EPOCH` | at most 100 years ahead | `ERROR INVALID_EPOCH` (gearmand 1.1.20 drops the packet without a reply, and sometimes the connection) |
 //! | `CAN_DO_TIMEOUT` | 1 ms to 100 years | 0 or more is no timeout |
 //!

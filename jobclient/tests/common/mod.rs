@@ -173,6 +173,23 @@ impl Raw {
     }
 }
 
+/// Every background job of `function` a server holds, by data, taken by one worker that
+/// completes none of them (so that taking them writes nothing to a durable queue).
+pub fn queued_data(addr: SocketAddr, function: &[u8]) -> Vec<Vec<u8>> {
+    let mut w = Raw::connect(addr);
+    w.send(PacketType::CanDo, &[function]);
+    let mut out = Vec::new();
+    loop {
+        w.send(PacketType::GrabJobAll, &[]);
+        let p = w.recv();
+        match p.kind() {
+            PacketType::NoJob => return out,
+            PacketType::JobAssignAll => out.push(p.arg_ref(4).to_vec()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 /// A client that submits a foreground job and will never read, and a worker that has taken
 /// that job: what the worker reports piles up for the client. Returns both and the handle.
 pub fn deaf_client_and_its_worker(addr: SocketAddr) -> (Raw, Raw, bytes::Bytes) {
