@@ -15,6 +15,9 @@ const FEATURE_SETS: &[(&str, &[&str])] =
 const CRATES: &[&str] = &["evstack-core", "reqqueue", "jobclient", "groupmsg", "multixfer"];
 
 pub(crate) fn run() -> Result {
+    // The free disk, first: a run that dies of a full disk says so in the middle of a
+    // compiler error, and this line tells what it started with.
+    let _ = cmd("df", &["-h", "."], &[]);
     // Before anything builds: the all-features builds link Debian's libcpg, and the interop
     // tests need the real peers. Installed as root; anyone else is told the one command to run.
     step("the Debian peers and C libraries", || {
