@@ -97,8 +97,25 @@ impl Admin {
     /// Connects, on the executor `spawner` leads to (`&handle`, or `&engine` from any
     /// runtime).
     pub async fn connect(addr: SocketAddr, spawner: impl Into<Spawner>) -> Result<Admin, Error> {
+        Admin::connect_with(addr, None, spawner.into()).await
+    }
+
+    /// Connects over TLS (`gearadmin --ssl`); a refused certificate is [`Error::Tls`].
+    #[cfg(feature = "rustls")]
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        tls: crate::ClientTls,
+        spawner: impl Into<Spawner>,
+    ) -> Result<Admin, Error> {
+        Admin::connect_with(addr, Some(tls), spawner.into()).await
+    }
+
+    async fn connect_with(
+        addr: SocketAddr,
+        tls: Option<crate::tls::Connector>,
+        spawner: Spawner,
+    ) -> Result<Admin, Error> {
         let (tx, rx) = mpsc::unbounded();
-        let spawner = spawner.into();
         let connected = spawner.spawn(move |h: &Handle| {
             let h = h.clone();
             async move {
@@ -106,6 +123,7 @@ impl Admin {
                     Ok(sock) => sock,
                     Err(e) => return Err(Error::Io(e)),
                 };
+                let sock = crate::tls::connect(sock, tls.as_ref()).await?;
                 h.spawn_local(serve(AdminConn { sock, buf: Vec::new() }, rx)).detach();
                 Ok(())
             }
@@ -277,7 +295,7 @@ async fn serve(mut conn: AdminConn, mut rx: mpsc::UnboundedReceiver<Command>) {
 }
 
 struct AdminConn {
-    sock: Async<TcpStream>,
+    sock: crate::tls::Stream,
     buf: Vec<u8>,
 }
 
@@ -323,6 +341,7 @@ impl AdminConn {
             }
             sent += n;
         }
+        poll_fn(|cx| Pin::new(&mut self.sock).poll_flush(cx)).await?;
         Ok(())
     }
 

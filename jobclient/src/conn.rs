@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use evcore::{Async, Handle};
+
+use crate::tls::{Connector, Stream};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::proto::{encode, Decoder, Frame, Magic, Packet, PacketType, ProtoError};
@@ -17,16 +19,22 @@ use crate::Error;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) struct Conn {
-    sock: Async<TcpStream>,
+    sock: Stream,
     rbuf: BytesMut,
     pub(crate) wbuf: BytesMut,
     decoder: Decoder,
 }
 
 impl Conn {
-    pub(crate) async fn connect(addr: SocketAddr, handle: &Handle) -> io::Result<Conn> {
+    /// Connects, and under TLS does the handshake: a refused certificate fails here.
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        tls: Option<&Connector>,
+        handle: &Handle,
+    ) -> io::Result<Conn> {
         let sock = Async::<TcpStream>::connect(addr, handle).await?;
         sock.get_ref().set_nodelay(true)?;
+        let sock = crate::tls::connect(sock, tls).await?;
         Ok(Conn {
             sock,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -49,7 +57,8 @@ impl Conn {
             }
             let _ = self.wbuf.split_to(n);
         }
-        Poll::Ready(Ok(()))
+        // Under TLS, the records of what was written may wait for the socket.
+        Pin::new(&mut self.sock).poll_flush(cx)
     }
 
     pub(crate) async fn flush(&mut self) -> io::Result<()> {

@@ -4,13 +4,27 @@ use bytes::Bytes;
 
 use crate::proto::ProtoError;
 
+impl From<std::io::Error> for Error {
+    /// A TLS failure inside an I/O error becomes [`Error::Tls`].
+    fn from(e: std::io::Error) -> Error {
+        match crate::tls::tls_failure(&e) {
+            Some(text) => Error::Tls(text),
+            None => Error::Io(e),
+        }
+    }
+}
+
 /// Why a client, worker or job operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The socket failed.
     #[error("connection failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// TLS failed: the peer's certificate was refused (unknown issuer, expired, another
+    /// name), the peer refused ours, or it did not speak TLS. The text is rustls's.
+    #[error("TLS failed: {0}")]
+    Tls(String),
     /// The server sent bytes that are not the protocol.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtoError),

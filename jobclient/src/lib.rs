@@ -111,6 +111,39 @@
 //!   `-- command args`; unlike the `gearman` tool it exits non-zero when a job fails, and feeds
 //!   the command's input from a thread so large workloads cannot deadlock the pipes).
 //!
+//! # TLS (feature `rustls`)
+//!
+//! Every connection may speak TLS through rustls with its `ring` provider (no C):
+//! [`ClientOptions::tls`] for a client, [`Worker::tls`] for a worker, [`Admin::connect_tls`],
+//! and for the server [`Server::bind_tls`] (a TLS-only port, `jobd --ssl`) or
+//! [`Server::listen_tls`] beside a plaintext one (`jobd --ssl-port`, so that a fleet can move
+//! over). Settings come from PEM files as gearmand's flags name them ([`ClientTls::from_files`],
+//! [`ServerTls::from_files`]: `--ssl-ca-file`, `--ssl-certificate`, `--ssl-key`, and
+//! `--ssl-verify-client` to require clients' certificates), or from any rustls configuration.
+//! [`Limits::admin_certs`] narrows the state-changing admin commands to clients presenting
+//! listed certificates (`jobd --admin-cert`).
+//!
+//! How it is built: one `Stream` type (plain or TLS) under the client's, the worker's, the
+//! admin connection's and the server's connection code, which only see `AsyncRead` and
+//! `AsyncWrite`. A client does its handshake at connect, so a refused certificate is
+//! [`Error::Tls`] there (with TLS 1.3, a server's refusal of *our* certificate arrives with
+//! the first answer, and the requests waiting on it get [`Error::Tls`]); the server does its
+//! handshake as it reads, under the same read deadline as a partial packet
+//! ([`Limits::read_deadline`]), so a peer that opens a TLS connection and stalls is closed.
+//! There is no fallback in either direction: a plaintext peer on a TLS port, or TLS on a
+//! plaintext one, is a closed connection and an error, never plaintext. Programs built
+//! without the feature refuse their TLS flags.
+//!
+//! Deliberate differences from libgearman's TLS: the server's name is checked as well as its
+//! chain (the address connected to, so an IP address must be in the certificate's subject
+//! alternative names, or the host given to `jobc -h`/`jobadmin -h`, or
+//! [`ClientTls::server_name`]); the system's CA bundle is the default where libgearman reads
+//! `GEARMAND_CA_CERTIFICATE` or a compiled-in path. Debian's gearmand 1.1.20 takes `--ssl`
+//! but was built without TLS in its protocol: it speaks plaintext whatever the flag (its
+//! users' issues #63, #94, #207); our TLS client refuses it rather than fall back (a test
+//! shows both). Our client's TLS is tested against OpenSSL (`socat OPENSSL-LISTEN` in front
+//! of gearmand, `openssl s_client` against `jobd --ssl`).
+//!
 //! # gearmand quirks handled
 //!
 //! - Without the exceptions option, a `WORK_EXCEPTION` arrives as `WORK_FAIL` with a trailing
@@ -144,6 +177,8 @@
 //! | `gearadmin --status`, `--priority-status`, `--workers`, `--server-version`, `--server-verbose`, `--show-jobs`, `--show-unique-jobs`, `--getpid`, `--cancel-job`, `--create-function`, `--drop-function` (and `--shutdown`) | [`Admin::status`], `priority_status`, `workers`, `version`, `verbose`, `show_jobs`, `show_unique_jobs`, `getpid`, `cancel_job`, `create_function`, `drop_function`, `set_max_queue`, `shutdown`, `shutdown_graceful`; the `jobadmin` program |
 //! | `gearman_job_send_data`, `_warning`, `_status` | [`WorkerJob::send_data`], `send_warning`, `send_status` |
 //! | `GEARMAN_WORK_FAIL`, `gearman_job_send_exception` | [`WorkError::Fail`], [`WorkError::Exception`] |
+//! | `gearman_client_add_options(GEARMAN_CLIENT_SSL)`, `gearman_worker_add_options(GEARMAN_WORKER_SSL)`, `gearman -S`, `gearadmin --ssl` | [`ClientOptions::tls`], [`Worker::tls`], [`Admin::connect_tls`]; `jobc -S`, `jobadmin -S` (feature `rustls`) |
+//! | `gearmand --ssl --ssl-ca-file --ssl-certificate --ssl-key` | [`Server::bind_tls`], [`Server::listen_tls`], [`ServerTls::from_files`]; `jobd --ssl`, `--ssl-port`, `--ssl-verify-client`, `--admin-cert` |
 //!
 //! # Where the server deliberately differs from gearmand 1.1.20
 //!
@@ -209,6 +244,7 @@ mod error;
 pub mod proto;
 #[cfg(feature = "server")]
 mod server;
+mod tls;
 mod worker;
 
 pub use admin::{Admin, FunctionStatus, PriorityStatus, WorkerInfo};
@@ -218,6 +254,8 @@ pub use error::Error;
 pub use server::{
     Limits, Policy, QueueSync, Server, ServerStopper, DEFAULT_SHUTDOWN_TIMEOUT, VERSION,
 };
+#[cfg(feature = "rustls")]
+pub use tls::{ClientTls, ServerTls, TlsConfigError};
 
 /// Entry points for the fuzz targets in `xtask/fuzz`: not an API, not covered by semver.
 #[doc(hidden)]

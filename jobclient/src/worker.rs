@@ -208,6 +208,7 @@ impl fmt::Debug for AsyncJob {
 pub struct Worker {
     abilities: HashMap<Bytes, Ability>,
     client_id: Option<Bytes>,
+    tls: Option<crate::tls::Connector>,
     poll_interval: Option<Duration>,
     max_concurrent: usize,
 }
@@ -337,6 +338,13 @@ impl Worker {
         self
     }
 
+    /// Speaks TLS to every server (`gearman -w -S`); there is no fallback to plaintext.
+    #[cfg(feature = "rustls")]
+    pub fn tls(&mut self, tls: crate::ClientTls) -> &mut Worker {
+        self.tls = Some(tls);
+        self
+    }
+
     /// While asleep, also ask for work every `interval`, in case a server's NOOP never comes.
     pub fn poll_interval(&mut self, interval: Duration) -> &mut Worker {
         self.poll_interval = Some(interval);
@@ -402,7 +410,8 @@ impl Worker {
             stop: Stopper::new(),
         });
         let result = async {
-            let mut conn = Conn::connect(addr, handle).await?;
+            let tls = shared.worker.borrow().tls.clone();
+            let mut conn = Conn::connect(addr, tls.as_ref(), handle).await?;
             register(&shared, &mut conn)?;
             serve(&shared, &mut conn, handle).await
         }
@@ -416,13 +425,17 @@ async fn connection_loop(shared: Rc<Shared>, addr: SocketAddr, handle: Handle) {
     let mut backoff = Duration::from_millis(100);
     while !shared.finished() {
         let served = async {
-            let mut conn = Conn::connect(addr, &handle).await?;
+            let tls = shared.worker.borrow().tls.clone();
+            let mut conn = Conn::connect(addr, tls.as_ref(), &handle).await?;
             register(&shared, &mut conn)?;
             serve(&shared, &mut conn, &handle).await
         }
         .await;
         match served {
             Ok(()) => return,
+            // A refused certificate is refused again: it backs off as a refused connect does,
+            // and is logged, since nobody else hears of it.
+            Err(Error::Tls(e)) => log::warn!("worker connection to {addr}: TLS failed: {e}"),
             Err(Error::Io(_)) if backoff < Duration::from_secs(5) => {}
             Err(_) => backoff = Duration::from_millis(100),
         }

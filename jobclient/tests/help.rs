@@ -44,8 +44,13 @@ fn jobc_lists_the_gearman_tools_flags() {
             "-v, --verbose",
             "-H, --help",
             "-V, --version",
+            "-S, --ssl",
+            "--ssl-ca-file",
+            "--ssl-certificate",
+            "--ssl-key",
         ],
     );
+    refuses_tls_it_cannot_use(env!("CARGO_BIN_EXE_jobc"), &["-f", "x", "-s"]);
     // `-h` is the host, as in gearman's tools: `-h` without a value is an error, not help.
     let (code, _, _) = run(env!("CARGO_BIN_EXE_jobc"), &["-h"]);
     assert_eq!(code, Some(2));
@@ -75,10 +80,27 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
             "--shutdown-timeout",
             "--busy-poll",
             "-P, --pid-file",
+            "--ssl",
+            "--ssl-port",
+            "--ssl-certificate",
+            "--ssl-key",
+            "--ssl-ca-file",
+            "--ssl-verify-client",
+            "--admin-cert",
             "-h, --help",
             "-V, --version",
         ],
     );
+    // A TLS flag never gives a plaintext server: without the feature it is refused; with it,
+    // `--ssl` without a certificate is.
+    let port = peers::free_port().unwrap().to_string();
+    let (code, _, err) = run(env!("CARGO_BIN_EXE_jobd"), &["--ssl", "-p", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    if cfg!(feature = "rustls") {
+        assert!(err.contains("--ssl-certificate"), "{err}");
+    } else {
+        assert!(err.contains("without TLS"), "{err}");
+    }
     // A bad value names the flag too.
     let (code, _, err) = run(env!("CARGO_BIN_EXE_jobd"), &["--queue-sync", "sometimes"]);
     assert_eq!(code, Some(2));
@@ -153,8 +175,30 @@ fn jobadmin_lists_gearadmins_flags() {
     // No operation is a usage error, as in gearadmin; so is `-h` without a host.
     assert_eq!(run(env!("CARGO_BIN_EXE_jobadmin"), &[]).0, Some(2));
     assert_eq!(run(env!("CARGO_BIN_EXE_jobadmin"), &["-h"]).0, Some(2));
-    // TLS is not built in: refused, never plaintext.
-    let (code, _, err) = run(env!("CARGO_BIN_EXE_jobadmin"), &["-S", "--status"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("--ssl"), "{err}");
+    refuses_tls_it_cannot_use(env!("CARGO_BIN_EXE_jobadmin"), &["--status"]);
+}
+
+/// Without the `rustls` feature, `-S` is refused (never plaintext); with it, TLS files
+/// without `-S` are refused (they would be ignored). Either way before any connect: the port
+/// here has nobody behind it, so a connect would fail differently.
+fn refuses_tls_it_cannot_use(program: &str, rest: &[&str]) {
+    let port = ["-p", "1"];
+    let mut args = vec!["-S"];
+    args.extend_from_slice(&port);
+    args.extend_from_slice(rest);
+    let (code, _, err) = run(program, &args);
+    if cfg!(feature = "rustls") {
+        // With TLS, `-S` is accepted and the connect fails (nothing listens on port 1).
+        assert_eq!(code, Some(1), "{err}");
+        assert!(!err.contains("no TLS"), "{err}");
+        let mut args = vec!["--ssl-ca-file", "/nonexistent"];
+        args.extend_from_slice(&port);
+        args.extend_from_slice(rest);
+        let (code, _, err) = run(program, &args);
+        assert_eq!(code, Some(1));
+        assert!(err.contains("without --ssl"), "{err}");
+    } else {
+        assert_eq!(code, Some(1));
+        assert!(err.contains("no TLS"), "{err}");
+    }
 }

@@ -18,6 +18,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+#[path = "../cli_tls.rs"]
+mod cli_tls;
+
 /// Administers a Gearman job server (gearadmin's flags).
 #[derive(Parser, Debug)]
 #[command(name = "jobadmin", version, disable_help_flag = true)]
@@ -70,10 +73,13 @@ struct Args {
     /// Shut the server down gracefully: running jobs finish first.
     #[arg(long)]
     shutdown_graceful: bool,
-    /// Enable SSL connections (not built in yet: refused, never sent in plaintext).
-    #[arg(short = 'S', long)]
-    ssl: bool,
+    #[command(flatten)]
+    tls: cli_tls::ClientTlsArgs,
 }
+
+/// A connection to the server: plaintext or TLS, read and written by one owner.
+trait Link: std::io::Read + Write {}
+impl<T: std::io::Read + Write> Link for T {}
 
 /// The longest answer line taken from a server.
 const MAX_LINE: u64 = 1 << 20;
@@ -88,8 +94,8 @@ enum Shape {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.ssl {
-        eprintln!("jobadmin: --ssl: this build has no TLS; refusing to connect in plaintext");
+    if let Err(e) = args.tls.check() {
+        eprintln!("jobadmin: {e}");
         return ExitCode::FAILURE;
     }
     // gearadmin's order: it pushes the commands on a stack and runs the last pushed first.
@@ -127,7 +133,7 @@ fn main() -> ExitCode {
         eprintln!("jobadmin: an argument holds a line break");
         return ExitCode::from(2);
     }
-    match run(&args.host, args.port, &commands) {
+    match run(&args.host, args.port, &args.tls, &commands) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -153,15 +159,46 @@ fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     })
 }
 
-fn run(host: &str, port: u16, commands: &[(String, Shape)]) -> Result<(), String> {
+/// Over TLS when asked: the handshake is done here, so that a refused certificate is an
+/// error before any command.
+fn link(
+    host: &str,
+    sock: TcpStream,
+    tls: &cli_tls::ClientTlsArgs,
+) -> Result<Box<dyn Link>, String> {
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = tls.client_tls(host)? {
+        let name = rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host}: {e}"))?;
+        let conn = rustls::ClientConnection::new(tls.config(), name).map_err(|e| e.to_string())?;
+        let mut stream = rustls::StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| format!("TLS with {host} failed: {e}"))?;
+        }
+        return Ok(Box::new(stream));
+    }
+    let _ = (host, tls);
+    Ok(Box::new(sock))
+}
+
+fn run(
+    host: &str,
+    port: u16,
+    tls: &cli_tls::ClientTlsArgs,
+    commands: &[(String, Shape)],
+) -> Result<(), String> {
     let sock = connect(host, port)?;
     sock.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    let mut writer = sock.try_clone().map_err(|e| e.to_string())?;
-    let mut reader = BufReader::new(sock);
+    let mut reader = BufReader::new(link(host, sock, tls)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (command, shape) in commands {
+        let writer = reader.get_mut();
         writer.write_all(format!("{command}\r\n").as_bytes()).map_err(|e| e.to_string())?;
+        writer.flush().map_err(|e| e.to_string())?;
         let mut first = true;
         loop {
             // One line is at most 1 MiB: a server that sends an endless line gets an error,

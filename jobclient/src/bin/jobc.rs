@@ -22,7 +22,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{ArgAction, Parser};
 use evcore::Executor;
-use jobclient::{Client, Job, Priority, WorkError, Worker};
+use jobclient::{Client, ClientOptions, Job, Priority, WorkError, Worker};
+
+#[path = "../cli_tls.rs"]
+mod cli_tls;
 
 /// A Gearman client and worker, with the gearman tool's flags.
 #[derive(Parser, Debug)]
@@ -76,6 +79,8 @@ struct Opts {
     /// Worker: the command each job's workload is fed to (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+    #[command(flatten)]
+    tls: cli_tls::ClientTlsArgs,
 }
 
 impl Opts {
@@ -95,6 +100,10 @@ impl Opts {
 fn main() -> ExitCode {
     let o = Opts::parse();
     init_log(o.verbose);
+    if let Err(e) = o.tls.check() {
+        eprintln!("jobc: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = if o.worker { work(&o) } else { submit(&o) };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -155,7 +164,13 @@ fn submit(o: &Opts) -> Result<bool, String> {
     ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
     let h = ex.handle();
     ex.block_on(async {
-        let client = Client::connect(addr, &h).await.map_err(|e| e.to_string())?;
+        #[allow(unused_mut)]
+        let mut options = ClientOptions::default();
+        #[cfg(feature = "rustls")]
+        {
+            options.tls = o.tls.client_tls(&o.host)?;
+        }
+        let client = Client::connect_with(addr, &h, options).await.map_err(|e| e.to_string())?;
         let mut ok = true;
         let mut out = std::io::stdout().lock();
         for function in &o.functions {
@@ -214,6 +229,10 @@ fn work(o: &Opts) -> Result<bool, String> {
     ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
     let h = ex.handle();
     let mut worker = Worker::new();
+    #[cfg(feature = "rustls")]
+    if let Some(tls) = o.tls.client_tls(&o.host)? {
+        worker.tls(tls);
+    }
     for f in &o.functions {
         let command = o.command.clone();
         worker.register(f.clone(), move |job| run_command(&command, job.workload()));

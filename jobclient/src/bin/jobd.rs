@@ -105,6 +105,68 @@ struct Args {
     /// Write the process id to FILE (removed at exit).
     #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// gearmand's TLS flags, and ours beside them.
+#[derive(clap::Args, Debug)]
+struct TlsArgs {
+    /// The -p port speaks TLS only (a plaintext client is refused, never served).
+    #[arg(long)]
+    ssl: bool,
+    /// Also listen on PORT, TLS only, beside the -p port (to move a fleet over).
+    #[arg(long, value_name = "PORT")]
+    ssl_port: Option<u16>,
+    /// The server's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    ssl_certificate: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    ssl_key: Option<PathBuf>,
+    /// CAs that clients' certificates are checked against (PEM); clients without one are
+    /// still served unless --ssl-verify-client.
+    #[arg(long, value_name = "FILE")]
+    ssl_ca_file: Option<PathBuf>,
+    /// Refuse TLS clients that present no certificate signed by --ssl-ca-file.
+    #[arg(long)]
+    ssl_verify_client: bool,
+    /// Allow the state-changing admin commands only over TLS from a client presenting this
+    /// certificate (PEM; repeatable), as well as from an --admin-from address.
+    #[arg(long, value_name = "FILE")]
+    admin_cert: Vec<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Whether any TLS flag was given.
+    fn any(&self) -> bool {
+        self.ssl
+            || self.ssl_port.is_some()
+            || self.ssl_certificate.is_some()
+            || self.ssl_key.is_some()
+            || self.ssl_ca_file.is_some()
+            || self.ssl_verify_client
+            || !self.admin_cert.is_empty()
+    }
+
+    /// The listener settings, when TLS is asked for.
+    #[cfg(feature = "rustls")]
+    fn server_tls(&self) -> std::io::Result<Option<jobclient::ServerTls>> {
+        if !self.ssl && self.ssl_port.is_none() {
+            return Ok(None);
+        }
+        let (Some(cert), Some(key)) = (&self.ssl_certificate, &self.ssl_key) else {
+            return Err(std::io::Error::other("TLS needs --ssl-certificate and --ssl-key"));
+        };
+        jobclient::ServerTls::from_files(
+            cert,
+            key,
+            self.ssl_ca_file.as_deref(),
+            self.ssl_verify_client,
+        )
+        .map(Some)
+        .map_err(std::io::Error::other)
+    }
 }
 
 fn main() -> ExitCode {
@@ -115,6 +177,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let args = Args::parse();
+    if cfg!(not(feature = "rustls")) && args.tls.any() {
+        eprintln!(
+            "jobd: this jobd was built without TLS (the `rustls` feature): refusing the TLS \
+             flags rather than serve in plaintext"
+        );
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = init_log(&args.log_file, args.verbose) {
         eprintln!("jobd: {}: {e}", args.log_file);
         return ExitCode::FAILURE;
@@ -169,7 +238,25 @@ fn serve(args: Args) -> std::io::Result<()> {
     lp.set_spin(spin);
     let ex = Executor::with_reactor(lp);
     let h = ex.handle();
-    let mut server = Server::bind(SocketAddr::new(args.listen, args.port), &h)?;
+    let addr = SocketAddr::new(args.listen, args.port);
+    #[cfg(feature = "rustls")]
+    let mut server = {
+        for path in &args.tls.admin_cert {
+            limits.admin_certs.push(jobclient::Limits::read_certificate(path)?);
+        }
+        let tls = args.tls.server_tls()?;
+        let mut server = match (&tls, args.tls.ssl) {
+            (Some(tls), true) => Server::bind_tls(addr, tls.clone(), &h)?,
+            _ => Server::bind(addr, &h)?,
+        };
+        if let (Some(tls), Some(port)) = (tls, args.tls.ssl_port) {
+            let bound = server.listen_tls(SocketAddr::new(args.listen, port), tls)?;
+            log::info!("listening on {bound} (TLS)");
+        }
+        server
+    };
+    #[cfg(not(feature = "rustls"))]
+    let mut server = Server::bind(addr, &h)?;
     server.busy_poll(spin);
     let threads = args.threads.map(usize::from).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -206,7 +293,8 @@ fn serve(args: Args) -> std::io::Result<()> {
         }
     })
     .detach();
-    log::info!("listening on {} with {} event loops", server.local_addr()?, threads.max(1));
+    let tls = if cfg!(feature = "rustls") && args.tls.ssl { " (TLS)" } else { "" };
+    log::info!("listening on {}{tls} with {} event loops", server.local_addr()?, threads.max(1));
     let result = ex.block_on(server.run());
     drop(pid_file);
     result

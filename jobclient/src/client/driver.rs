@@ -24,7 +24,7 @@ pub(crate) async fn drive(mut conn: Conn, state: Arc<Shared>, handle: Handle) {
     struct FailOnExit(Arc<Shared>);
     impl Drop for FailOnExit {
         fn drop(&mut self) {
-            let _ = fail(&self.0);
+            let _ = fail(&self.0, None);
         }
     }
     let _fail_on_exit = FailOnExit(state.clone());
@@ -47,8 +47,8 @@ pub(crate) async fn drive(mut conn: Conn, state: Arc<Shared>, handle: Handle) {
             }
         }
         deadlines.poll(cx, &state);
-        if let Poll::Ready(Err(_)) = conn.poll_flush(cx) {
-            return fail(&state);
+        if let Poll::Ready(Err(e)) = conn.poll_flush(cx) {
+            return fail(&state, crate::tls::tls_failure(&e));
         }
         loop {
             match conn.poll_packet(cx) {
@@ -58,7 +58,8 @@ pub(crate) async fn drive(mut conn: Conn, state: Arc<Shared>, handle: Handle) {
                         w.wake();
                     }
                 }
-                Poll::Ready(Err(_)) => return fail(&state),
+                Poll::Ready(Err(crate::Error::Tls(text))) => return fail(&state, Some(text)),
+                Poll::Ready(Err(_)) => return fail(&state, None),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -107,8 +108,8 @@ impl Deadlines {
     }
 }
 
-fn fail(state: &Shared) -> Poll<()> {
-    let wake = lock(state).fail_all();
+fn fail(state: &Shared, tls_failure: Option<String>) -> Poll<()> {
+    let wake = lock(state).fail_all(tls_failure);
     for w in wake {
         w.wake();
     }

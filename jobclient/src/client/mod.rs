@@ -168,6 +168,20 @@ pub struct ClientOptions {
     pub backoff_initial: Duration,
     /// The longest wait between retries.
     pub backoff_max: Duration,
+    /// Speak TLS to every server (`gearman -S`); `None`, plaintext. A server that does not
+    /// answer TLS fails the connect: there is no fallback.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<crate::ClientTls>,
+}
+
+impl ClientOptions {
+    /// The TLS settings, as the connection code takes them.
+    fn connector(&self) -> Option<crate::tls::Connector> {
+        #[cfg(feature = "rustls")]
+        return self.tls.clone();
+        #[cfg(not(feature = "rustls"))]
+        None
+    }
 }
 
 impl Default for ClientOptions {
@@ -176,6 +190,8 @@ impl Default for ClientOptions {
             hash_by_unique: false,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
     }
 }
@@ -258,7 +274,8 @@ struct ServerSlot {
     /// Connect attempts so far, so that a caller knows when the one it waited on has ended.
     attempts: u64,
     /// How the last attempt failed.
-    last_error: Option<(std::io::ErrorKind, String)>,
+    /// The last connect's failure: its kind, its text, and whether it was TLS's.
+    last_error: Option<(std::io::ErrorKind, String, bool)>,
     waiters: Vec<Waker>,
     failures: u32,
     retry_at: Option<Instant>,
@@ -337,7 +354,10 @@ impl Attempt {
         let now = Instant::now();
         let far = Duration::from_secs(100 * 365 * 24 * 3600);
         slot.retry_at = now.checked_add(backoff).or_else(|| now.checked_add(far));
-        slot.last_error = Some((e.kind(), e.to_string()));
+        slot.last_error = Some(match crate::tls::tls_failure(e) {
+            Some(text) => (e.kind(), text, true),
+            None => (e.kind(), e.to_string(), false),
+        });
     }
 }
 
@@ -364,7 +384,18 @@ impl Client {
     /// lives on the executor that `spawner` leads to: `&handle` for evcore's executor on this
     /// thread, `&engine` for an [`Engine`](evcore::Engine) thread (from tokio or any runtime).
     pub async fn connect(addr: SocketAddr, spawner: impl Into<Spawner>) -> Result<Client, Error> {
-        let client = Client::with_servers(&[addr], spawner, ClientOptions::default());
+        Client::connect_with(addr, spawner, ClientOptions::default()).await
+    }
+
+    /// Connects to one server now with `options` (over TLS with
+    /// [`ClientOptions::tls`](ClientOptions)): an unreachable server, or a certificate
+    /// refused, is an error here.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        spawner: impl Into<Spawner>,
+        options: ClientOptions,
+    ) -> Result<Client, Error> {
+        let client = Client::with_servers(&[addr], spawner, options);
         client.server_for(b"").await?;
         Ok(client)
     }
@@ -545,8 +576,12 @@ impl Client {
                 return Poll::Pending;
             }
             if waited == Some(slot.attempts) {
-                if let Some((kind, text)) = &slot.last_error {
-                    return Poll::Ready(Err(Error::Io(std::io::Error::new(*kind, text.clone()))));
+                if let Some((kind, text, tls)) = &slot.last_error {
+                    return Poll::Ready(Err(if *tls {
+                        Error::Tls(text.clone())
+                    } else {
+                        Error::Io(std::io::Error::new(*kind, text.clone()))
+                    }));
                 }
             }
             if slot.retry_at.is_some_and(|t| Instant::now() < t) {
@@ -557,13 +592,14 @@ impl Client {
             waited = Some(slot.attempts);
             slot.waiters.push(cx.waker().clone());
             let addr = slot.addr;
+            let tls = self.inner.options.connector();
             let attempt = Attempt { inner: self.inner.clone(), idx, done: false };
             drop(servers);
             // The Spawned result is not needed: the attempt reports through its slot.
             drop(self.inner.spawner.spawn(move |h| {
                 let h = h.clone();
                 async move {
-                    let connected = Conn::connect(addr, &h).await;
+                    let connected = Conn::connect(addr, tls.as_ref(), &h).await;
                     attempt.finish(connected, &h);
                 }
             }));

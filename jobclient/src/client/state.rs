@@ -58,6 +58,9 @@ pub(crate) struct State {
     replies: VecDeque<(usize, u64)>,
     routes: HashMap<Bytes, Route>,
     pub(crate) dead: bool,
+    /// Why the connection died, when TLS failed (an alert from the server refusing our
+    /// certificate, say): the waiters hear [`Error::Tls`] rather than `Disconnected`.
+    tls_failure: Option<String>,
     pub(crate) handles: usize,
     /// Options set on this connection (OPTION_REQ), re-sent on a reconnect.
     pub(crate) options: Vec<Bytes>,
@@ -81,7 +84,7 @@ impl State {
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
         if self.dead {
-            return Err(Error::Disconnected);
+            return Err(self.death());
         }
         encode(&mut self.out, Magic::Req, kind, args)?;
         self.next_serial += 1;
@@ -119,7 +122,7 @@ impl State {
         let slot = self.slots.get_mut(key)?.as_mut()?;
         match slot.inbox.pop_front() {
             Some(d) => Some(d),
-            None if self.dead => Some(Delivery::Failed(Error::Disconnected)),
+            None if self.dead => Some(Delivery::Failed(self.death())),
             None => {
                 if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     slot.waker = Some(waker.clone());
@@ -229,9 +232,20 @@ impl State {
         }
     }
 
-    /// The connection is gone: every waiter learns it.
-    pub(crate) fn fail_all(&mut self) -> Vec<Waker> {
+    /// What a request on a dead connection gets.
+    fn death(&self) -> Error {
+        match &self.tls_failure {
+            Some(text) => Error::Tls(text.clone()),
+            None => Error::Disconnected,
+        }
+    }
+
+    /// The connection is gone (TLS failed, with its text): every waiter learns it.
+    pub(crate) fn fail_all(&mut self, tls_failure: Option<String>) -> Vec<Waker> {
         self.dead = true;
+        if self.tls_failure.is_none() {
+            self.tls_failure = tls_failure;
+        }
         self.slots.iter_mut().flatten().filter_map(|s| s.waker.take()).collect()
     }
 }

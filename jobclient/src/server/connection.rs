@@ -3,18 +3,18 @@
 
 use std::future::poll_fn;
 use std::future::Future;
-use std::net::TcpStream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::BytesMut;
-use evcore::{Async, Handle};
+use evcore::Handle;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use super::core::{Action, ConnId, Now};
 use super::{admin, far_or, Locked, QueueSync};
 use crate::proto::{Decoder, Frame};
+use crate::tls::Stream;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -30,7 +30,7 @@ thread_local! {
 
 /// One read from `sock`, appended to `rbuf`.
 fn read_into(
-    sock: &mut Async<TcpStream>,
+    sock: &mut Stream,
     cx: &mut std::task::Context<'_>,
     rbuf: &mut BytesMut,
 ) -> Poll<std::io::Result<usize>> {
@@ -57,7 +57,7 @@ fn shrink_if_idle(buf: &mut BytesMut) {
 /// [`Limits::pause_output`]; the rest waits in the read buffer until the output is written.
 /// A partial packet or line that gets no further byte for [`Limits::read_deadline`] closes
 /// the connection; so does output past [`Limits::max_output`] (the core dooms it).
-pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle) {
+pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
     let (id, shared) = (reg.id, reg.shared.clone());
     let decoder = Decoder::server();
     let (pause_output, read_deadline, write_deadline) = {
@@ -74,11 +74,25 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle
     // such as a JOB_CREATED for a job now on disk) still goes out first, so that a client
     // that broke the protocol later in the same read does not resubmit a job it has.
     let mut close_reason: Option<String> = None;
-    // Set while `rbuf` holds a partial frame: when it passes, the peer has stalled.
-    let mut stall: Option<evcore::Sleep> = None;
+    // Set while `rbuf` holds a partial frame, or a TLS handshake is under way: when it
+    // passes, the peer has stalled.
+    let mut stall: Option<evcore::Sleep> =
+        sock.handshaking().then(|| h.sleep_until(far_or(read_deadline)));
     // The last read came back short, so the socket had nothing more then.
     let mut drained = false;
+    let mut cert_pending = reg.admin_by_cert;
     let reason: Option<String> = poll_fn(|cx| loop {
+        if cert_pending && !sock.handshaking() {
+            // The handshake is done, so the certificate (if any) passed the client CA.
+            cert_pending = false;
+            let mut sh = shared.borrow_mut();
+            let listed = sock
+                .peer_certificate()
+                .is_some_and(|c| sh.core.limits.admin_certs.iter().any(|l| l[..] == *c));
+            if let Some(conn) = sh.core.conn_mut(id) {
+                conn.admin = listed;
+            }
+        }
         // Output first, so that a reply goes out before the connection closes.
         {
             let mut sh = shared.borrow_mut();
@@ -111,6 +125,12 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("write failed: {e}"))),
                 Poll::Pending => break,
+            }
+        }
+        if wbuf.is_empty() {
+            // Under TLS, the records of what was written may still wait for the socket.
+            if let Poll::Ready(Err(e)) = Pin::new(&mut sock).poll_flush(cx) {
+                return Poll::Ready(Some(format!("write failed: {e}")));
             }
         }
         shrink_if_idle(&mut wbuf);
@@ -227,7 +247,7 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle
         shrink_if_idle(&mut rbuf);
         // A partial frame has a deadline for its next byte; a connection with nothing partial
         // (a sleeping worker, an idle client) has none.
-        if rbuf.is_empty() {
+        if rbuf.is_empty() && !sock.handshaking() {
             stall = None;
         } else if let Some(s) = stall.as_mut() {
             if Pin::new(s).poll(cx).is_ready() {
@@ -254,7 +274,7 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle
                 return Poll::Ready(None);
             }
             Poll::Ready(Ok(n)) => {
-                drained = n < READ_CHUNK;
+                drained = n < READ_CHUNK && sock.short_read_drains();
                 // Progress: the stalled-partial deadline starts again from now, if it still
                 // applies once this is decoded.
                 let deadline = far_or(read_deadline);
@@ -295,6 +315,9 @@ pub(super) async fn serve(mut sock: Async<TcpStream>, reg: Registered, h: Handle
 pub(super) struct Registered {
     pub(super) shared: Arc<Locked>,
     pub(super) id: ConnId,
+    /// Its address may use the state-changing admin commands if its TLS client presents a
+    /// listed certificate ([`Limits::admin_certs`](super::Limits::admin_certs)).
+    pub(super) admin_by_cert: bool,
 }
 
 impl Drop for Registered {

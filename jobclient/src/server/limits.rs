@@ -47,6 +47,13 @@ pub struct Limits {
     /// `maxqueue`, `create function`, `drop function`), as address prefixes; the others get
     /// `ERR PERMISSION_DENIED`. Default: loopback only (`127.0.0.0/8`, `::1/128`).
     pub admin_from: Vec<(IpAddr, u8)>,
+    /// When not empty, the state-changing admin commands need, besides an
+    /// [`admin_from`](Limits::admin_from) address, a TLS connection whose client presented
+    /// one of these certificates (DER; `jobd --admin-cert FILE`, read with
+    /// [`read_certificate`](Limits::read_certificate)). The certificate is checked against
+    /// the server's client CA in the handshake; this list says which of those may change
+    /// the server. Default empty.
+    pub admin_certs: Vec<Vec<u8>>,
 }
 
 impl Default for Limits {
@@ -64,6 +71,7 @@ impl Default for Limits {
                 ([127, 0, 0, 0].into(), 8),
                 (std::net::Ipv6Addr::LOCALHOST.into(), 128),
             ],
+            admin_certs: Vec::new(),
         }
     }
 }
@@ -73,6 +81,15 @@ impl Limits {
     /// takes it, for [`admin_from`](Limits::admin_from).
     pub fn parse_prefix(s: &str) -> Result<(IpAddr, u8), String> {
         parse_prefix(s)
+    }
+
+    /// The first certificate of a PEM file, as [`admin_certs`](Limits::admin_certs) holds it.
+    #[cfg(feature = "rustls")]
+    pub fn read_certificate(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_file(path)
+            .map(|c| c.to_vec())
+            .map_err(|e| std::io::Error::other(format!("certificate {}: {e}", path.display())))
     }
 
     /// Whether `peer` may use the state-changing admin commands.

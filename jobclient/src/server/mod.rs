@@ -209,7 +209,8 @@ impl Locked {
     }
 }
 
-/// A job server listening on one address.
+/// A job server listening on one address or more ([`listen`](Server::listen)), each in
+/// plaintext or TLS-only (feature `rustls`).
 ///
 /// ```no_run
 /// use evcore::Executor;
@@ -222,7 +223,9 @@ impl Locked {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Server {
-    listener: Async<TcpListener>,
+    /// Where it listens: the address it was bound to first, then any added, each plain or
+    /// TLS (`jobd --ssl-port` beside `-p`, so that a fleet can move over).
+    listeners: Vec<Listener>,
     handle: Handle,
     shared: Arc<Locked>,
     /// The other event loops (`jobd -t N`), each on a thread of its own: accepted
@@ -233,10 +236,62 @@ pub struct Server {
     spin: std::time::Duration,
 }
 
+/// One listening socket, and the TLS its connections speak (none: plaintext).
+struct Listener {
+    sock: Async<TcpListener>,
+    tls: Option<crate::tls::Acceptor>,
+}
+
 impl Server {
     /// Binds the listening socket (loopback is the sensible default for tests and demos).
     pub fn bind(addr: SocketAddr, handle: &Handle) -> io::Result<Server> {
-        let listener = Async::<TcpListener>::bind(addr, handle)?;
+        Server::bind_with(addr, None, handle)
+    }
+
+    /// Binds a listening socket whose connections speak TLS only (`jobd --ssl`): a client
+    /// that does not is refused, never served in plaintext.
+    #[cfg(feature = "rustls")]
+    pub fn bind_tls(
+        addr: SocketAddr,
+        tls: crate::ServerTls,
+        handle: &Handle,
+    ) -> io::Result<Server> {
+        Server::bind_with(addr, Some(tls), handle)
+    }
+
+    /// Listens on another address too, in plaintext; returns the address bound.
+    pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        self.listen_with(addr, None)
+    }
+
+    /// Listens on another address too, TLS only (`jobd --ssl-port`, beside a plain `-p`);
+    /// returns the address bound.
+    #[cfg(feature = "rustls")]
+    pub fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        tls: crate::ServerTls,
+    ) -> io::Result<SocketAddr> {
+        self.listen_with(addr, Some(tls))
+    }
+
+    fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<crate::tls::Acceptor>,
+    ) -> io::Result<SocketAddr> {
+        let sock = Async::<TcpListener>::bind(addr, &self.handle)?;
+        let bound = sock.get_ref().local_addr()?;
+        self.listeners.push(Listener { sock, tls });
+        Ok(bound)
+    }
+
+    fn bind_with(
+        addr: SocketAddr,
+        tls: Option<crate::tls::Acceptor>,
+        handle: &Handle,
+    ) -> io::Result<Server> {
+        let sock = Async::<TcpListener>::bind(addr, handle)?;
         let host = hostname();
         let shared = Shared {
             core: Core::new(&host),
@@ -257,7 +312,7 @@ impl Server {
             reserve_fd: std::fs::File::open("/dev/null").ok(),
         };
         Ok(Server {
-            listener,
+            listeners: vec![Listener { sock, tls }],
             handle: handle.clone(),
             shared: Arc::new(Locked(Mutex::new(shared))),
             loops: Vec::new(),
@@ -314,9 +369,14 @@ impl Server {
         ServerStopper { shared: Arc::downgrade(&self.shared) }
     }
 
-    /// Where it listens.
+    /// Where it listens (the first address, the one it was bound to).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.get_ref().local_addr()
+        self.listeners[0].sock.get_ref().local_addr()
+    }
+
+    /// Every address it listens on, in the order bound.
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(|l| l.sock.get_ref().local_addr()).collect()
     }
 
     /// Serves until an admin `shutdown` (or [`ServerStopper::now`]), or until a graceful
@@ -331,8 +391,8 @@ impl Server {
     pub async fn run(self) -> io::Result<()> {
         let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
         let result = self.accept_loop().await;
-        let Server { listener, handle, shared, loops, .. } = self;
-        drop(listener);
+        let Server { listeners, handle, shared, loops, .. } = self;
+        drop(listeners);
         if result.is_ok() {
             drain(&shared, &handle).await;
         }
@@ -345,64 +405,37 @@ impl Server {
 
     async fn accept_loop(&self) -> io::Result<()> {
         loop {
-            let accepted = poll_fn(|cx| {
+            // Every listener that is readable now (one registration each, level-triggered).
+            let ready = poll_fn(|cx| {
                 let sh = self.shared.borrow();
                 if sh.shutdown || sh.drain_deadline.is_some() {
                     return Poll::Ready(None);
                 }
                 drop(sh);
                 self.shared.borrow_mut().accept_waker = Some(cx.waker().clone());
-                match self.listener.poll_readable(cx) {
-                    Poll::Ready(r) => Poll::Ready(Some(r)),
-                    Poll::Pending => Poll::Pending,
+                let mut ready = Vec::new();
+                for (i, l) in self.listeners.iter().enumerate() {
+                    match l.sock.poll_readable(cx) {
+                        Poll::Ready(Ok(())) => ready.push(i),
+                        Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                        Poll::Pending => {}
+                    }
+                }
+                if ready.is_empty() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(Some(Ok(ready)))
                 }
             })
             .await;
-            match accepted {
+            let ready = match ready {
                 None => return Ok(()),
                 Some(Err(e)) => return Err(e),
-                Some(Ok(())) => {}
-            }
+                Some(Ok(ready)) => ready,
+            };
             let mut backoff = false;
-            loop {
-                match self.listener.get_ref().accept() {
-                    Ok((stream, peer)) => {
-                        if let Err(e) = self.start_connection(stream, peer) {
-                            self.shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
-                        // ENFILE, EMFILE: out of descriptors. The pending connection would stay
-                        // in the backlog and the level-triggered listener readable, so the loop
-                        // would spin: give up the reserve descriptor, take the connection off
-                        // the backlog and close it, and take the reserve again.
-                        let mut sh = self.shared.borrow_mut();
-                        let had_reserve = sh.reserve_fd.take().is_some();
-                        match self.listener.get_ref().accept() {
-                            Ok((refused, peer)) => {
-                                drop(refused);
-                                sh.log(&format!("out of descriptors, refused {peer}: {e}"));
-                            }
-                            // No reserve to give up (it could not be taken again): wait a
-                            // little before the listener is polled again, rather than spin.
-                            Err(_) => backoff = !had_reserve,
-                        }
-                        sh.reserve_fd = std::fs::File::open("/dev/null").ok();
-                        break;
-                    }
-                    // A peer that gave up before we took it, a transient lack of memory: this
-                    // connection is lost, the server is not. A pause before the next poll keeps
-                    // an error that repeats from spinning the loop.
-                    Err(e) => {
-                        self.shared.borrow_mut().log(&format!("accept failed: {e}"));
-                        backoff = !matches!(
-                            e.kind(),
-                            io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
-                        );
-                        break;
-                    }
-                }
+            for i in ready {
+                backoff |= self.accept_from(&self.listeners[i]);
             }
             if backoff {
                 self.handle.sleep(std::time::Duration::from_millis(10)).await;
@@ -410,7 +443,57 @@ impl Server {
         }
     }
 
-    fn start_connection(&self, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+    /// Takes every connection waiting on `listener`; true when the loop should pause before
+    /// polling again (an error that would repeat).
+    fn accept_from(&self, listener: &Listener) -> bool {
+        loop {
+            match listener.sock.get_ref().accept() {
+                Ok((stream, peer)) => {
+                    if let Err(e) = self.start_connection(stream, peer, listener.tls.clone()) {
+                        self.shared.borrow_mut().log(&format!("connection from {peer}: {e}"));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                    // ENFILE, EMFILE: out of descriptors. The pending connection would stay
+                    // in the backlog and the level-triggered listener readable, so the loop
+                    // would spin: give up the reserve descriptor, take the connection off
+                    // the backlog and close it, and take the reserve again.
+                    let mut sh = self.shared.borrow_mut();
+                    let had_reserve = sh.reserve_fd.take().is_some();
+                    let backoff = match listener.sock.get_ref().accept() {
+                        Ok((refused, peer)) => {
+                            drop(refused);
+                            sh.log(&format!("out of descriptors, refused {peer}: {e}"));
+                            false
+                        }
+                        // No reserve to give up (it could not be taken again): wait a
+                        // little before the listener is polled again, rather than spin.
+                        Err(_) => !had_reserve,
+                    };
+                    sh.reserve_fd = std::fs::File::open("/dev/null").ok();
+                    return backoff;
+                }
+                // A peer that gave up before we took it, a transient lack of memory: this
+                // connection is lost, the server is not. A pause before the next poll keeps
+                // an error that repeats from spinning the loop.
+                Err(e) => {
+                    self.shared.borrow_mut().log(&format!("accept failed: {e}"));
+                    return !matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    );
+                }
+            }
+        }
+    }
+
+    fn start_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<crate::tls::Acceptor>,
+    ) -> io::Result<()> {
         {
             let mut sh = self.shared.borrow_mut();
             if sh.core.connections() >= sh.core.limits.max_connections {
@@ -421,10 +504,15 @@ impl Server {
         }
         stream.set_nodelay(true)?;
         self.shared.borrow().core.policy.apply_keepalive(&stream)?;
+        let admin_by_cert;
         let id = {
             let mut sh = self.shared.borrow_mut();
-            let admin = sh.core.limits.admin_allowed(peer.ip());
-            let id = sh.core.connect_with(peer.ip().to_string(), admin);
+            // With certificates listed, an allowed address is not enough: the connection may
+            // change the server once its TLS handshake showed one of them (see `serve`).
+            let by_address = sh.core.limits.admin_allowed(peer.ip());
+            let needs_cert = !sh.core.limits.admin_certs.is_empty();
+            admin_by_cert = by_address && needs_cert;
+            let id = sh.core.connect_with(peer.ip().to_string(), by_address && !needs_cert);
             if let Some(c) = sh.core.conn_mut(id) {
                 c.fd = Some(std::os::fd::AsRawFd::as_raw_fd(&stream));
             }
@@ -433,12 +521,12 @@ impl Server {
             }
             id
         };
-        let reg = connection::Registered { shared: self.shared.clone(), id };
+        let reg = connection::Registered { shared: self.shared.clone(), id, admin_by_cert };
         let turn = self.next_loop.get();
         self.next_loop.set((turn + 1) % (self.loops.len() + 1));
         if turn == 0 {
             // A socket that cannot be registered drops `reg`: the core forgets it.
-            let sock = Async::new(stream, &self.handle)?;
+            let sock = crate::tls::accept(Async::new(stream, &self.handle)?, tls.as_ref())?;
             self.handle.spawn_local(connection::serve(sock, reg, self.handle.clone())).detach();
             return Ok(());
         }
@@ -447,7 +535,7 @@ impl Server {
         let spawned = self.loops[turn - 1].spawner().spawn(move |h: &Handle| {
             let h = h.clone();
             async move {
-                match Async::new(stream, &h) {
+                match Async::new(stream, &h).and_then(|s| crate::tls::accept(s, tls.as_ref())) {
                     Ok(sock) => connection::serve(sock, reg, h).await,
                     Err(e) => {
                         reg.shared.borrow_mut().log(&format!("connection from {peer}: {e}"));

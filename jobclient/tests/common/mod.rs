@@ -77,17 +77,28 @@ impl Running {
         limits: Limits,
         sync: jobclient::QueueSync,
     ) -> Running {
-        capture_log();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let ex = Executor::new()?;
-            let h = ex.handle();
-            let server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
+        Running::start_setup(move |server| {
             server.limits(limits);
             server.queue_sync(sync);
             if let Some(path) = queue_file {
                 server.durable_queue(path)?;
             }
+            Ok(())
+        })
+    }
+
+    /// A server on 127.0.0.1 that `setup` configures before it runs (more listeners,
+    /// limits); its first, plaintext, address is the one `admin` and the drop use.
+    pub fn start_setup(
+        setup: impl FnOnce(&mut Server) -> std::io::Result<()> + Send + 'static,
+    ) -> Running {
+        capture_log();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let ex = Executor::new()?;
+            let h = ex.handle();
+            let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), &h)?;
+            setup(&mut server)?;
             tx.send(server.local_addr()?).unwrap();
             ex.block_on(server.run())
         });

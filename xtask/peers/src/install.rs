@@ -19,6 +19,10 @@ pub const PEER_PACKAGES: &[&str] = &[
     "nginx",
     "pkg-config",
     "curl",
+    // `openssl s_client`: a TLS client we did not write, for jobd's TLS port.
+    "openssl",
+    // A TLS front we did not write, for gearmand (whose `--ssl` speaks plaintext).
+    "socat",
     // `ip` for the two-node namespaces, `ss` for the keepalive checks.
     "iproute2",
 ];
