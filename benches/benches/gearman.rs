@@ -15,7 +15,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use evcore::Executor;
 use futures_util::future::join_all;
-use jobclient::{Client, Job, Server};
+use jobclient::{Client, ClientOptions, Job, Server};
+
+#[cfg(feature = "tls")]
+#[path = "gearman/tls.rs"]
+mod tls;
+
+#[path = "gearman/http.rs"]
+mod http;
 
 const ROUNDS: usize = 3;
 
@@ -66,6 +73,17 @@ fn main() {
     // iterate on).
     if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "multicore") {
         println!("\n{}", multi_core(&harness).join("\n"));
+        return;
+    }
+    // `GEARMAN_BENCH=http` runs the status page's row alone.
+    if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "http") {
+        println!("\n{}", http::rows(&harness).join("\n"));
+        return;
+    }
+    // `GEARMAN_BENCH=tls` (with the feature) runs the TLS rows alone.
+    #[cfg(feature = "tls")]
+    if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "tls") {
+        println!("\n{}", tls::rows(&root).join("\n"));
         return;
     }
     let gearmand = peers::Gearmand::start(&[]).unwrap();
@@ -213,6 +231,9 @@ fn main() {
             met(mem / dur >= 0.5)
         ));
     }
+    #[cfg(feature = "tls")]
+    rows.extend(tls::rows(&root));
+    rows.extend(http::rows(&harness));
     rows.extend(multi_core(&harness));
     let table = format!(
         "| gearman workload (jobs/s, median of {ROUNDS}) | ours | peer | ours/peer throughput | target | met |\n|---|---|---|---|---|---|\n{}\n",
@@ -402,6 +423,11 @@ fn start_durable_server(dir: &std::path::Path) -> SocketAddr {
 
 /// Our client on a workload; nanoseconds per job.
 fn run_ours(addr: SocketAddr, w: &Workload) -> f64 {
+    run_ours_with(addr, w, ClientOptions::default())
+}
+
+/// Our client with `options` (TLS, say) on a workload; nanoseconds per job.
+fn run_ours_with(addr: SocketAddr, w: &Workload, options: ClientOptions) -> f64 {
     // Our client's loop polls before it sleeps (`Loop::set_spin`), as jobd's do: a reply
     // that comes within 50 µs is taken without a wake-up. libgearman blocks in poll(2).
     let mut lp = evcore::Loop::new().unwrap();
@@ -410,7 +436,7 @@ fn run_ours(addr: SocketAddr, w: &Workload) -> f64 {
     let h = ex.handle();
     let payload = Bytes::from(vec![b'x'; w.payload]);
     ex.block_on(async {
-        let client = Client::connect(addr, &h).await.unwrap();
+        let client = Client::connect_with(addr, &h, options).await.unwrap();
         let start = Instant::now();
         let mut done = 0;
         while done < w.jobs {

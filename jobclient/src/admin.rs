@@ -119,11 +119,12 @@ impl Admin {
         let connected = spawner.spawn(move |h: &Handle| {
             let h = h.clone();
             async move {
-                let sock = match Async::<TcpStream>::connect(addr, &h).await {
-                    Ok(sock) => sock,
-                    Err(e) => return Err(Error::Io(e)),
+                let connect = async {
+                    let sock = Async::<TcpStream>::connect(addr, &h).await?;
+                    crate::tls::connect(sock, None, tls.as_ref()).await
                 };
-                let sock = crate::tls::connect(sock, tls.as_ref()).await?;
+                let timeout = crate::DEFAULT_CONNECT_TIMEOUT;
+                let sock = crate::conn::within(timeout, &h, addr, connect).await?;
                 h.spawn_local(serve(AdminConn { sock, buf: Vec::new() }, rx)).detach();
                 Ok(())
             }

@@ -36,7 +36,10 @@ impl Client {
 
     /// A client for several servers, connected when first needed (see
     /// [`crate::Client::with_servers`]).
-    pub fn with_servers(addrs: &[SocketAddr], options: ClientOptions) -> Result<Client, Error> {
+    pub fn with_servers<A: Clone + Into<crate::ServerAddr>>(
+        addrs: &[A],
+        options: ClientOptions,
+    ) -> Result<Client, Error> {
         let engine = Engine::start()?;
         Ok(Client { inner: crate::Client::with_servers(addrs, &engine, options) })
     }
@@ -106,15 +109,15 @@ impl JobHandle {
 /// ```no_run
 /// use jobclient::{blocking, Stopper, Worker};
 ///
-/// let done = blocking::work(&["127.0.0.1:4730".parse()?], Some(10), Stopper::new(), |_| {
+/// let done = blocking::work(&["localhost:4730".parse::<jobclient::ServerAddr>()?], Some(10), Stopper::new(), |_| {
 ///     let mut w = Worker::new();
 ///     w.register("reverse", |job| Ok(job.workload().iter().rev().copied().collect()));
 ///     w
 /// })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn work(
-    addrs: &[SocketAddr],
+pub fn work<A: Clone + Into<crate::ServerAddr>>(
+    addrs: &[A],
     max_jobs: Option<u64>,
     stop: Stopper,
     make: impl FnOnce(&evcore::Handle) -> crate::Worker + Send + 'static,

@@ -1,14 +1,16 @@
 //! One connection to a job server: a socket, its buffers and the decoder.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use evcore::{Async, Handle};
 
+use crate::addr::{Resolver, ServerAddr};
 use crate::tls::{Connector, Stream};
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -18,6 +20,30 @@ use crate::Error;
 /// How much a read asks for at once.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// `attempt` if it ends within `timeout`, else a `TimedOut` error naming `target`.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    handle: &Handle,
+    target: impl std::fmt::Display,
+    attempt: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let mut attempt = std::pin::pin!(attempt);
+    let mut sleep = handle.sleep(timeout);
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = attempt.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connecting to {target}: no answer within {timeout:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 pub(crate) struct Conn {
     sock: Stream,
     rbuf: BytesMut,
@@ -26,15 +52,49 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    /// Connects, and under TLS does the handshake: a refused certificate fails here.
+    /// Connects to the first address of `target` that answers (a name is looked up now, so a
+    /// server that moved is found); returns the connection and the address it reached.
+    ///
+    /// The lookup, the connects and the TLS handshakes together get `timeout`: a server that
+    /// takes the connection and never answers (or a lookup that hangs) fails the attempt
+    /// rather than hold it, and everything waiting on it, for ever.
+    pub(crate) async fn connect_any(
+        target: &ServerAddr,
+        resolver: &Resolver,
+        tls: Option<&Connector>,
+        timeout: Duration,
+        handle: &Handle,
+    ) -> io::Result<(Conn, SocketAddr)> {
+        let attempt = async {
+            // A certificate refused is the error to report, rather than a later address's
+            // refused connect.
+            let (mut first_tls, mut last) = (None, None);
+            for addr in resolver.resolve(target).await? {
+                match Conn::connect(addr, target.host_name(), tls, handle).await {
+                    Ok(conn) => return Ok((conn, addr)),
+                    Err(e) if first_tls.is_none() && crate::tls::tls_failure(&e).is_some() => {
+                        first_tls = Some(e)
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(first_tls.or(last).unwrap_or_else(|| io::ErrorKind::NotFound.into()))
+        };
+        within(timeout, handle, target, attempt).await
+    }
+
+    /// Connects, and under TLS does the handshake (checking the certificate against `host`
+    /// when the server was named, else against the address): a refused certificate fails
+    /// here.
     pub(crate) async fn connect(
         addr: SocketAddr,
+        host: Option<&str>,
         tls: Option<&Connector>,
         handle: &Handle,
     ) -> io::Result<Conn> {
         let sock = Async::<TcpStream>::connect(addr, handle).await?;
         sock.get_ref().set_nodelay(true)?;
-        let sock = crate::tls::connect(sock, tls).await?;
+        let sock = crate::tls::connect(sock, host, tls).await?;
         Ok(Conn {
             sock,
             rbuf: BytesMut::with_capacity(READ_CHUNK),

@@ -144,6 +144,58 @@
 //! shows both). Our client's TLS is tested against OpenSSL (`socat OPENSSL-LISTEN` in front
 //! of gearmand, `openssl s_client` against `jobd --ssl`).
 //!
+//! # Servers by name, and `GEARMAN_SERVERS`
+//!
+//! A server is a [`ServerAddr`]: an address, or a host name looked up at every connect (on a
+//! thread of its own, never the event loop's), so a server that moves is found on the next
+//! reconnect; every address a name has is tried in turn. [`Client::with_servers`] and
+//! [`Worker::run`] take either; [`Client::from_env`] and `jobc` read `GEARMAN_SERVERS`
+//! (`host[:port],host[:port]`, as libgearman's client does when created; an IPv6 address in
+//! brackets when a port follows). Unlike libgearman, a port that is not one (`gm1:x`) is an
+//! error, not port 4730. [`ClientOptions::resolver`] replaces the system's lookup (service
+//! discovery, a cache, a test's own names). Under TLS the certificate must carry the name.
+//!
+//! # Observability: `jobd --http`
+//!
+//! [`Server::http`] (`jobd --http ADDRESS:PORT`, off by default) serves, on the server's own
+//! event loop:
+//!
+//! - `/metrics`, Prometheus's text format (checked in the tests by Prometheus's `promtool`):
+//!   per function and priority the queued jobs, per function the running jobs and available
+//!   workers; counters of jobs submitted, completed, failed, retried and dropped, bytes in
+//!   and out, connections; histograms of queue wait and run time. The names and what each
+//!   counts are in the table below.
+//! - `/status.json`: the same as JSON, with completions and submissions per second over the
+//!   last ten minutes, the last 20 failures and drops, and the connected workers with their
+//!   client ids.
+//! - `/`: a status page in one file (no CDN, no fonts, nothing from elsewhere) that polls
+//!   `/status.json` every second: counters, a chart of jobs per second, the functions and
+//!   workers, recent failures (screenshot, taken by the browser test:
+//!   `docs/status-page.png`).
+//!
+//! Each answer's snapshot is taken in one short hold of the server's lock and formatted
+//! outside it; bytes are counted in atomics by the connection tasks. Limits: a request head of
+//! at most 8 KiB within 10 s, 64 HTTP connections at once and 8 from one address, one request
+//! per connection. There
+//! is no authentication: bind it to loopback or a management network.
+//!
+//! | metric | type | what |
+//! |---|---|---|
+//! | `gearman_jobs_queued{function,priority}` | gauge | jobs waiting, by priority (`high`, `normal`, `low`) |
+//! | `gearman_jobs_running{function}` | gauge | jobs a worker holds |
+//! | `gearman_workers_available{function}` | gauge | connected workers that can do the function |
+//! | `gearman_jobs_submitted_total` | counter | jobs created (a coalesced submission joins one) |
+//! | `gearman_jobs_completed_total` | counter | `WORK_COMPLETE` |
+//! | `gearman_jobs_failed_total` | counter | `WORK_FAIL` and `WORK_EXCEPTION` |
+//! | `gearman_jobs_retried_total` | counter | jobs requeued: their worker went or ran out of time |
+//! | `gearman_jobs_dropped_total` | counter | jobs given up after `-j` attempts |
+//! | `gearman_bytes_received_total`, `gearman_bytes_sent_total` | counter | bytes of the job and admin protocols read and written (under TLS, before encryption) |
+//! | `gearman_connections_total`, `gearman_connections` | counter, gauge | connections accepted, open |
+//! | `gearman_job_queue_wait_seconds` | histogram | from queued (or requeued) to handed to a worker |
+//! | `gearman_job_run_seconds` | histogram | from handed to a worker to its end |
+//! | `gearman_uptime_seconds` | gauge | since the server started |
+//! | `gearman_functions_omitted` | gauge | functions past the 1,000 listed (the least busy; any client may register names) |
+//!
 //! # gearmand quirks handled
 //!
 //! - Without the exceptions option, a `WORK_EXCEPTION` arrives as `WORK_FAIL` with a trailing
@@ -236,6 +288,7 @@
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+mod addr;
 mod admin;
 pub mod blocking;
 mod client;
@@ -247,6 +300,7 @@ mod server;
 mod tls;
 mod worker;
 
+pub use addr::{Resolver, ServerAddr, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT};
 pub use admin::{Admin, FunctionStatus, PriorityStatus, WorkerInfo};
 pub use client::{Client, ClientOptions, Job, JobEvent, JobHandle, JobRef, JobStatus, Priority};
 pub use error::Error;

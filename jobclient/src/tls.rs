@@ -54,6 +54,12 @@ impl Stream {
     }
 
     #[cfg(feature = "server")]
+    /// Whether this is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    #[cfg(feature = "server")]
     /// Whether a TLS handshake is still under way.
     pub(crate) fn handshaking(&self) -> bool {
         match self {
@@ -161,18 +167,25 @@ pub(crate) enum Connector {}
 
 /// Wraps a connected socket as `tls` says; under TLS, the handshake is done before this
 /// returns, so that a refused certificate fails the connect.
-pub(crate) async fn connect(sock: Async<TcpStream>, tls: Option<&Connector>) -> io::Result<Stream> {
+pub(crate) async fn connect(
+    sock: Async<TcpStream>,
+    host: Option<&str>,
+    tls: Option<&Connector>,
+) -> io::Result<Stream> {
     match tls {
         None => Ok(Stream::Plain(sock)),
         #[cfg(feature = "rustls")]
         Some(tls) => {
             let ip = sock.get_ref().peer_addr()?.ip();
-            let mut t = with_rustls::TlsStream::client(sock, tls, ip)?;
+            let mut t = with_rustls::TlsStream::client(sock, tls, host, ip)?;
             std::future::poll_fn(|cx| t.poll_handshake(cx)).await?;
             Ok(Stream::Tls(Box::new(t)))
         }
         #[cfg(not(feature = "rustls"))]
-        Some(never) => match *never {},
+        Some(never) => {
+            let _ = host;
+            match *never {}
+        }
     }
 }
 
@@ -413,12 +426,25 @@ mod with_rustls {
             Ok(TlsStream { sock, conn: conn.into(), closed: false })
         }
 
+        /// A client session checking the server's certificate against the name given with
+        /// [`ClientTls::server_name`], else the host name connected to, else the address.
         pub(super) fn client(
             sock: Async<TcpStream>,
             tls: &ClientTls,
+            host: Option<&str>,
             ip: IpAddr,
         ) -> io::Result<TlsStream> {
-            let name = tls.name.clone().unwrap_or(ServerName::IpAddress(ip.into()));
+            // A host that is no name a certificate can carry is an error, not a quiet check
+            // of the address instead.
+            let by_host = match host {
+                Some(h) if tls.name.is_none() => {
+                    Some(ServerName::try_from(h.to_string()).map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidInput, format!("TLS name {h:?}: {e}"))
+                    })?)
+                }
+                _ => None,
+            };
+            let name = tls.name.clone().or(by_host).unwrap_or(ServerName::IpAddress(ip.into()));
             let conn = ClientConnection::new(tls.config.clone(), name).map_err(failure)?;
             Ok(TlsStream { sock, conn: conn.into(), closed: false })
         }
@@ -508,23 +534,35 @@ mod with_rustls {
             buf: &[u8],
         ) -> Poll<io::Result<usize>> {
             loop {
-                let n = self.conn.writer().write(buf)?;
+                // What the session holds goes first: a buffer that was full takes more only
+                // once the socket has drained it.
                 let flushed = self.write_tls(cx);
                 if let Poll::Ready(Err(e)) = flushed {
                     return Poll::Ready(Err(e));
                 }
+                let n = self.conn.writer().write(buf)?;
                 if n > 0 || buf.is_empty() {
+                    // Out as far as the socket takes it; the rest waits in the session, and a
+                    // full socket has registered this task for writability.
+                    if let Poll::Ready(Err(e)) = self.write_tls(cx) {
+                        return Poll::Ready(Err(e));
+                    }
                     return Poll::Ready(Ok(n));
                 }
                 if flushed.is_pending() {
+                    // The session is full and so is the socket: its writability wakes us.
                     return Poll::Pending;
                 }
-                // Nothing taken and nothing to send: the session's buffer is full until a
-                // handshake still under way hears from the peer. What that read decrypts
-                // waits in the session, so the reader (this task) is woken to take it.
+                // Nothing taken with nothing left to send: only a handshake under way holds
+                // plaintext back (until the peer's next flight).
+                if !self.conn.is_handshaking() {
+                    return Poll::Ready(Err(io::Error::other("the TLS session takes no data")));
+                }
                 if ready!(self.read_tls(cx))? {
                     return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
                 }
+                // What that read decrypted waits in the session: the reader (this task, or
+                // the one that shares the stream) is woken to take it.
                 cx.waker().wake_by_ref();
             }
         }

@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +14,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use evcore::{Handle, Sleep};
 
+use crate::addr::{Resolver, ServerAddr};
 use crate::conn::Conn;
 use crate::proto::{Packet, PacketType, MAX_FUNCTION};
 use crate::Error;
@@ -201,7 +201,7 @@ impl fmt::Debug for AsyncJob {
 /// let h = ex.handle();
 /// let mut worker = Worker::new();
 /// worker.register("reverse", |job| Ok(job.workload().iter().rev().copied().collect::<Vec<u8>>().into()));
-/// ex.block_on(worker.work("127.0.0.1:4730".parse().unwrap(), &h, None))?;
+/// ex.block_on(worker.work("127.0.0.1:4730".parse::<jobclient::ServerAddr>()?, &h, None))?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Default)]
@@ -354,10 +354,11 @@ impl Worker {
     /// Works for several servers at once (one connection each), reconnecting with backoff
     /// (100 ms doubling to 5 s) when a connection fails and registering again (SET_CLIENT_ID,
     /// CAN_DO) each time. Returns the number of jobs done, once `max_jobs` are done in all or
-    /// `stop` fires.
-    pub fn run(
+    /// `stop` fires. A server named by host ([`ServerAddr::Name`]) is looked up again at each
+    /// reconnect.
+    pub fn run<A: Clone + Into<ServerAddr>>(
         self,
-        addrs: &[SocketAddr],
+        addrs: &[A],
         handle: &Handle,
         max_jobs: Option<u64>,
         stop: Stopper,
@@ -367,7 +368,10 @@ impl Worker {
             Rc::new(Shared { worker: RefCell::new(self), done: Cell::new(0), max_jobs, stop });
         let loops: Vec<_> = addrs
             .iter()
-            .map(|&addr| handle.spawn_local(connection_loop(shared.clone(), addr, handle.clone())))
+            .map(|addr| {
+                let target = addr.clone().into();
+                handle.spawn_local(connection_loop(shared.clone(), target, handle.clone()))
+            })
             .collect();
         async move {
             for l in loops {
@@ -382,14 +386,14 @@ impl Worker {
     /// its functions may capture that executor's handles; then it [`run`](Self::run)s. The
     /// returned future is `Send` and resolves to the number of jobs done, or
     /// [`Gone`](evcore::Gone) if the executor ended first. Stop it with `stop`, from anywhere.
-    pub fn spawn(
+    pub fn spawn<A: Clone + Into<ServerAddr>>(
         spawner: impl Into<evcore::Spawner>,
-        addrs: &[SocketAddr],
+        addrs: &[A],
         max_jobs: Option<u64>,
         stop: Stopper,
         make: impl FnOnce(&Handle) -> Worker + Send + 'static,
     ) -> evcore::Spawned<u64> {
-        let addrs = addrs.to_vec();
+        let addrs: Vec<ServerAddr> = addrs.iter().map(|a| a.clone().into()).collect();
         spawner.into().spawn(move |h| make(h).run(&addrs, h, max_jobs, stop))
     }
 
@@ -398,10 +402,11 @@ impl Worker {
     /// and reconnection, see [`run`](Self::run).
     pub async fn work(
         &mut self,
-        addr: SocketAddr,
+        addr: impl Into<ServerAddr>,
         handle: &Handle,
         max_jobs: Option<u64>,
     ) -> Result<u64, Error> {
+        let target = addr.into();
         let worker = std::mem::take(self);
         let shared = Rc::new(Shared {
             worker: RefCell::new(worker),
@@ -411,7 +416,10 @@ impl Worker {
         });
         let result = async {
             let tls = shared.worker.borrow().tls.clone();
-            let mut conn = Conn::connect(addr, tls.as_ref(), handle).await?;
+            let timeout = crate::DEFAULT_CONNECT_TIMEOUT;
+            let (mut conn, _) =
+                Conn::connect_any(&target, &Resolver::system(), tls.as_ref(), timeout, handle)
+                    .await?;
             register(&shared, &mut conn)?;
             serve(&shared, &mut conn, handle).await
         }
@@ -421,12 +429,15 @@ impl Worker {
     }
 }
 
-async fn connection_loop(shared: Rc<Shared>, addr: SocketAddr, handle: Handle) {
+async fn connection_loop(shared: Rc<Shared>, addr: ServerAddr, handle: Handle) {
+    let resolver = Resolver::system();
     let mut backoff = Duration::from_millis(100);
     while !shared.finished() {
         let served = async {
             let tls = shared.worker.borrow().tls.clone();
-            let mut conn = Conn::connect(addr, tls.as_ref(), &handle).await?;
+            let timeout = crate::DEFAULT_CONNECT_TIMEOUT;
+            let (mut conn, _) =
+                Conn::connect_any(&addr, &resolver, tls.as_ref(), timeout, &handle).await?;
             register(&shared, &mut conn)?;
             serve(&shared, &mut conn, &handle).await
         }

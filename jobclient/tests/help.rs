@@ -101,6 +101,15 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
     } else {
         assert!(err.contains("without TLS"), "{err}");
     }
+    // A TLS file with no TLS port would be ignored: refused instead.
+    let (code, _, err) =
+        run(env!("CARGO_BIN_EXE_jobd"), &["--ssl-certificate", "/nonexistent", "-p", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    if cfg!(feature = "rustls") {
+        assert!(err.contains("without --ssl or --ssl-port"), "{err}");
+    } else {
+        assert!(err.contains("without TLS"), "{err}");
+    }
     // A bad value names the flag too.
     let (code, _, err) = run(env!("CARGO_BIN_EXE_jobd"), &["--queue-sync", "sometimes"]);
     assert_eq!(code, Some(2));

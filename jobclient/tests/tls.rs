@@ -434,3 +434,49 @@ fn jobd_ssl_with_openssl_s_client_jobc_and_jobadmin() {
     let mut jobd = jobd;
     assert!(jobd.0.wait().unwrap().success());
 }
+
+/// Payloads far past what TLS and the sockets buffer, both ways: the writer must go on as the
+/// socket drains (a session buffer that was full, then flushed, must take more).
+#[test]
+fn large_payloads_cross_tls_both_ways() {
+    let pki = Pki::new("tls-large");
+    let (server, addr) = tls_server(pki.server("server", false, false), Limits::default());
+    let worker = reverse_worker(addr, pki.client("ca.pem", None), 3);
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    ex.block_on(async {
+        let client =
+            Client::connect_with(addr, &h, options(pki.client("ca.pem", None))).await.unwrap();
+        for size in [200_000usize, 3 << 20, 16 << 20] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let mut want = data.clone();
+            want.reverse();
+            let got = client.do_job("reverse", "", data).await.unwrap();
+            assert!(got == want, "{size} bytes came back different");
+        }
+    });
+    assert_eq!(worker.join().unwrap().unwrap(), 3);
+    drop(server);
+}
+
+/// A server that takes the connection and never answers the handshake: the connect fails
+/// with a timeout, and the client is not stuck on it.
+#[test]
+fn a_silent_tls_server_times_the_connect_out() {
+    let pki = Pki::new("tls-silent");
+    // The kernel completes the TCP handshake from the backlog; nobody ever reads.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut o = options(pki.client("ca.pem", None));
+    o.connect_timeout = Duration::from_millis(300);
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let started = std::time::Instant::now();
+    let got = ex.block_on(async { Client::connect_with(addr, &h, o).await });
+    assert!(
+        matches!(&got, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut),
+        "{got:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(silent);
+}

@@ -145,7 +145,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     // so drift in a noisy machine over the run shows rather than hides.
     let before = run_c(&binaries)?;
     let mut cargo_args =
-        vec!["bench", "--package", "benches", "--features", "corosync,rust-peers", "--"];
+        vec!["bench", "--package", "benches", "--features", "corosync,rust-peers,tls", "--"];
     let filter: Vec<&str> = args.iter().map(String::as_str).collect();
     cargo_args.extend_from_slice(&filter);
     cmd("cargo", &cargo_args, &[])?;

@@ -167,7 +167,7 @@ fn link(
     tls: &cli_tls::ClientTlsArgs,
 ) -> Result<Box<dyn Link>, String> {
     #[cfg(feature = "rustls")]
-    if let Some(tls) = tls.client_tls(host)? {
+    if let Some(tls) = tls.client_tls()? {
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| format!("{host}: {e}"))?;
         let conn = rustls::ClientConnection::new(tls.config(), name).map_err(|e| e.to_string())?;

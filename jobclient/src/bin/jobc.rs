@@ -9,20 +9,24 @@
 //! command, the workload is echoed). A command that exits non-zero fails the job.
 //!
 //! `-t MILLISECONDS` sets a client-side deadline per job. `-h` is the host, as in gearman's
-//! tools; help is `--help` (or `-H`, as the `gearman` tool has it).
+//! tools; help is `--help` (or `-H`, as the `gearman` tool has it). Without `-h` and `-p`,
+//! the servers are those `GEARMAN_SERVERS` names (`host[:port],host[:port]`, as libgearman
+//! reads it), else 127.0.0.1:4730. Host names are looked up at every connect.
+//!
+//! TLS (feature `rustls`): `-S` with `--ssl-ca-file`, and `--ssl-certificate` and
+//! `--ssl-key` for a client certificate; the server's certificate must name the host given.
 //!
 //! Exit status: 0 when every job succeeded, 1 when any job failed, timed out or could not be
 //! submitted (the `gearman` tool exits 0 regardless), 2 for a usage error.
 
 use std::io::{Read, Write};
-use std::net::ToSocketAddrs;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{ArgAction, Parser};
 use evcore::Executor;
-use jobclient::{Client, ClientOptions, Job, Priority, WorkError, Worker};
+use jobclient::{Client, ClientOptions, Job, Priority, ServerAddr, WorkError, Worker};
 
 #[path = "../cli_tls.rs"]
 mod cli_tls;
@@ -31,12 +35,12 @@ mod cli_tls;
 #[derive(Parser, Debug)]
 #[command(name = "jobc", version, disable_help_flag = true)]
 struct Opts {
-    /// Job server host.
-    #[arg(short = 'h', long, default_value = "127.0.0.1")]
-    host: String,
-    /// Job server port.
-    #[arg(short, long, default_value_t = 4730)]
-    port: u16,
+    /// Job server host (default: GEARMAN_SERVERS, else 127.0.0.1).
+    #[arg(short = 'h', long)]
+    host: Option<String>,
+    /// Job server port (default 4730).
+    #[arg(short, long)]
+    port: Option<u16>,
     /// Function name (repeatable: each job goes to each function).
     #[arg(short = 'f', long = "function", value_name = "FUNCTION", required = true)]
     functions: Vec<String>,
@@ -130,12 +134,16 @@ fn init_log(verbose: u8) {
     log.init();
 }
 
-fn addr(o: &Opts) -> Result<std::net::SocketAddr, String> {
-    (o.host.as_str(), o.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{}:{}: {e}", o.host, o.port))?
-        .next()
-        .ok_or_else(|| format!("{}:{}: no address", o.host, o.port))
+/// The servers: `-h`/`-p` if given, else `GEARMAN_SERVERS`, else 127.0.0.1:4730.
+fn servers(o: &Opts) -> Result<Vec<ServerAddr>, String> {
+    if o.host.is_none() && o.port.is_none() {
+        if let Some(list) = ServerAddr::from_env() {
+            return list.map_err(|e| format!("GEARMAN_SERVERS: {e}"));
+        }
+    }
+    let host = o.host.as_deref().unwrap_or("127.0.0.1");
+    let port = o.port.unwrap_or(jobclient::DEFAULT_PORT);
+    Ok(vec![ServerAddr::new(host, port).map_err(|e| format!("{host}: {e}"))?])
 }
 
 /// Client mode; returns whether every job succeeded.
@@ -158,7 +166,7 @@ fn submit(o: &Opts) -> Result<bool, String> {
             vec![Bytes::from(input)]
         }
     };
-    let addr = addr(o)?;
+    let servers = servers(o)?;
     let ex = Executor::new().map_err(|e| e.to_string())?;
     // A reply within 50 µs is taken without a wake-up (see `Loop::set_spin`).
     ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
@@ -168,9 +176,9 @@ fn submit(o: &Opts) -> Result<bool, String> {
         let mut options = ClientOptions::default();
         #[cfg(feature = "rustls")]
         {
-            options.tls = o.tls.client_tls(&o.host)?;
+            options.tls = o.tls.client_tls()?;
         }
-        let client = Client::connect_with(addr, &h, options).await.map_err(|e| e.to_string())?;
+        let client = Client::with_servers(&servers, &h, options);
         let mut ok = true;
         let mut out = std::io::stdout().lock();
         for function in &o.functions {
@@ -223,21 +231,30 @@ fn submit(o: &Opts) -> Result<bool, String> {
 
 /// Worker mode: runs until `-c COUNT` jobs are done, or forever.
 fn work(o: &Opts) -> Result<bool, String> {
-    let addr = addr(o)?;
+    let servers = servers(o)?;
     let ex = Executor::new().map_err(|e| e.to_string())?;
     // A reply within 50 µs is taken without a wake-up (see `Loop::set_spin`).
     ex.handle().set_spin(jobclient::DEFAULT_BUSY_POLL);
     let h = ex.handle();
     let mut worker = Worker::new();
     #[cfg(feature = "rustls")]
-    if let Some(tls) = o.tls.client_tls(&o.host)? {
+    if let Some(tls) = o.tls.client_tls()? {
         worker.tls(tls);
     }
     for f in &o.functions {
         let command = o.command.clone();
         worker.register(f.clone(), move |job| run_command(&command, job.workload()));
     }
-    ex.block_on(worker.work(addr, &h, o.count)).map_err(|e| e.to_string())?;
+    match servers.as_slice() {
+        // One server: its failure ends the worker, with the reason.
+        [one] => {
+            ex.block_on(worker.work(one.clone(), &h, o.count)).map_err(|e| e.to_string())?;
+        }
+        // Several: each connection reconnects on its own until the count is done.
+        many => {
+            ex.block_on(worker.run(many, &h, o.count, jobclient::Stopper::new()));
+        }
+    }
     Ok(true)
 }
 

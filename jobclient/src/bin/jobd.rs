@@ -105,6 +105,10 @@ struct Args {
     /// Write the process id to FILE (removed at exit).
     #[arg(short = 'P', long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
+    /// Serve /metrics (Prometheus), /status.json and a live status page at / on
+    /// ADDRESS:PORT (off by default; no authentication: bind it to a trusted address).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    http: Option<SocketAddr>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -153,7 +157,21 @@ impl TlsArgs {
     #[cfg(feature = "rustls")]
     fn server_tls(&self) -> std::io::Result<Option<jobclient::ServerTls>> {
         if !self.ssl && self.ssl_port.is_none() {
+            // TLS settings with no TLS port would be ignored, and the server would look
+            // configured for TLS while it served plaintext only.
+            if self.any() {
+                return Err(std::io::Error::other(
+                    "TLS settings given without --ssl or --ssl-port: refusing to serve \
+                     plaintext only",
+                ));
+            }
             return Ok(None);
+        }
+        if !self.admin_cert.is_empty() && self.ssl_ca_file.is_none() {
+            return Err(std::io::Error::other(
+                "--admin-cert needs --ssl-ca-file: client certificates are asked for only \
+                 with a CA to check them against",
+            ));
         }
         let (Some(cert), Some(key)) = (&self.ssl_certificate, &self.ssl_key) else {
             return Err(std::io::Error::other("TLS needs --ssl-certificate and --ssl-key"));
@@ -269,6 +287,10 @@ fn serve(args: Args) -> std::io::Result<()> {
     if let Some(path) = &args.queue_file {
         let restored = server.durable_queue(path)?;
         log::info!("durable queue {}: {restored} background jobs restored", path.display());
+    }
+    if let Some(addr) = args.http {
+        let bound = server.http(addr)?;
+        log::info!("status page on http://{bound}/, metrics on http://{bound}/metrics");
     }
     // Once the port and the durable queue are ours: a second jobd that fails to start (the
     // port in use, the queue locked) must not overwrite or remove the running one's file.

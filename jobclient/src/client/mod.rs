@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use evcore::{Handle, Spawner};
 
+use crate::addr::{Resolver, ServerAddr};
 use crate::conn::Conn;
 use crate::proto::{PacketType, MAX_FUNCTION, MAX_UNIQUE};
 use crate::Error;
@@ -172,6 +173,12 @@ pub struct ClientOptions {
     /// answer TLS fails the connect: there is no fallback.
     #[cfg(feature = "rustls")]
     pub tls: Option<crate::ClientTls>,
+    /// How host names are looked up (at every connect, so a moved server is found on the
+    /// next reconnect); `None`, the system's resolver (which workers use).
+    pub resolver: Option<Resolver>,
+    /// How long one connect may take, lookup and TLS handshake included; default
+    /// [`DEFAULT_CONNECT_TIMEOUT`](crate::DEFAULT_CONNECT_TIMEOUT), 10 s.
+    pub connect_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -192,6 +199,8 @@ impl Default for ClientOptions {
             backoff_max: Duration::from_secs(10),
             #[cfg(feature = "rustls")]
             tls: None,
+            resolver: None,
+            connect_timeout: crate::DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -268,7 +277,10 @@ struct Inner {
 }
 
 struct ServerSlot {
-    addr: SocketAddr,
+    /// Where the server is: an address, or a name looked up at each connect.
+    target: ServerAddr,
+    /// The address of the live (or last) connection.
+    addr: Option<SocketAddr>,
     state: Option<Arc<Shared>>,
     connecting: bool,
     /// Connect attempts so far, so that a caller knows when the one it waited on has ended.
@@ -310,14 +322,15 @@ struct Attempt {
 
 impl Attempt {
     /// Runs on the executor's thread: a connected socket gets its driver task there.
-    fn finish(mut self, connected: std::io::Result<Conn>, handle: &Handle) {
+    fn finish(mut self, connected: std::io::Result<(Conn, SocketAddr)>, handle: &Handle) {
         self.done = true;
         let mut servers = lock(&self.inner.servers);
         let Some(slot) = servers.get_mut(self.idx) else { return };
         slot.connecting = false;
         let waiters = std::mem::take(&mut slot.waiters);
         match connected {
-            Ok(conn) => {
+            Ok((conn, addr)) => {
+                slot.addr = Some(addr);
                 let mut st = State::new();
                 // Options set on the old connection carry over to the new one.
                 if let Some(old) = &slot.state {
@@ -400,17 +413,19 @@ impl Client {
         Ok(client)
     }
 
-    /// A client for several servers (`gearman_client_add_server` for each). Connections are
+    /// A client for several servers (`gearman_client_add_server` for each): addresses, or
+    /// [`ServerAddr`]s whose host names are looked up at every connect. Connections are
     /// made when first needed.
-    pub fn with_servers(
-        addrs: &[SocketAddr],
+    pub fn with_servers<A: Clone + Into<ServerAddr>>(
+        servers: &[A],
         spawner: impl Into<Spawner>,
         options: ClientOptions,
     ) -> Client {
-        let servers = addrs
+        let servers = servers
             .iter()
-            .map(|&addr| ServerSlot {
-                addr,
+            .map(|s| ServerSlot {
+                target: s.clone().into(),
+                addr: None,
                 state: None,
                 connecting: false,
                 attempts: 0,
@@ -546,8 +561,19 @@ impl Client {
         Err(last)
     }
 
+    /// A client for the servers `GEARMAN_SERVERS` names (`host[:port],host[:port]`), as a
+    /// libgearman client takes them when it is created; [`Error::InvalidArgument`] when the
+    /// variable is unset or holds no valid list. Connections are made when first needed.
+    pub fn from_env(spawner: impl Into<Spawner>, options: ClientOptions) -> Result<Client, Error> {
+        let servers = ServerAddr::from_env()
+            .unwrap_or(Err(Error::InvalidArgument("GEARMAN_SERVERS is not set")))?;
+        Ok(Client::with_servers(&servers, spawner, options))
+    }
+
     async fn server_at(&self, addr: SocketAddr) -> Result<Arc<Shared>, Error> {
-        let idx = lock(&self.inner.servers).iter().position(|s| s.addr == addr);
+        let idx = lock(&self.inner.servers)
+            .iter()
+            .position(|s| s.addr == Some(addr) || s.target == ServerAddr::Ip(addr));
         match idx {
             Some(idx) => self.connection(idx).await.map(|(s, _)| s),
             None => Err(Error::InvalidArgument("that server is not one of this client's")),
@@ -565,7 +591,9 @@ impl Client {
             let slot = &mut servers[idx];
             if let Some(st) = &slot.state {
                 if !lock(st).dead {
-                    return Poll::Ready(Ok((st.clone(), slot.addr)));
+                    if let Some(addr) = slot.addr {
+                        return Poll::Ready(Ok((st.clone(), addr)));
+                    }
                 }
             }
             if slot.connecting {
@@ -591,7 +619,9 @@ impl Client {
             slot.attempts += 1;
             waited = Some(slot.attempts);
             slot.waiters.push(cx.waker().clone());
-            let addr = slot.addr;
+            let target = slot.target.clone();
+            let resolver = self.inner.options.resolver.clone().unwrap_or_default();
+            let timeout = self.inner.options.connect_timeout;
             let tls = self.inner.options.connector();
             let attempt = Attempt { inner: self.inner.clone(), idx, done: false };
             drop(servers);
@@ -599,7 +629,8 @@ impl Client {
             drop(self.inner.spawner.spawn(move |h| {
                 let h = h.clone();
                 async move {
-                    let connected = Conn::connect(addr, tls.as_ref(), &h).await;
+                    let connected =
+                        Conn::connect_any(&target, &resolver, tls.as_ref(), timeout, &h).await;
                     attempt.finish(connected, &h);
                 }
             }));
@@ -707,7 +738,8 @@ fn unexpected(d: Delivery) -> Error {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let servers: Vec<SocketAddr> = lock(&self.inner.servers).iter().map(|s| s.addr).collect();
+        let servers: Vec<String> =
+            lock(&self.inner.servers).iter().map(|s| s.target.to_string()).collect();
         f.debug_struct("Client").field("servers", &servers).finish_non_exhaustive()
     }
 }

@@ -44,6 +44,15 @@ fn read_into(
     })
 }
 
+/// Where a stalled peer stopped, for the log.
+fn stalled_in(sock: &Stream) -> &'static str {
+    if sock.handshaking() {
+        "in its TLS handshake"
+    } else {
+        "in the middle of a packet"
+    }
+}
+
 /// Gives a buffer's memory back when it is empty and large.
 fn shrink_if_idle(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > IDLE_CAPACITY {
@@ -60,10 +69,10 @@ fn shrink_if_idle(buf: &mut BytesMut) {
 pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
     let (id, shared) = (reg.id, reg.shared.clone());
     let decoder = Decoder::server();
-    let (pause_output, read_deadline, write_deadline) = {
+    let (pause_output, read_deadline, write_deadline, io) = {
         let sh = shared.borrow();
         let l = &sh.core.limits;
-        (l.pause_output, l.read_deadline, l.write_deadline)
+        (l.pause_output, l.read_deadline, l.write_deadline, sh.io.clone())
     };
     // Set while output waits for a peer that takes none of it.
     let mut write_stall: Option<evcore::Sleep> = None;
@@ -121,33 +130,40 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
             match Pin::new(&mut sock).poll_write(cx, &wbuf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some("write returned zero".into())),
                 Poll::Ready(Ok(n)) => {
+                    io.wrote(n);
                     let _ = wbuf.split_to(n);
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("write failed: {e}"))),
                 Poll::Pending => break,
             }
         }
+        // Under TLS, the records of what was written may still wait in the session for the
+        // socket: they count as output not yet taken (a close or a graceful shutdown waits
+        // for them too).
+        let mut flush_pending = false;
         if wbuf.is_empty() {
-            // Under TLS, the records of what was written may still wait for the socket.
-            if let Poll::Ready(Err(e)) = Pin::new(&mut sock).poll_flush(cx) {
-                return Poll::Ready(Some(format!("write failed: {e}")));
+            match Pin::new(&mut sock).poll_flush(cx) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(format!("write failed: {e}"))),
+                Poll::Ready(Ok(())) => {}
+                Poll::Pending => flush_pending = true,
             }
         }
+        let out_pending = !wbuf.is_empty() || flush_pending;
         shrink_if_idle(&mut wbuf);
         // What the peer has not taken counts against its output limit, wherever it waits.
         {
             let mut sh = shared.borrow_mut();
             if let Some(conn) = sh.core.conn_mut(id) {
-                conn.unsent = wbuf.len();
+                conn.unsent = wbuf.len() + usize::from(flush_pending);
             }
             // A graceful shutdown waits for the last replies to be written.
-            if wbuf.is_empty() && sh.core.draining {
+            if !out_pending && sh.core.draining {
                 if let Some(w) = sh.drain_waker.take() {
                     w.wake();
                 }
             }
         }
-        if wbuf.is_empty() {
+        if !out_pending {
             write_stall = None;
         } else {
             // A peer that takes some of its output is slow, not stalled: the deadline starts
@@ -166,10 +182,10 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
                 }
             }
         }
-        if closing && wbuf.is_empty() {
+        if closing && !out_pending {
             return Poll::Ready(close_reason.take());
         }
-        if !wbuf.is_empty() || closing {
+        if out_pending || closing {
             // Back-pressure: read nothing more until this peer takes its output.
             return Poll::Pending;
         }
@@ -252,7 +268,8 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
         } else if let Some(s) = stall.as_mut() {
             if Pin::new(s).poll(cx).is_ready() {
                 return Poll::Ready(Some(format!(
-                    "stalled for {read_deadline:?} in the middle of a packet"
+                    "stalled for {read_deadline:?} {}",
+                    stalled_in(&sock)
                 )));
             }
         }
@@ -274,6 +291,7 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
                 return Poll::Ready(None);
             }
             Poll::Ready(Ok(n)) => {
+                io.read(n);
                 drained = n < READ_CHUNK && sock.short_read_drains();
                 // Progress: the stalled-partial deadline starts again from now, if it still
                 // applies once this is decoded.
@@ -289,7 +307,8 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
                 if let Some(s) = stall.as_mut() {
                     if Pin::new(s).poll(cx).is_ready() {
                         return Poll::Ready(Some(format!(
-                            "stalled for {read_deadline:?} in the middle of a packet"
+                            "stalled for {read_deadline:?} {}",
+                            stalled_in(&sock)
                         )));
                     }
                 }
@@ -302,6 +321,21 @@ pub(super) async fn serve(mut sock: Stream, reg: Registered, h: Handle) {
         let mut sh = shared.borrow_mut();
         let peer = sh.core.conn_mut(id).map(|c| c.peer.clone()).unwrap_or_default();
         sh.log(&format!("closing connection {id} from {peer}: {reason}"));
+    }
+    if sock.is_tls() && !sock.handshaking() {
+        // A TLS peer hears close_notify (a strict one takes a close without it for a cut
+        // stream), for at most a second: one that reads nothing does not hold the task.
+        let mut sleep = h.sleep(std::time::Duration::from_secs(1));
+        poll_fn(|cx| {
+            if Pin::new(&mut sock).poll_close(cx).is_ready()
+                || Pin::new(&mut sleep).poll(cx).is_ready()
+            {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
     // `reg` drops here: the core forgets the connection.
     drop(reg);

@@ -117,6 +117,11 @@ struct Job {
     timer: Option<TimerKey>,
     /// Created but not queued yet (counted in its function's `waiting`).
     waiting: bool,
+    /// When it was last put in a queue (submitted, restored, requeued): its queue wait runs
+    /// from here to its assignment.
+    queued_at: Instant,
+    /// When its current assignment began: its run time runs from here to its end.
+    started_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +188,8 @@ pub(crate) struct Core {
     pub(crate) journal_live: u64,
     /// Background submissions waiting for their journal record to be written, in order.
     unacked: Vec<Unacked>,
+    /// Counters for `/metrics` and the status page.
+    pub(crate) stats: super::stats::Stats,
 }
 
 /// A background submission acknowledged only once the durable queue has its record.
@@ -204,6 +211,32 @@ struct Unacked {
 /// would forge lines in `status` or `workers`) become `?`.
 fn printable(name: &[u8]) -> String {
     String::from_utf8_lossy(name).chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// A name written out without loss, for the HTTP side: valid UTF-8 as it is, a backslash
+/// doubled, control characters and bytes that are not UTF-8 as `\xNN` (so `a\x01` the
+/// bytes and `a\\x01` the text stay apart).
+pub(crate) fn escaped(name: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        let _ = write!(out, "\\x{byte:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
 }
 
 /// A job as the durable queue records it.
@@ -252,6 +285,7 @@ impl Core {
             clock: Instant::now(),
             unacked: Vec::new(),
             journal_live: 0,
+            stats: super::stats::Stats::default(),
         }
     }
 
@@ -262,6 +296,7 @@ impl Core {
 
     /// A new connection; `admin` says whether it may change state through the admin protocol.
     pub(crate) fn connect_with(&mut self, peer: String, admin: bool) -> ConnId {
+        self.stats.connections += 1;
         let state = ConnState { peer, admin, ..ConnState::default() };
         match self.free_conns.pop() {
             Some(id) => {
@@ -332,6 +367,8 @@ impl Core {
         if let Some(key) = job.timer.take() {
             self.timers.remove(&key);
         }
+        job.started_at = None;
+        job.queued_at = Instant::now();
         let (function, priority) = (job.function.clone(), job.priority);
         if let Some(f) = self.functions.get_mut(&function) {
             f.running = f.running.saturating_sub(1);
@@ -347,6 +384,7 @@ impl Core {
                 job.retries
             );
             let (handle, clients) = (job.handle.clone(), job.clients.clone());
+            self.stats.on_drop(printable(&function), printable(&handle));
             for (c, n) in clients {
                 self.send_n(c, n, PacketType::WorkFail, &[&handle]);
             }
@@ -354,6 +392,7 @@ impl Core {
             self.prune(&function);
             return;
         }
+        self.stats.retried += 1;
         if let Some(f) = self.functions.get_mut(&function) {
             f.queues[priority].push_front(job_id);
         }

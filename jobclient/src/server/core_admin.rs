@@ -28,6 +28,22 @@ impl Core {
         rows
     }
 
+    /// The HTTP side's rows, in one pass: function (written out without loss, so no two
+    /// functions share a name there), jobs queued per priority, running, capable workers;
+    /// sorted by name.
+    pub(crate) fn function_rows(&self) -> Vec<(String, [usize; PRIORITIES], usize, usize)> {
+        let mut rows: Vec<_> = self
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                let queued = [f.queues[0].len(), f.queues[1].len(), f.queues[2].len()];
+                (escaped(name), queued, f.running, f.workers)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
     /// `prioritystatus` rows: function, jobs queued per priority (high, normal, low), capable
     /// workers.
     pub(crate) fn priority_rows(&self) -> Vec<(String, [usize; PRIORITIES], usize)> {

@@ -89,6 +89,8 @@ impl Core {
                 assignment: 0,
                 timer: None,
                 waiting: false,
+                queued_at: now.mono,
+                started_at: None,
             };
             self.jobs.push(Some(job));
             let job_id = self.jobs.len() - 1;

@@ -124,6 +124,8 @@ impl Core {
         }
         let handle = self.new_handle();
         let serial = self.next_serial();
+        // Jobs created (a coalesced submission joins a job and is not counted again).
+        self.stats.on_submit(now.mono);
         let job = Job {
             handle: handle.clone(),
             function: function.clone(),
@@ -144,6 +146,8 @@ impl Core {
             assignment: 0,
             timer: None,
             waiting: false,
+            queued_at: now.mono,
+            started_at: None,
         };
         let job_id = match self.free_jobs.pop() {
             Some(id) => {

@@ -95,6 +95,10 @@ impl Core {
         let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
         job.worker = Some(from);
         job.assignment = assignment;
+        job.started_at = Some(now.mono);
+        let queued_at = job.queued_at;
+        self.stats.on_assign(queued_at, now.mono);
+        let job = self.jobs[job_id].as_mut().expect("queued jobs exist");
         let (h, f, u, d, r) = (
             job.handle.clone(),
             job.function.clone(),
@@ -154,6 +158,14 @@ impl Core {
             }
         }
         if matches!(p.kind(), T::WorkComplete | T::WorkFail | T::WorkException) {
+            let started = self.jobs[job_id].as_ref().and_then(|j| j.started_at);
+            let failure = match p.kind() {
+                T::WorkFail => Some("failed"),
+                T::WorkException => Some("exception"),
+                _ => None,
+            };
+            let failure = failure.map(|what| (what, printable(&function), printable(&handle)));
+            self.stats.on_end(started, Instant::now(), failure);
             if let Some(c) = self.conn_mut(from) {
                 c.running.retain(|&j| j != job_id);
             }

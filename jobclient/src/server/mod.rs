@@ -69,9 +69,12 @@ mod connection;
 mod core;
 mod durable;
 pub(crate) mod fuzz;
+mod http;
 mod journal;
 mod limits;
+mod metrics;
 mod policy;
+mod stats;
 
 use std::fmt;
 use std::future::poll_fn;
@@ -118,6 +121,8 @@ pub(crate) struct Shared {
     queue_sync: QueueSync,
     /// A descriptor held in reserve, given up to refuse a connection when none are left.
     reserve_fd: Option<std::fs::File>,
+    /// Bytes through the connections, counted without this lock.
+    io: Arc<stats::IoCounters>,
 }
 
 impl Shared {
@@ -234,6 +239,8 @@ pub struct Server {
     next_loop: std::cell::Cell<usize>,
     /// How long the other loops poll before they sleep.
     spin: std::time::Duration,
+    /// `jobd --http`: metrics, JSON and the status page.
+    http: Option<Async<TcpListener>>,
 }
 
 /// One listening socket, and the TLS its connections speak (none: plaintext).
@@ -310,6 +317,7 @@ impl Server {
             compact_at: 0,
             queue_sync: QueueSync::Batch,
             reserve_fd: std::fs::File::open("/dev/null").ok(),
+            io: Arc::default(),
         };
         Ok(Server {
             listeners: vec![Listener { sock, tls }],
@@ -318,6 +326,7 @@ impl Server {
             loops: Vec::new(),
             next_loop: std::cell::Cell::new(0),
             spin: std::time::Duration::ZERO,
+            http: None,
         })
     }
 
@@ -369,6 +378,16 @@ impl Server {
         ServerStopper { shared: Arc::downgrade(&self.shared) }
     }
 
+    /// Serves `/metrics` (Prometheus text), `/status.json` and a live status page at `/` on
+    /// `addr`, on this server's loop (`jobd --http`; off by default). Returns the address
+    /// bound. See the crate docs, "Observability".
+    pub fn http(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let listener = http::bind(addr, &self.handle)?;
+        let bound = listener.get_ref().local_addr()?;
+        self.http = Some(listener);
+        Ok(bound)
+    }
+
     /// Where it listens (the first address, the one it was bound to).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listeners[0].sock.get_ref().local_addr()
@@ -388,8 +407,11 @@ impl Server {
     /// jobs are not run: background jobs stay in the durable queue for the next start; the
     /// clients of foreground jobs see their connection close, as when gearmand stops. A job
     /// still running at the deadline stays in the durable queue too (if background).
-    pub async fn run(self) -> io::Result<()> {
+    pub async fn run(mut self) -> io::Result<()> {
         let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
+        let http = self.http.take().map(|l| {
+            self.handle.spawn_local(http::serve(l, self.shared.clone(), self.handle.clone()))
+        });
         let result = self.accept_loop().await;
         let Server { listeners, handle, shared, loops, .. } = self;
         drop(listeners);
@@ -397,6 +419,7 @@ impl Server {
             drain(&shared, &handle).await;
         }
         drop(timers);
+        drop(http);
         shared.borrow_mut().stopped = true;
         // The other loops stop, and their threads are joined, as their engines drop.
         drop(loops);

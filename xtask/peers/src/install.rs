@@ -23,6 +23,11 @@ pub const PEER_PACKAGES: &[&str] = &[
     "openssl",
     // A TLS front we did not write, for gearmand (whose `--ssl` speaks plaintext).
     "socat",
+    // `promtool check metrics`: Prometheus's own reading of jobd's /metrics.
+    "prometheus",
+    // A real browser for jobd's status page, driven through WebDriver.
+    "chromium",
+    "chromium-driver",
     // `ip` for the two-node namespaces, `ss` for the keepalive checks.
     "iproute2",
 ];

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod browser;
 mod cbuild;
 mod corosync;
 mod gearmand;
@@ -22,6 +23,7 @@ mod install;
 mod nginx;
 mod process;
 
+pub use browser::{Chromedriver, Session};
 pub use cbuild::build_c;
 pub use corosync::Corosync;
 pub use gearmand::Gearmand;
