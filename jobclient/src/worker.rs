@@ -270,11 +270,39 @@ struct Shared {
     done: Cell<u64>,
     max_jobs: Option<u64>,
     stop: Stopper,
+    /// Fired when `max_jobs` are done: the other connections, asleep waiting for a NOOP
+    /// that may never come, wake and return too.
+    all_done: Stopper,
 }
 
 impl Shared {
+    fn new(worker: Worker, max_jobs: Option<u64>, stop: Stopper) -> Shared {
+        Shared {
+            worker: RefCell::new(worker),
+            done: Cell::new(0),
+            max_jobs,
+            stop,
+            all_done: Stopper::new(),
+        }
+    }
+
     fn finished(&self) -> bool {
         self.stop.is_stopped() || self.max_jobs.is_some_and(|m| self.done.get() >= m)
+    }
+
+    /// One more job done; the last of `max_jobs` wakes every connection of the worker.
+    fn job_done(&self) {
+        self.done.set(self.done.get() + 1);
+        if self.max_jobs.is_some_and(|m| self.done.get() >= m) {
+            self.all_done.stop();
+        }
+    }
+
+    /// Whether the worker should stop: asked to, or done. Registers `waker` with both.
+    fn poll_finished(&self, waker: &Waker) -> bool {
+        let stopped = self.stop.poll_stopped(waker);
+        let done = self.all_done.poll_stopped(waker);
+        stopped || done
     }
 }
 
@@ -364,8 +392,7 @@ impl Worker {
         stop: Stopper,
     ) -> impl Future<Output = u64> + 'static {
         // Everything is cloned up front so that the future can be spawned.
-        let shared =
-            Rc::new(Shared { worker: RefCell::new(self), done: Cell::new(0), max_jobs, stop });
+        let shared = Rc::new(Shared::new(self, max_jobs, stop));
         let loops: Vec<_> = addrs
             .iter()
             .map(|addr| {
@@ -408,12 +435,7 @@ impl Worker {
     ) -> Result<u64, Error> {
         let target = addr.into();
         let worker = std::mem::take(self);
-        let shared = Rc::new(Shared {
-            worker: RefCell::new(worker),
-            done: Cell::new(0),
-            max_jobs,
-            stop: Stopper::new(),
-        });
+        let shared = Rc::new(Shared::new(worker, max_jobs, Stopper::new()));
         let result = async {
             let tls = shared.worker.borrow().tls.clone();
             let timeout = crate::DEFAULT_CONNECT_TIMEOUT;
@@ -453,7 +475,7 @@ async fn connection_loop(shared: Rc<Shared>, addr: ServerAddr, handle: Handle) {
         // Wait before the next attempt, but not past a stop.
         let mut sleep = handle.sleep(backoff);
         poll_fn(|cx| {
-            if shared.stop.poll_stopped(cx.waker()) || Pin::new(&mut sleep).poll(cx).is_ready() {
+            if shared.poll_finished(cx.waker()) || Pin::new(&mut sleep).poll(cx).is_ready() {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -521,7 +543,7 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
             }
             PacketType::JobAssignAll | PacketType::JobAssignUniq | PacketType::JobAssign => {
                 shared.worker.borrow_mut().run_job(conn, &p)?;
-                shared.done.set(shared.done.get() + 1);
+                shared.job_done();
             }
             PacketType::Error => return Err(server_error(&p)),
             _ => {}
@@ -575,7 +597,7 @@ async fn serve_concurrent(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
                     // What the job sent while running goes out before its result.
                     conn.wbuf.unsplit(out.buf.borrow_mut().split());
                     queue_result(conn, &h, result)?;
-                    shared.done.set(shared.done.get() + 1);
+                    shared.job_done();
                     if grab == Grab::Asleep {
                         grab = Grab::Idle;
                     }
@@ -627,7 +649,7 @@ async fn serve_concurrent(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
                             _ => {
                                 drop(worker);
                                 shared.worker.borrow_mut().run_job(conn, &p)?;
-                                shared.done.set(shared.done.get() + 1);
+                                shared.job_done();
                             }
                         }
                     }
@@ -648,7 +670,7 @@ async fn serve_concurrent(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
             }
         }
         if !progressed {
-            if shared.stop.poll_stopped(cx.waker()) {
+            if shared.poll_finished(cx.waker()) {
                 continue;
             }
             return Poll::Pending;
@@ -697,7 +719,7 @@ async fn sleep_until_noop(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if shared.stop.poll_stopped(cx.waker()) {
+        if shared.poll_finished(cx.waker()) {
             return Poll::Ready(Ok(()));
         }
         if let Some(t) = tick.as_mut() {

@@ -203,3 +203,20 @@ fn an_absurd_backoff_is_a_long_wait_not_a_panic() {
         assert!(matches!(client.echo(b"x").await, Err(Error::Disconnected)));
     });
 }
+
+/// A worker of two servers with a count: the job it does comes from one, while its other
+/// connection sleeps waiting for a NOOP that never comes; the count reached, both end (the
+/// sleeping one used to wait for ever).
+#[test]
+fn a_worker_of_several_servers_returns_at_its_count() {
+    let (a, b) = (Gearmand::start(&[]).unwrap(), Gearmand::start(&[]).unwrap());
+    let worker = worker_thread(vec![a.addr(), b.addr()], 1);
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let got = ex.block_on(async {
+        let client = Client::connect(a.addr(), &h).await.unwrap();
+        client.do_job("up", "", "x").await.unwrap()
+    });
+    assert_eq!(got, Bytes::from_static(b"X"));
+    assert_eq!(worker.join().unwrap(), 1);
+}
