@@ -23,4 +23,7 @@ pub enum QueueError {
     /// More than 4 billion entries at once.
     #[error("the queue is full")]
     Full,
+    /// [`try_add`](crate::QueueHandle::try_add) found the queue at the limit it was given.
+    #[error("the queue holds as many entries as allowed")]
+    AtLimit,
 }

@@ -19,6 +19,8 @@
 //! | `tevent_queue_wait` with optimize-empty | [`try_enter()`](QueueHandle::try_enter) |
 //! | `tevent_queue_entry_untrigger` | [`Guard::untrigger`], then [`Guard::retriggered`] after `start` |
 //! | `tevent_queue_start`, `_stop` | [`start`](QueueHandle::start), [`stop`](QueueHandle::stop) (a running head keeps working) |
+//! | `tevent_set_trace_queue_callback` (attach, before handler, detach) | [`set_trace`](QueueHandle::set_trace) with [`TracePoint`]`::{Attach, Trigger, Detach}` and the entry's tag ([`add_tagged`](QueueHandle::add_tagged) to have it at attach) |
+//! | (no tevent call) | [`idle()`](QueueHandle::idle): resolves when the queue is empty; [`try_add(limit, ..)`](QueueHandle::try_add): bounded, [`QueueError::AtLimit`] past it |
 //! | `tevent_queue_length`, `_running` | [`len`](QueueHandle::len) (counts the head), [`is_running`](QueueHandle::is_running) |
 //! | `talloc_free(queue)` | [`close`](QueueHandle::close), or dropping the last handle |
 //! | `talloc_free(req)` while queued | dropping the [`Entry`]: O(1), order of the rest kept |
@@ -93,6 +95,6 @@ pub use entry::Entry;
 pub use error::QueueError;
 pub use evcore::Remote;
 pub use guard::{Blocker, Enter, Guard, Retriggered};
-pub use queue::{Queue, QueueHandle, SyncQueue};
+pub use queue::{Idle, Queue, QueueHandle, SyncQueue};
 pub use shared::{Local, Sharing, Threaded};
-pub use state::EntryState;
+pub use state::{EntryState, TracePoint};

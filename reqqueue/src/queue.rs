@@ -2,12 +2,15 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::entry::{Entry, Stage};
 use crate::guard::{Blocker, Enter, Guard};
 use crate::shared::sealed::Sealed;
 use crate::shared::{Local, Sharing, Threaded};
-use crate::state::{EntryState, Kind, State};
+use crate::state::{EntryState, Kind, State, TracePoint};
 use crate::QueueError;
 
 /// A queue that runs one request at a time, in FIFO order: `tevent_queue`. Use it as [`Queue`]
@@ -85,6 +88,57 @@ impl<S: Sharing> QueueHandle<S> {
     {
         let key = self.shared.with(|s| s.push(Kind::Trigger, ""));
         Entry::new(self.shared.clone(), key, Stage::Waiting { trigger: Some(trigger) })
+    }
+
+    /// [`add`](Self::add) with the entry's tag given at once, so that the trace hook's
+    /// [`Attach`](TracePoint::Attach) carries it ([`Entry::tag`] comes too late for that).
+    pub fn add_tagged<F, Fut>(&self, tag: &'static str, trigger: F) -> Entry<F, Fut, S>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let key = self.shared.with(|s| s.push(Kind::Trigger, tag));
+        Entry::new(self.shared.clone(), key, Stage::Waiting { trigger: Some(trigger) })
+    }
+
+    /// [`add`](Self::add), bounded: refused with [`QueueError::AtLimit`] (the trigger not
+    /// called, nothing queued) when the queue already holds `limit` entries, the running head
+    /// included. For back-pressure: a producer learns at once that it is ahead.
+    pub fn try_add<F, Fut>(&self, limit: usize, trigger: F) -> Result<Entry<F, Fut, S>, QueueError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let key = self.shared.with(|s| {
+            if s.len() >= limit && !s.is_closed() {
+                return Err(QueueError::AtLimit);
+            }
+            Ok(s.push(Kind::Trigger, ""))
+        })?;
+        Ok(Entry::new(self.shared.clone(), key, Stage::Waiting { trigger: Some(trigger) }))
+    }
+
+    /// A future that resolves once the queue holds no entry: at once if it is empty now,
+    /// else when the last entry leaves (entries added meanwhile are waited for too).
+    pub fn idle(&self) -> Idle<S> {
+        Idle { shared: self.shared.clone() }
+    }
+
+    /// `tevent_set_trace_queue_callback`: `hook` is called with the tag of each entry as it
+    /// joins the queue, as its turn comes, and as it leaves ([`TracePoint`]). It runs after
+    /// the operation that caused it has released the queue's state, so it may use the queue.
+    /// One hook per queue; a new one replaces the old. A hook that holds a handle of its
+    /// own queue keeps the queue open until [`clear_trace`](Self::clear_trace).
+    pub fn set_trace(&self, hook: impl Fn(TracePoint, &'static str) + Send + Sync + 'static) {
+        let old = self.shared.with(|s| s.replace_trace(Some(Arc::new(hook))));
+        // Dropped with the state released: it may hold a handle of this queue.
+        drop(old);
+    }
+
+    /// Removes the trace hook.
+    pub fn clear_trace(&self) {
+        let old = self.shared.with(|s| s.replace_trace(None));
+        drop(old);
     }
 
     /// `tevent_queue_add_optimize_empty`: like [`add`](Self::add), but when the queue is empty and
@@ -195,6 +249,30 @@ impl<S: Sharing> QueueHandle<S> {
     /// It does not grow in a steady state.
     pub fn slots_allocated(&self) -> usize {
         self.shared.with(|s| s.capacity())
+    }
+}
+
+/// Resolves once its queue is empty; returned by [`idle`](QueueHandle::idle).
+#[must_use = "futures do nothing unless polled"]
+pub struct Idle<S: Sharing> {
+    shared: S,
+}
+
+impl<S: Sharing> Future for Idle<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.with(|s| s.poll_idle(cx.waker())) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<S: Sharing> fmt::Debug for Idle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Idle").finish_non_exhaustive()
     }
 }
 

@@ -23,7 +23,8 @@ pub(crate) mod sealed {
     pub trait Sealed {
         fn new(state: State) -> Self;
         /// Runs `f` on the state. `f` never calls user code (wakers are returned and called
-        /// after), so this cannot re-enter.
+        /// after), so this cannot re-enter; what the operation leaves for user code (trace
+        /// hooks, `idle()` wakers) runs once the state is released.
         fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R;
     }
 }
@@ -49,7 +50,15 @@ impl sealed::Sealed for Local {
 
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        f(&mut self.0.borrow_mut())
+        let (r, after) = {
+            let mut s = self.0.borrow_mut();
+            let r = f(&mut s);
+            (r, s.after())
+        };
+        if let Some(after) = after {
+            after.run();
+        }
+        r
     }
 }
 
@@ -62,7 +71,15 @@ impl sealed::Sealed for Threaded {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         // The state is plain data updated without calling user code, so a panic elsewhere that
         // poisoned the lock cannot have left it half-updated.
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        let (r, after) = {
+            let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let r = f(&mut s);
+            (r, s.after())
+        };
+        if let Some(after) = after {
+            after.run();
+        }
+        r
     }
 }
 

@@ -5,9 +5,58 @@
 //! caller to wake after releasing the state, so a completion never polls the next head from
 //! inside itself (tevent uses an immediate event for the same reason).
 
+use std::sync::Arc;
 use std::task::Waker;
 
 use crate::QueueError;
+
+/// Where in an entry's life a trace hook is called (`tevent_set_trace_queue_callback`'s
+/// points).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TracePoint {
+    /// The entry joined the queue (`TEVENT_EVENT_TRACE_ATTACH`).
+    Attach,
+    /// Its turn came: its trigger is about to run, or a barrier now holds the queue
+    /// (`TEVENT_EVENT_TRACE_BEFORE_HANDLER`).
+    Trigger,
+    /// It left the queue: done, dropped, or its queue closed (`TEVENT_EVENT_TRACE_DETACH`).
+    Detach,
+}
+
+/// A trace hook: the point and the entry's tag.
+pub(crate) type TraceHook = Arc<dyn Fn(TracePoint, &'static str) + Send + Sync>;
+
+/// The hook, as the state holds it (shown as present or not).
+#[derive(Clone)]
+struct Tracer(TraceHook);
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tracer")
+    }
+}
+
+/// What an operation leaves to do once the state is released: trace calls, in order, and
+/// wakers of `idle()` futures.
+pub(crate) struct After {
+    hook: Option<TraceHook>,
+    traced: Vec<(TracePoint, &'static str)>,
+    wakers: Vec<Waker>,
+}
+
+impl After {
+    pub(crate) fn run(self) {
+        if let Some(hook) = self.hook {
+            for (point, tag) in self.traced {
+                hook(point, tag);
+            }
+        }
+        for w in self.wakers {
+            w.wake();
+        }
+    }
+}
 
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -68,6 +117,19 @@ pub(crate) struct State {
     head: u32,
     tail: u32,
     len: usize,
+    trace: Option<Tracer>,
+    /// Trace points of the current operation, for the hook once the state is released.
+    traced: Vec<(TracePoint, &'static str)>,
+    /// `idle()` futures waiting for the queue to empty.
+    idle_waiters: Vec<Waker>,
+    /// Wakers to wake once the state is released.
+    deferred: Vec<Waker>,
+}
+
+impl std::fmt::Debug for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("After").field("traced", &self.traced).finish_non_exhaustive()
+    }
 }
 
 impl State {
@@ -82,7 +144,50 @@ impl State {
             head: NIL,
             tail: NIL,
             len: 0,
+            trace: None,
+            traced: Vec::new(),
+            idle_waiters: Vec::new(),
+            deferred: Vec::new(),
         }
+    }
+
+    /// Sets (or clears) the trace hook; returns the old one, for the caller to drop once the
+    /// state is released (a hook may hold a handle of this queue, whose drop uses the state).
+    pub(crate) fn replace_trace(&mut self, hook: Option<TraceHook>) -> Option<TraceHook> {
+        std::mem::replace(&mut self.trace, hook.map(Tracer)).map(|t| t.0)
+    }
+
+    /// Records a trace point for the hook, if there is one.
+    #[inline]
+    fn note(&mut self, point: TracePoint, tag: &'static str) {
+        if self.trace.is_some() {
+            self.traced.push((point, tag));
+        }
+    }
+
+    /// What is left to do once the state is released; `None` (nothing allocated) when
+    /// nothing is.
+    #[inline]
+    pub(crate) fn after(&mut self) -> Option<After> {
+        if self.traced.is_empty() && self.deferred.is_empty() {
+            return None;
+        }
+        Some(After {
+            hook: self.trace.as_ref().map(|t| t.0.clone()),
+            traced: std::mem::take(&mut self.traced),
+            wakers: std::mem::take(&mut self.deferred),
+        })
+    }
+
+    /// Whether the queue is empty; stores `waker` to be woken when it becomes so.
+    pub(crate) fn poll_idle(&mut self, waker: &Waker) -> bool {
+        if self.len == 0 {
+            return true;
+        }
+        if !self.idle_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.idle_waiters.push(waker.clone());
+        }
+        false
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -138,6 +243,7 @@ impl State {
         }
         self.tail = key;
         self.len += 1;
+        self.note(TracePoint::Attach, tag);
         Ok(key)
     }
 
@@ -147,6 +253,8 @@ impl State {
         let slot = &mut self.slots[key as usize];
         if key == self.head && self.running && !slot.triggered {
             slot.triggered = true;
+            let tag = slot.tag;
+            self.note(TracePoint::Trigger, tag);
             true
         } else {
             false
@@ -164,6 +272,8 @@ impl State {
         if is_head && running && !slot.triggered {
             slot.triggered = true;
             slot.waker = None;
+            let tag = slot.tag;
+            self.note(TracePoint::Trigger, tag);
             return Turn::Start;
         }
         if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
@@ -190,8 +300,14 @@ impl State {
         slot.live = false;
         slot.waker = None;
         slot.next = self.free;
+        let tag = slot.tag;
         self.free = key;
         self.len -= 1;
+        self.note(TracePoint::Detach, tag);
+        if self.len == 0 {
+            let idle = std::mem::take(&mut self.idle_waiters);
+            self.deferred.extend(idle);
+        }
         if prev == NIL {
             self.head_waker()
         } else {
