@@ -50,13 +50,10 @@ impl sealed::Sealed for Local {
 
     #[inline]
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (r, after) = {
-            let mut s = self.0.borrow_mut();
-            let r = f(&mut s);
-            (r, s.after())
-        };
-        if let Some(after) = after {
-            after.run();
+        let mut s = self.0.borrow_mut();
+        let r = f(&mut s);
+        if s.has_after {
+            local_after(s);
         }
         r
     }
@@ -71,16 +68,32 @@ impl sealed::Sealed for Threaded {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         // The state is plain data updated without calling user code, so a panic elsewhere that
         // poisoned the lock cannot have left it half-updated.
-        let (r, after) = {
-            let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            let r = f(&mut s);
-            (r, s.after())
-        };
-        if let Some(after) = after {
-            after.run();
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut s);
+        if s.has_after {
+            threaded_after(s);
         }
         r
     }
+}
+
+/// The rare path, out of line so that `with` stays small enough to inline: trace hooks and
+/// `idle()` wakers, run once the state is released.
+#[cold]
+#[inline(never)]
+fn local_after(mut s: std::cell::RefMut<'_, State>) {
+    let after = s.take_after();
+    drop(s);
+    after.run();
+}
+
+/// The same for the thread-safe queue.
+#[cold]
+#[inline(never)]
+fn threaded_after(mut s: std::sync::MutexGuard<'_, State>) {
+    let after = s.take_after();
+    drop(s);
+    after.run();
 }
 
 impl fmt::Debug for Local {

@@ -117,6 +117,17 @@ pub(crate) struct State {
     head: u32,
     tail: u32,
     len: usize,
+    /// The trace hook and `idle()` waiters, boxed on first use: the state of a queue that
+    /// uses neither stays as small as before, and its hot paths test one pointer.
+    extras: Option<Box<Extras>>,
+    /// Whether `extras` holds trace points or wakers for after the state is released: the
+    /// one test `with` makes.
+    pub(crate) has_after: bool,
+}
+
+/// The rarely used parts of the state.
+#[derive(Debug, Default)]
+struct Extras {
     trace: Option<Tracer>,
     /// Trace points of the current operation, for the hook once the state is released.
     traced: Vec<(TracePoint, &'static str)>,
@@ -144,39 +155,38 @@ impl State {
             head: NIL,
             tail: NIL,
             len: 0,
-            trace: None,
-            traced: Vec::new(),
-            idle_waiters: Vec::new(),
-            deferred: Vec::new(),
+            extras: None,
+            has_after: false,
         }
     }
 
     /// Sets (or clears) the trace hook; returns the old one, for the caller to drop once the
     /// state is released (a hook may hold a handle of this queue, whose drop uses the state).
     pub(crate) fn replace_trace(&mut self, hook: Option<TraceHook>) -> Option<TraceHook> {
-        std::mem::replace(&mut self.trace, hook.map(Tracer)).map(|t| t.0)
+        let extras = self.extras.get_or_insert_with(Box::default);
+        std::mem::replace(&mut extras.trace, hook.map(Tracer)).map(|t| t.0)
     }
 
     /// Records a trace point for the hook, if there is one.
     #[inline]
     fn note(&mut self, point: TracePoint, tag: &'static str) {
-        if self.trace.is_some() {
-            self.traced.push((point, tag));
+        if let Some(x) = &mut self.extras {
+            if x.trace.is_some() {
+                x.traced.push((point, tag));
+                self.has_after = true;
+            }
         }
     }
 
-    /// What is left to do once the state is released; `None` (nothing allocated) when
-    /// nothing is.
-    #[inline]
-    pub(crate) fn after(&mut self) -> Option<After> {
-        if self.traced.is_empty() && self.deferred.is_empty() {
-            return None;
+    /// What is left to do once the state is released (call only when `has_after`).
+    pub(crate) fn take_after(&mut self) -> After {
+        self.has_after = false;
+        let x = self.extras.get_or_insert_with(Box::default);
+        After {
+            hook: x.trace.as_ref().map(|t| t.0.clone()),
+            traced: std::mem::take(&mut x.traced),
+            wakers: std::mem::take(&mut x.deferred),
         }
-        Some(After {
-            hook: self.trace.as_ref().map(|t| t.0.clone()),
-            traced: std::mem::take(&mut self.traced),
-            wakers: std::mem::take(&mut self.deferred),
-        })
     }
 
     /// Whether the queue is empty; stores `waker` to be woken when it becomes so.
@@ -184,8 +194,9 @@ impl State {
         if self.len == 0 {
             return true;
         }
-        if !self.idle_waiters.iter().any(|w| w.will_wake(waker)) {
-            self.idle_waiters.push(waker.clone());
+        let x = self.extras.get_or_insert_with(Box::default);
+        if !x.idle_waiters.iter().any(|w| w.will_wake(waker)) {
+            x.idle_waiters.push(waker.clone());
         }
         false
     }
@@ -305,8 +316,13 @@ impl State {
         self.len -= 1;
         self.note(TracePoint::Detach, tag);
         if self.len == 0 {
-            let idle = std::mem::take(&mut self.idle_waiters);
-            self.deferred.extend(idle);
+            if let Some(x) = &mut self.extras {
+                if !x.idle_waiters.is_empty() {
+                    let idle = std::mem::take(&mut x.idle_waiters);
+                    x.deferred.extend(idle);
+                    self.has_after = true;
+                }
+            }
         }
         if prev == NIL {
             self.head_waker()
