@@ -68,7 +68,7 @@
 //! | `cpg_flow_control_state_get` | [`Cpg::flow_control_state`] |
 //! | `cpg_iteration_initialize` / `_next` / `_finalize` | [`Cpg::groups`] |
 //! | `cpg_deliver_fn_t`, `cpg_confchg_fn_t`, `cpg_totem_confchg_fn_t` | [`Handler::deliver`], [`Handler::confchg`], [`Handler::totem_confchg`] |
-//! | `cs_error_t` | [`CsError`], code for code ([`CsError::code`], [`CsError::from_code`]) |
+//! | `cs_error_t` | [`CsError`], all 29 codes one to one ([`CsError::code`], [`CsError::from_code`]); [`CsError::is_retryable`] for `CS_ERR_TRY_AGAIN`, `CS_ERR_QUEUE_FULL`, `CS_ERR_INTERRUPT` |
 //! | `CPG_REASON_*` | [`Reason`] |
 //!
 //! # Deliberate differences from corosync 3.1.7
