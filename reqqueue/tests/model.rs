@@ -2,13 +2,17 @@
 //! triggered, in which order, the length, the running flag, and who is refused by a close.
 //!
 //! The harness re-polls a future only when its waker fired, so a missing wake-up shows up as a
-//! divergence from the model, not just a wrong state.
+//! divergence from the model, not just a wrong state. Beside the model, a trace hook counts
+//! attaches and detaches (their difference is always the length), and `idle()` is ready
+//! exactly when the model's queue is empty.
 
 mod support;
 
-use reqqueue::{Blocker, Guard, Queue, QueueError};
+use reqqueue::{Blocker, Guard, Queue, QueueError, TracePoint};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use support::{Gate, Probe};
 
 /// A tiny deterministic generator (xorshift64*), so a failure names its seed.
@@ -44,6 +48,8 @@ enum Op {
     Release(usize),
     DropWaiting(usize),
     Close,
+    TryEnter,
+    TryAdd(usize),
 }
 
 /// An entry of the model: its id, kind, and whether it was triggered.
@@ -90,6 +96,15 @@ enum Live {
 fn run(seed: u64, steps: usize) -> Result<(), String> {
     let mut rng = Rng(seed.max(1));
     let q = Queue::new("model");
+    let (attached, detached) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, d) = (attached.clone(), detached.clone());
+    q.set_trace(move |point, _| {
+        match point {
+            TracePoint::Attach => a.fetch_add(1, Ordering::SeqCst),
+            TracePoint::Detach => d.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    });
     let mut model = Model { running: true, ..Model::default() };
     let started = Rc::new(RefCell::new(Vec::new()));
     let mut live: Vec<(usize, Live)> = Vec::new();
@@ -99,15 +114,17 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     for step in 0..steps {
         let pick = rng.below(100);
         let op = match pick {
-            0..=24 => Op::Add,
-            25..=34 => Op::AddOptimizeEmpty,
-            35..=44 => Op::Enter,
-            45..=49 => Op::Block,
-            50..=54 => Op::Stop,
-            55..=62 => Op::Start,
-            63..=79 => Op::Finish(rng.below(8)),
-            80..=89 => Op::Release(rng.below(8)),
-            90..=98 => Op::DropWaiting(rng.below(8)),
+            0..=19 => Op::Add,
+            20..=27 => Op::AddOptimizeEmpty,
+            28..=35 => Op::Enter,
+            36..=39 => Op::Block,
+            40..=44 => Op::Stop,
+            45..=52 => Op::Start,
+            53..=69 => Op::Finish(rng.below(8)),
+            70..=79 => Op::Release(rng.below(8)),
+            80..=88 => Op::DropWaiting(rng.below(8)),
+            89..=92 => Op::TryEnter,
+            93..=98 => Op::TryAdd(rng.below(5)),
             _ => Op::Close,
         };
         log.push(op);
@@ -191,6 +208,53 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     model.entries.retain(|e| e.0 != target);
                 }
             }
+            Op::TryEnter => {
+                // At once only when the queue is empty, running and open; else nothing.
+                let may = !model.closed && model.running && model.entries.is_empty();
+                match q.try_enter() {
+                    Some(g) if may => {
+                        live.push((id, Live::Guard(g)));
+                        model.entries.push((id, Kind::Barrier, true));
+                        model.triggered.push(id);
+                        seen_triggered.push(id);
+                    }
+                    None if !may => {}
+                    got => {
+                        return Err(format!(
+                            "try_enter: {:?} where the model says {may}",
+                            got.is_some()
+                        ))
+                    }
+                }
+            }
+            Op::TryAdd(limit) => {
+                let gate = Gate::default();
+                let (g, s) = (gate.clone(), started.clone());
+                let trigger: Box<
+                    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+                > = Box::new(move || {
+                    s.borrow_mut().push(id);
+                    Box::pin(async move { g.wait().await })
+                });
+                let full = !model.closed && model.entries.len() >= limit;
+                match q.try_add(limit, trigger) {
+                    Err(QueueError::AtLimit) if full => {}
+                    Ok(entry) if !full => {
+                        live.push((id, Live::Trigger(Probe::new(entry), gate, None)));
+                        if model.closed {
+                            model.refused.push(id);
+                        } else {
+                            model.entries.push((id, Kind::Trigger, false));
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "try_add({limit}): {:?} where full is {full}",
+                            other.err()
+                        ))
+                    }
+                }
+            }
             Op::Close => {
                 q.close();
                 model.closed = true;
@@ -268,6 +332,14 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
         if q.is_running() != model.running {
             return Err(format!("{}: running flag differs", ctx()));
         }
+        let traced =
+            attached.load(Ordering::SeqCst) as isize - detached.load(Ordering::SeqCst) as isize;
+        if traced != q.len() as isize {
+            return Err(format!("{}: attached - detached = {traced}, len {}", ctx(), q.len()));
+        }
+        if Probe::new(q.idle()).poll() != model.entries.is_empty() {
+            return Err(format!("{}: idle() disagrees with the model", ctx()));
+        }
         let mut r = refused.clone();
         let mut m = model.refused.clone();
         r.sort();
@@ -282,8 +354,8 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
 /// 0 for a request (add or add_optimize_empty), 1 for a barrier, by the op that created `id`.
 fn log_kind(log: &[Op], id: usize) -> Option<u8> {
     match log.get(id)? {
-        Op::Add | Op::AddOptimizeEmpty => Some(0),
-        Op::Enter => Some(1),
+        Op::Add | Op::AddOptimizeEmpty | Op::TryAdd(_) => Some(0),
+        Op::Enter | Op::TryEnter => Some(1),
         _ => None,
     }
 }
