@@ -176,8 +176,10 @@
 //! Each answer's snapshot is taken in one short hold of the server's lock and formatted
 //! outside it; bytes are counted in atomics by the connection tasks. Limits: a request head of
 //! at most 8 KiB within 10 s, 64 HTTP connections at once and 8 from one address, one request
-//! per connection. There
-//! is no authentication: bind it to loopback or a management network.
+//! per connection. A request
+//! naming a host that is neither an address nor `localhost` nor one given with `jobd
+//! --http-host` is refused (`403`: DNS rebinding). There is no authentication: bind it to
+//! loopback or a management network.
 //!
 //! | metric | type | what |
 //! |---|---|---|

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 fn status_json(http: SocketAddr) -> Value {
     let mut s = TcpStream::connect(http).unwrap();
-    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /status.json HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
     let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();

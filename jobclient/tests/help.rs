@@ -87,6 +87,8 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
             "--ssl-ca-file",
             "--ssl-verify-client",
             "--admin-cert",
+            "--http",
+            "--http-host",
             "-h, --help",
             "-V, --version",
         ],

@@ -28,7 +28,7 @@ pub fn get(addr: SocketAddr, request: &str) -> (String, Vec<u8>) {
 }
 
 fn fetch(addr: SocketAddr, path: &str) -> Vec<u8> {
-    let (status, body) = get(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"));
+    let (status, body) = get(addr, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     assert_eq!(status, "HTTP/1.1 200 OK", "{path}");
     body
 }
@@ -190,6 +190,16 @@ fn the_http_side_refuses_what_it_does_not_serve_and_the_job_port_goes_on() {
     assert_eq!(get(http, "POST /metrics HTTP/1.1\r\n\r\n").0, "HTTP/1.1 405 Method Not Allowed");
     assert_eq!(get(http, "GET /nowhere HTTP/1.1\r\n\r\n").0, "HTTP/1.1 404 Not Found");
     assert_eq!(get(http, "\x00\x01 nonsense\r\n\r\n").0, "HTTP/1.1 400 Bad Request");
+    // A name that is neither an address nor localhost (DNS rebinding) is refused.
+    assert_eq!(
+        get(http, "GET /status.json HTTP/1.1\r\nHost: evil.example\r\n\r\n").0,
+        "HTTP/1.1 403 Forbidden"
+    );
+    assert_eq!(
+        get(http, &format!("GET /status.json HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", http.port()))
+            .0,
+        "HTTP/1.1 200 OK"
+    );
     let (status, body) = get(http, "HEAD /status.json HTTP/1.1\r\n\r\n");
     assert_eq!((status.as_str(), body.len()), ("HTTP/1.1 200 OK", 0));
     let page = String::from_utf8(fetch(http, "/")).unwrap();

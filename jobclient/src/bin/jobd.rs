@@ -109,6 +109,10 @@ struct Args {
     /// ADDRESS:PORT (off by default; no authentication: bind it to a trusted address).
     #[arg(long, value_name = "ADDRESS:PORT")]
     http: Option<SocketAddr>,
+    /// A host name the --http side answers to, besides IP addresses and localhost
+    /// (repeatable); requests naming other hosts are refused (DNS rebinding).
+    #[arg(long, value_name = "NAME")]
+    http_host: Vec<String>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -289,6 +293,7 @@ fn serve(args: Args) -> std::io::Result<()> {
         log::info!("durable queue {}: {restored} background jobs restored", path.display());
     }
     if let Some(addr) = args.http {
+        server.http_hosts(args.http_host.clone());
         let bound = server.http(addr)?;
         log::info!("status page on http://{bound}/, metrics on http://{bound}/metrics");
     }

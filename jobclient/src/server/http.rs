@@ -58,7 +58,12 @@ impl Drop for Counted {
 const PAGE: &str = include_str!("status.html");
 
 /// Accepts HTTP connections until the listener is dropped with the task.
-pub(super) async fn serve(listener: Async<TcpListener>, shared: Arc<Locked>, h: Handle) {
+pub(super) async fn serve(
+    listener: Async<TcpListener>,
+    shared: Arc<Locked>,
+    hosts: Arc<Vec<String>>,
+    h: Handle,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     let per_peer: Rc<RefCell<HashMap<IpAddr, usize>>> = Rc::default();
     loop {
@@ -79,13 +84,13 @@ pub(super) async fn serve(listener: Async<TcpListener>, shared: Arc<Locked>, h: 
                     open.fetch_add(1, Ordering::Relaxed);
                     *per_peer.borrow_mut().entry(ip).or_default() += 1;
                     let counted = Counted { open: open.clone(), per_peer: per_peer.clone(), ip };
-                    let (shared, h2) = (shared.clone(), h.clone());
+                    let (shared, hosts, h2) = (shared.clone(), hosts.clone(), h.clone());
                     h.spawn_local(async move {
                         let _counted = counted;
                         // The request and its answer within the deadline, or the connection
                         // goes: a client that never sends, or never reads, holds nothing long.
                         let mut sleep = h2.sleep(DEADLINE);
-                        let mut answering = std::pin::pin!(answer(sock, &shared));
+                        let mut answering = std::pin::pin!(answer(sock, &shared, &hosts));
                         let answered = poll_fn(|cx| {
                             if let Poll::Ready(r) = answering.as_mut().poll(cx) {
                                 return Poll::Ready(Some(r));
@@ -114,11 +119,33 @@ pub(super) async fn serve(listener: Async<TcpListener>, shared: Arc<Locked>, h: 
     }
 }
 
+/// Whether a request's `Host` may be answered: an IP address, `localhost` (or a name under
+/// it), or a name the operator allowed (`jobd --http-host`). Any other name is what a page
+/// elsewhere gets when it points its own name at this address (DNS rebinding) to read the
+/// status through a browser that can reach it: refused.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`: an address.
+        return rest.split(']').next().is_some_and(|a| a.parse::<IpAddr>().is_ok());
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<IpAddr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name))
+}
+
 /// Reads one request and writes its answer.
-async fn answer(mut sock: Async<TcpStream>, shared: &Locked) -> io::Result<()> {
+async fn answer(mut sock: Async<TcpStream>, shared: &Locked, hosts: &[String]) -> io::Result<()> {
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
-    let (method, path) = loop {
+    let (method, path, host) = loop {
         let n = poll_fn(|cx| Pin::new(&mut sock).poll_read(cx, &mut chunk)).await?;
         if n == 0 {
             return Ok(());
@@ -128,7 +155,16 @@ async fn answer(mut sock: Async<TcpStream>, shared: &Locked) -> io::Result<()> {
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {
-                break (req.method.unwrap_or("").to_string(), req.path.unwrap_or("").to_string())
+                let host = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("host"))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                break (
+                    req.method.unwrap_or("").to_string(),
+                    req.path.unwrap_or("").to_string(),
+                    host,
+                );
             }
             Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => {}
             Ok(httparse::Status::Partial) => {
@@ -140,6 +176,9 @@ async fn answer(mut sock: Async<TcpStream>, shared: &Locked) -> io::Result<()> {
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
         return refuse(&mut sock, "405 Method Not Allowed").await;
+    }
+    if !host.as_deref().is_none_or(|h| host_allowed(h, hosts)) {
+        return refuse(&mut sock, "403 Forbidden").await;
     }
     let path = path.split('?').next().unwrap_or("");
     // The snapshot in its own statement: the lock's guard ends with it, and the formatting
@@ -209,4 +248,38 @@ async fn respond(
 /// Binds the HTTP listener.
 pub(super) fn bind(addr: SocketAddr, h: &Handle) -> io::Result<Async<TcpListener>> {
     Async::<TcpListener>::bind(addr, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn hosts_by_address_localhost_or_allowed() {
+        let allowed = ["jobs.internal".to_string()];
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "[::1]:80",
+            "[::1]",
+            "10.0.0.5:9",
+            "localhost",
+            "LOCALHOST:80",
+            "x.localhost",
+            "jobs.internal:8080",
+            "Jobs.Internal.",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "[evil]",
+            "127.0.0.1.evil.example",
+            "jobs.internal.evil",
+        ] {
+            assert!(!host_allowed(bad, &allowed), "{bad}");
+        }
+    }
 }

@@ -241,6 +241,8 @@ pub struct Server {
     spin: std::time::Duration,
     /// `jobd --http`: metrics, JSON and the status page.
     http: Option<Async<TcpListener>>,
+    /// Host names the HTTP side answers besides addresses and `localhost`.
+    http_hosts: Vec<String>,
 }
 
 /// One listening socket, and the TLS its connections speak (none: plaintext).
@@ -327,6 +329,7 @@ impl Server {
             next_loop: std::cell::Cell::new(0),
             spin: std::time::Duration::ZERO,
             http: None,
+            http_hosts: Vec::new(),
         })
     }
 
@@ -388,6 +391,14 @@ impl Server {
         Ok(bound)
     }
 
+    /// Host names the HTTP side answers (`jobd --http-host`), besides IP addresses and
+    /// `localhost`: a request naming any other host is refused (`403`), so that a page
+    /// elsewhere cannot read the status through a browser by pointing its own name at this
+    /// address (DNS rebinding). Call before [`run`](Server::run).
+    pub fn http_hosts(&mut self, hosts: impl IntoIterator<Item = impl Into<String>>) {
+        self.http_hosts = hosts.into_iter().map(Into::into).collect();
+    }
+
     /// Where it listens (the first address, the one it was bound to).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listeners[0].sock.get_ref().local_addr()
@@ -410,7 +421,8 @@ impl Server {
     pub async fn run(mut self) -> io::Result<()> {
         let timers = self.handle.spawn_local(timer_task(self.shared.clone(), self.handle.clone()));
         let http = self.http.take().map(|l| {
-            self.handle.spawn_local(http::serve(l, self.shared.clone(), self.handle.clone()))
+            let hosts = Arc::new(std::mem::take(&mut self.http_hosts));
+            self.handle.spawn_local(http::serve(l, self.shared.clone(), hosts, self.handle.clone()))
         });
         let result = self.accept_loop().await;
         let Server { listeners, handle, shared, loops, .. } = self;
