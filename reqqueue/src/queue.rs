@@ -121,7 +121,8 @@ impl<S: Sharing> QueueHandle<S> {
     /// A future that resolves once the queue holds no entry: at once if it is empty now,
     /// else when the last entry leaves (entries added meanwhile are waited for too).
     pub fn idle(&self) -> Idle<S> {
-        Idle { shared: self.shared.clone() }
+        let ticket = self.shared.with(State::idle_ticket);
+        Idle { shared: self.shared.clone(), ticket }
     }
 
     /// `tevent_set_trace_queue_callback`: `hook` is called with the tag of each entry as it
@@ -256,17 +257,26 @@ impl<S: Sharing> QueueHandle<S> {
 #[must_use = "futures do nothing unless polled"]
 pub struct Idle<S: Sharing> {
     shared: S,
+    ticket: u64,
 }
 
 impl<S: Sharing> Future for Idle<S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.shared.with(|s| s.poll_idle(cx.waker())) {
+        let ticket = self.ticket;
+        if self.shared.with(|s| s.poll_idle(ticket, cx.waker())) {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl<S: Sharing> Drop for Idle<S> {
+    fn drop(&mut self) {
+        let ticket = self.ticket;
+        self.shared.with(|s| s.forget_idle(ticket));
     }
 }
 

@@ -132,7 +132,11 @@ struct Extras {
     /// Trace points of the current operation, for the hook once the state is released.
     traced: Vec<(TracePoint, &'static str)>,
     /// `idle()` futures waiting for the queue to empty.
-    idle_waiters: Vec<Waker>,
+    /// Each with the ticket of its future, which takes it back when dropped: a queue that
+    /// never empties does not collect the wakers of `idle()` futures given up.
+    idle_waiters: Vec<(u64, Waker)>,
+    /// The next `idle()` ticket.
+    idle_tickets: u64,
     /// Wakers to wake once the state is released.
     deferred: Vec<Waker>,
 }
@@ -190,13 +194,29 @@ impl State {
     }
 
     /// Whether the queue is empty; stores `waker` to be woken when it becomes so.
-    pub(crate) fn poll_idle(&mut self, waker: &Waker) -> bool {
+    /// A ticket for a new `idle()` future.
+    pub(crate) fn idle_ticket(&mut self) -> u64 {
+        let x = self.extras.get_or_insert_with(Box::default);
+        x.idle_tickets += 1;
+        x.idle_tickets
+    }
+
+    /// An `idle()` future is gone: its waker goes too.
+    pub(crate) fn forget_idle(&mut self, ticket: u64) {
+        if let Some(x) = &mut self.extras {
+            x.idle_waiters.retain(|(t, _)| *t != ticket);
+        }
+    }
+
+    pub(crate) fn poll_idle(&mut self, ticket: u64, waker: &Waker) -> bool {
         if self.len == 0 {
             return true;
         }
         let x = self.extras.get_or_insert_with(Box::default);
-        if !x.idle_waiters.iter().any(|w| w.will_wake(waker)) {
-            x.idle_waiters.push(waker.clone());
+        match x.idle_waiters.iter_mut().find(|(t, _)| *t == ticket) {
+            Some((_, w)) if w.will_wake(waker) => {}
+            Some((_, w)) => *w = waker.clone(),
+            None => x.idle_waiters.push((ticket, waker.clone())),
         }
         false
     }
@@ -319,7 +339,7 @@ impl State {
             if let Some(x) = &mut self.extras {
                 if !x.idle_waiters.is_empty() {
                     let idle = std::mem::take(&mut x.idle_waiters);
-                    x.deferred.extend(idle);
+                    x.deferred.extend(idle.into_iter().map(|(_, w)| w));
                     self.has_after = true;
                 }
             }

@@ -110,7 +110,8 @@ struct Args {
     #[arg(long, value_name = "ADDRESS:PORT")]
     http: Option<SocketAddr>,
     /// A host name the --http side answers to, besides IP addresses and localhost
-    /// (repeatable); requests naming other hosts are refused (DNS rebinding).
+    /// (repeatable; a Prometheus scraping by name needs it); requests naming other hosts
+    /// are refused (DNS rebinding).
     #[arg(long, value_name = "NAME")]
     http_host: Vec<String>,
     #[command(flatten)]

@@ -126,8 +126,13 @@ pub(super) async fn serve(
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim();
     let name = if let Some(rest) = host.strip_prefix('[') {
-        // `[v6]` or `[v6]:port`: an address.
-        return rest.split(']').next().is_some_and(|a| a.parse::<IpAddr>().is_ok());
+        // `[v6]` or `[v6]:port`: an address, and nothing else after it.
+        let Some((addr, after)) = rest.split_once(']') else { return false };
+        let port_ok = after.is_empty()
+            || after
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        return port_ok && addr.parse::<IpAddr>().is_ok();
     } else {
         match host.rsplit_once(':') {
             Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -155,11 +160,12 @@ async fn answer(mut sock: Async<TcpStream>, shared: &Locked, hosts: &[String]) -
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {
-                let host = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("host"))
-                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                let mut hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
+                let host = hosts.next().map(|h| String::from_utf8_lossy(h.value).into_owned());
+                if hosts.next().is_some() {
+                    // More than one Host (RFC 9112): which one a proxy believed is unknown.
+                    return refuse(&mut sock, "400 Bad Request").await;
+                }
                 break (
                     req.method.unwrap_or("").to_string(),
                     req.path.unwrap_or("").to_string(),
@@ -278,6 +284,9 @@ mod tests {
             "[evil]",
             "127.0.0.1.evil.example",
             "jobs.internal.evil",
+            "[::1]junk",
+            "[::1]:",
+            "[::1",
         ] {
             assert!(!host_allowed(bad, &allowed), "{bad}");
         }

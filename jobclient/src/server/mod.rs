@@ -395,8 +395,16 @@ impl Server {
     /// `localhost`: a request naming any other host is refused (`403`), so that a page
     /// elsewhere cannot read the status through a browser by pointing its own name at this
     /// address (DNS rebinding). Call before [`run`](Server::run).
+    ///
+    /// Names are compared without case and a trailing dot; give them as the browser or
+    /// scraper sends them (a Prometheus that scrapes by name needs its name here). An empty
+    /// name is ignored.
     pub fn http_hosts(&mut self, hosts: impl IntoIterator<Item = impl Into<String>>) {
-        self.http_hosts = hosts.into_iter().map(Into::into).collect();
+        self.http_hosts = hosts
+            .into_iter()
+            .map(|h| h.into().trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
     }
 
     /// Where it listens (the first address, the one it was bound to).
