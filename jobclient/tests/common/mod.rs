@@ -245,7 +245,20 @@ pub struct Jobd(pub Child, pub u16);
 
 impl Jobd {
     /// `jobd` with extra arguments, under `prlimit --nofile=N` when `nofile` is given.
+    ///
+    /// Ready once the port answers `getpid` with this child's pid: a free port can be taken
+    /// by another test's server before this one binds it, and then that server would answer
+    /// while this jobd exits on "address in use"; such a start is retried on another port.
     pub fn start(args: &[&str], nofile: Option<u32>) -> Jobd {
+        for _ in 0..5 {
+            if let Some(j) = Jobd::try_start(args, nofile) {
+                return j;
+            }
+        }
+        panic!("jobd {args:?} did not start on any of 5 ports");
+    }
+
+    fn try_start(args: &[&str], nofile: Option<u32>) -> Option<Jobd> {
         let port = peers::free_port().unwrap();
         let mut cmd = match nofile {
             Some(n) => {
@@ -255,7 +268,7 @@ impl Jobd {
             }
             None => Command::new(JOBD),
         };
-        let child = cmd
+        let mut child = cmd
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
             .stderr(if std::env::var_os("JOBD_LOG").is_some() {
@@ -265,12 +278,42 @@ impl Jobd {
             })
             .spawn()
             .unwrap();
+        // A TLS-only port cannot be asked in plaintext: there, a connect and a live child.
+        let tls = args.contains(&"--ssl");
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "jobd did not start");
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                // It exited: the port was taken after all.
+                return None;
+            }
+            let ready = if tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                Jobd::answers_as(port, child.id())
+            };
+            if ready {
+                return Some(Jobd(child, port));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("jobd {args:?} did not start");
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Jobd(child, port)
+    }
+
+    /// Whether the server on `port` is the process `pid` (under prlimit, its child: prlimit
+    /// execs, so the pid is the same).
+    fn answers_as(port: u16, pid: u32) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"getpid\r\n").is_err() {
+            return false;
+        }
+        let mut line = String::new();
+        let _ = BufReader::new(s).read_line(&mut line);
+        line.trim_end() == format!("OK {pid}")
     }
 
     pub fn addr(&self) -> std::net::SocketAddr {
