@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Raw, Running};
+use common::Raw;
 use jobclient::proto::PacketType;
 use jobclient::{blocking, Stopper, Worker};
 use serde_json::Value;
@@ -55,12 +55,7 @@ fn until(page: &peers::Session, what: &str, ready: impl Fn(&Value) -> bool) -> V
 
 #[test]
 fn the_status_page_shows_the_servers_numbers_and_updates_itself() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = Running::start_setup(move |s| {
-        tx.send(s.http("127.0.0.1:0".parse().unwrap())?).unwrap();
-        Ok(())
-    });
-    let http = rx.recv().unwrap();
+    let (server, http) = common::with_http();
     let addr = server.addr;
     // Four jobs nobody can do: numbers that hold still while the others move.
     let mut c = Raw::connect(addr);

@@ -241,12 +241,7 @@ fn the_http_side_refuses_what_it_does_not_serve_and_the_job_port_goes_on() {
 /// are listed and the rest counted, so a flood of names cannot flood Prometheus.
 #[test]
 fn hostile_function_names_keep_metrics_valid_and_bounded() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = Running::start_setup(move |s| {
-        tx.send(s.http("127.0.0.1:0".parse().unwrap())?).unwrap();
-        Ok(())
-    });
-    let http = rx.recv().unwrap();
+    let (server, http) = common::with_http();
     let mut c = Raw::connect(server.addr);
     c.send(PacketType::SubmitJobBg, &[b"busy", b"", b"x"]);
     assert_eq!(c.recv().kind(), PacketType::JobCreated);
@@ -294,12 +289,7 @@ fn hostile_function_names_keep_metrics_valid_and_bounded() {
 /// The same names, few enough to all be listed: each its own series, told apart.
 #[test]
 fn look_alike_names_are_distinct_series() {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = Running::start_setup(move |s| {
-        tx.send(s.http("127.0.0.1:0".parse().unwrap())?).unwrap();
-        Ok(())
-    });
-    let http = rx.recv().unwrap();
+    let (server, http) = common::with_http();
     let mut w = Raw::connect(server.addr);
     for name in [&b"x\x01"[..], b"x\x02", b"x\\x01", b"a\"b\nc"] {
         w.send(PacketType::CanDo, &[name]);

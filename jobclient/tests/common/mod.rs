@@ -122,6 +122,16 @@ impl Running {
     }
 }
 
+/// A server with an HTTP port (`Server::http`) besides its job port: (server, HTTP address).
+pub fn with_http() -> (Running, SocketAddr) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = Running::start_setup(move |s| {
+        tx.send(s.http("127.0.0.1:0".parse().unwrap())?).unwrap();
+        Ok(())
+    });
+    (server, rx.recv().unwrap())
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
