@@ -2,7 +2,7 @@
 //!
 //! Three defects of rust-corosync 3.2.0 are avoided by construction:
 //!
-//! - **The context is ours and stays put.** Each handle's `cpg_context_set` points at a boxed
+//! - **The context is ours and stays put.** Each handle's context (given to `cpg_model_initialize`) is a boxed
 //!   inbox owned by this connection for the handle's whole life; it is never replaced.
 //! - **No user code runs inside libcpg.** The C callbacks only append events to that inbox;
 //!   the user's [`Handler`](crate::Handler) runs after `cpg_dispatch` has returned, so
@@ -63,11 +63,27 @@ type ConfchgFn = extern "C" fn(
     usize,
 );
 
+/// `struct cpg_ring_id`, passed to the totem callback by value.
 #[repr(C)]
-struct Callbacks {
+#[derive(Clone, Copy)]
+struct CRingId {
+    nodeid: u32,
+    seq: u64,
+}
+
+type TotemConfchgFn = extern "C" fn(Handle, CRingId, u32, *const u32);
+
+/// `cpg_model_v1_data_t`.
+#[repr(C)]
+struct ModelV1Data {
+    model: c_uint,
     deliver: Option<DeliverFn>,
     confchg: Option<ConfchgFn>,
+    totem_confchg: Option<TotemConfchgFn>,
+    flags: c_uint,
 }
+
+const CPG_MODEL_V1: c_uint = 1;
 
 #[repr(C)]
 struct Iovec {
@@ -86,15 +102,21 @@ const CS_DISPATCH_ONE_NONBLOCKING: c_uint = 4;
 /// Events taken from libcpg per fill: enough to amortize the calls, few enough that the copied
 /// messages are still in cache when the handler reads them.
 const FILL_BATCH: usize = 64;
+const CPG_ITERATION_NAME_ONLY: c_uint = 1;
+const CPG_ITERATION_ONE_GROUP: c_uint = 2;
 const CPG_ITERATION_ALL: c_uint = 3;
 
 #[link(name = "cpg")]
 extern "C" {
-    fn cpg_initialize(handle: *mut Handle, callbacks: *mut Callbacks) -> c_uint;
+    fn cpg_model_initialize(
+        handle: *mut Handle,
+        model: c_uint,
+        data: *mut ModelV1Data,
+        context: *mut c_void,
+    ) -> c_uint;
     fn cpg_finalize(handle: Handle) -> c_uint;
     fn cpg_fd_get(handle: Handle, fd: *mut c_int) -> c_uint;
     fn cpg_context_get(handle: Handle, context: *mut *mut c_void) -> c_uint;
-    fn cpg_context_set(handle: Handle, context: *mut c_void) -> c_uint;
     fn cpg_dispatch(handle: Handle, flags: c_uint) -> c_uint;
     fn cpg_join(handle: Handle, group: *const CpgName) -> c_uint;
     fn cpg_leave(handle: Handle, group: *const CpgName) -> c_uint;
@@ -208,8 +230,8 @@ fn inbox_of(handle: Handle) -> Option<&'static mut Inbox> {
     if !ok || ctx.is_null() {
         return None;
     }
-    // SAFETY: the context is the `InboxPtr` of the connection owning this handle, set right
-    // after initialize and freed only after cpg_finalize. Callbacks run only inside
+    // SAFETY: the context is the `InboxPtr` of the connection owning this handle, given to
+    // cpg_model_initialize and freed only after cpg_finalize. Callbacks run only inside
     // cpg_dispatch, which only that connection calls (through `&mut self`), so no other
     // reference to the inbox is live; the 'static lifetime never escapes the callback.
     Some(unsafe { &mut *(ctx as *mut Inbox) })
@@ -276,6 +298,19 @@ extern "C" fn on_confchg(
     });
 }
 
+extern "C" fn on_totem_confchg(handle: Handle, ring: CRingId, n: u32, nodes: *const u32) {
+    let Some(inbox) = inbox_of(handle) else { return };
+    let nodes = if nodes.is_null() || n == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: libcpg passes `n` node ids at `nodes` for the duration of this call (the
+        // array of its dispatch message, of exactly that many entries); they are copied here.
+        unsafe { std::slice::from_raw_parts(nodes, n as usize).to_vec() }
+    };
+    let ring_id = crate::RingId { nodeid: ring.nodeid, seq: ring.seq };
+    inbox.events.push_back(CpgEvent::TotemConfChg { ring_id, nodes });
+}
+
 pub(crate) struct CorosyncConn {
     handle: Handle,
     inbox: InboxPtr,
@@ -288,12 +323,13 @@ pub(crate) struct CorosyncConn {
     pub(crate) wake: Arc<OwnedFd>,
     cpg_fd: OwnedFd,
     pub(crate) member: Member,
+    flags: crate::ModelFlags,
 }
 
 impl CorosyncConn {
-    pub(crate) fn connect() -> Result<CorosyncConn, CsError> {
+    pub(crate) fn connect(flags: crate::ModelFlags) -> Result<CorosyncConn, CsError> {
         let inbox = InboxPtr::new();
-        let (guard, cpg_fd) = open(&inbox)?;
+        let (guard, cpg_fd) = open(&inbox, flags)?;
         let handle = guard.get();
         let wake = Arc::new(
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
@@ -318,6 +354,7 @@ impl CorosyncConn {
             wake,
             cpg_fd,
             member,
+            flags,
         })
     }
 
@@ -349,7 +386,7 @@ impl CorosyncConn {
     fn reopen(&mut self) -> Result<(), CsError> {
         // Collect what the old handle still has (its own leave, typically) before closing it.
         self.fill()?;
-        let (guard, fd) = open(&self.inbox)?;
+        let (guard, fd) = open(&self.inbox, self.flags)?;
         let _ = epoll::delete(&*self.epoll, &self.cpg_fd);
         if epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN).is_err() {
             // Keep the old handle whole: watched again, and the new one finalized (the guard).
@@ -488,37 +525,46 @@ impl CorosyncConn {
         }
     }
 
-    pub(crate) fn groups(&mut self) -> Vec<(GroupName, Vec<Member>)> {
-        let mut out: Vec<(GroupName, Vec<Member>)> = Vec::new();
+    /// `cpg_iteration_*` of `kind`, the whole list; an error from libcpg at any step is
+    /// returned, not taken for the end of the list.
+    pub(crate) fn iterate(
+        &mut self,
+        kind: &crate::Iteration,
+    ) -> Result<Vec<crate::IterationEntry>, CsError> {
+        let (code, name) = match kind {
+            crate::Iteration::NameOnly => (CPG_ITERATION_NAME_ONLY, None),
+            crate::Iteration::OneGroup(g) => (CPG_ITERATION_ONE_GROUP, Some(c_name(g))),
+            _ => (CPG_ITERATION_ALL, None),
+        };
+        let group = name.as_ref().map_or(std::ptr::null(), |n| n as *const CpgName);
         let mut iter: u64 = 0;
-        // SAFETY: writes one handle to a valid local; a null group asks for every group.
-        if unsafe {
-            cpg_iteration_initialize(self.handle, CPG_ITERATION_ALL, std::ptr::null(), &mut iter)
-        } != CS_OK
-        {
-            return out;
-        }
-        loop {
+        // SAFETY: writes one handle to a valid local; `group` is null or a valid cpg_name
+        // alive for the call (libcpg copies it).
+        check(unsafe { cpg_iteration_initialize(self.handle, code, group, &mut iter) })?;
+        let mut out = Vec::new();
+        let result = loop {
             let mut d = IterDescription {
                 group: CpgName { length: 0, value: [0; MAX_NAME] },
                 nodeid: 0,
                 pid: 0,
             };
             // SAFETY: libcpg writes one description into a valid local.
-            if unsafe { cpg_iteration_next(iter, &mut d) } != CS_OK {
-                break;
+            match unsafe { cpg_iteration_next(iter, &mut d) } {
+                CS_OK => {}
+                // The end of the list.
+                code if CsError::from_code(code) == Some(CsError::NoSections) => break Ok(()),
+                code => break check(code),
             }
-            let Some(g) = from_c_name(&d.group) else { continue };
-            let m = Member { nodeid: d.nodeid, pid: d.pid };
-            match out.iter_mut().find(|(n, _)| *n == g) {
-                Some((_, ms)) => ms.push(m),
-                None => out.push((g, vec![m])),
-            }
-        }
+            let Some(group) = from_c_name(&d.group) else { continue };
+            let member = match kind {
+                crate::Iteration::NameOnly => None,
+                _ => Some(Member { nodeid: d.nodeid, pid: d.pid }),
+            };
+            out.push(crate::IterationEntry { group, member });
+        };
         // SAFETY: the iteration handle is finalized once.
         unsafe { cpg_iteration_finalize(iter) };
-        out.sort();
-        out
+        result.map(|()| out)
     }
 }
 
@@ -549,19 +595,24 @@ impl Drop for HandleGuard {
     }
 }
 
-/// cpg_initialize with our callbacks and `inbox` as the context; returns the handle and a
-/// duplicate of its descriptor (libcpg owns the original).
-fn open(inbox: &InboxPtr) -> Result<(HandleGuard, OwnedFd), CsError> {
-    let mut callbacks = Callbacks { deliver: Some(on_deliver), confchg: Some(on_confchg) };
+/// cpg_model_initialize (model 1, every callback ours) with `inbox` as the context; returns
+/// the handle and a duplicate of its descriptor (libcpg owns the original).
+fn open(inbox: &InboxPtr, flags: crate::ModelFlags) -> Result<(HandleGuard, OwnedFd), CsError> {
+    let mut data = ModelV1Data {
+        model: CPG_MODEL_V1,
+        deliver: Some(on_deliver),
+        confchg: Some(on_confchg),
+        totem_confchg: Some(on_totem_confchg),
+        flags: flags.bits(),
+    };
     let mut raw: Handle = 0;
-    // SAFETY: both pointers are valid for the call; libcpg copies the callbacks.
-    check(unsafe { cpg_initialize(&mut raw, &mut callbacks) })?;
+    let ctx: *mut Inbox = inbox.0.as_ptr();
+    // SAFETY: the handle and model data pointers are valid for the call (libcpg copies the
+    // model data); the context is the boxed inbox, whose address is stable and which outlives
+    // the handle (the connection finalizes the handle before dropping the box).
+    check(unsafe { cpg_model_initialize(&mut raw, CPG_MODEL_V1, &mut data, ctx.cast()) })?;
     let guard = HandleGuard(raw);
     let handle = guard.get();
-    let ctx: *mut Inbox = inbox.0.as_ptr();
-    // SAFETY: the context is the boxed inbox, whose address is stable and which outlives the
-    // handle (the connection finalizes the handle before dropping the box).
-    check(unsafe { cpg_context_set(handle, ctx.cast()) })?;
     let mut fd: c_int = -1;
     // SAFETY: writes one integer to a valid local.
     check(unsafe { cpg_fd_get(handle, &mut fd) })?;

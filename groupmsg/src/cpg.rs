@@ -12,7 +12,10 @@ use rustix::event::{PollFd, PollFlags};
 
 use crate::daemon_client::DaemonClient;
 use crate::local::LocalBus;
-use crate::{Change, CpgEvent, CsError, FlowControl, GroupName, Guarantee, Member};
+use crate::{
+    Change, CpgEvent, CsError, FlowControl, GroupName, Guarantee, Iteration, IterationEntry,
+    Member, ModelFlags, RingId,
+};
 
 /// The callbacks of `cpg_callbacks_t` (and `cpg_model_v1_data_t`'s totem callback).
 pub trait Handler {
@@ -26,9 +29,12 @@ pub trait Handler {
         left: &[Change],
         joined: &[Change],
     );
-    /// The ring changed (`cpg_totem_confchg_fn_t`): the nodes in it. The local backend has one
-    /// node and no ring, and never calls it.
-    fn totem_confchg(&mut self, ring_id: u64, nodes: &[u32]) {
+    /// The totem ring changed (`cpg_totem_confchg_fn_t`): its id and the nodes in it. On
+    /// corosync it comes whenever the ring changes, and with
+    /// [`ModelFlags::DELIVER_INITIAL_TOTEM_CONF`] once after the first join. The local bus and
+    /// `groupd` are one node whose ring never changes: they deliver only that initial one,
+    /// ring `{ nodeid, seq: 1 }` with the one node.
+    fn totem_confchg(&mut self, ring_id: RingId, nodes: &[u32]) {
         let _ = (ring_id, nodes);
     }
 }
@@ -58,6 +64,10 @@ impl Handler for Collect {
             left: left.to_vec(),
             joined: joined.to_vec(),
         });
+    }
+
+    fn totem_confchg(&mut self, ring_id: RingId, nodes: &[u32]) {
+        self.events.push(CpgEvent::TotemConfChg { ring_id, nodes: nodes.to_vec() });
     }
 }
 
@@ -138,22 +148,34 @@ pub struct Cpg<H: Handler> {
 }
 
 impl<H: Handler> Cpg<H> {
-    /// `cpg_initialize` (`cpg_model_initialize`): a handle on `backend` calling `handler`.
+    /// `cpg_initialize`: a handle on `backend` calling `handler`, with no model flags.
     pub fn initialize(backend: Backend, handler: H) -> Result<Cpg<H>, CsError> {
+        Cpg::model_initialize(backend, handler, ModelFlags::NONE)
+    }
+
+    /// `cpg_model_initialize(CPG_MODEL_V1)`: as [`initialize`](Self::initialize), with the
+    /// model's flags ([`ModelFlags::DELIVER_INITIAL_TOTEM_CONF`]: the current totem ring
+    /// once after the first join). Totem changes reach [`Handler::totem_confchg`] either way.
+    pub fn model_initialize(
+        backend: Backend,
+        handler: H,
+        flags: ModelFlags,
+    ) -> Result<Cpg<H>, CsError> {
         let (conn, member, signal, wake) = match backend {
             Backend::Local(bus) => {
                 let (id, member, signal) = bus.register()?;
+                bus.set_flags(id, flags);
                 (Conn::Local { bus, id }, member, signal.clone(), signal)
             }
             Backend::Daemon(path) => {
-                let client = DaemonClient::connect(&path)?;
+                let client = DaemonClient::connect(&path, flags)?;
                 let (member, signal, wake) =
                     (client.member, client.epoll.clone(), client.wake.clone());
                 (Conn::Daemon(Box::new(client)), member, signal, wake)
             }
             #[cfg(feature = "corosync")]
             Backend::Corosync => {
-                let c = crate::corosync::CorosyncConn::connect()?;
+                let c = crate::corosync::CorosyncConn::connect(flags)?;
                 let (member, signal, wake) = (c.member, c.epoll.clone(), c.wake.clone());
                 (Conn::Corosync(Box::new(c)), member, signal, wake)
             }
@@ -330,6 +352,9 @@ impl<H: Handler> Cpg<H> {
             CpgEvent::ConfChg { group, members, left, joined } => {
                 self.handler.confchg(&group, &members, &left, &joined)
             }
+            CpgEvent::TotemConfChg { ring_id, nodes } => {
+                self.handler.totem_confchg(ring_id, &nodes)
+            }
         }
     }
 
@@ -372,14 +397,31 @@ impl<H: Handler> Cpg<H> {
         flow_control(&self.conn())
     }
 
-    /// `cpg_iteration_*`: every group on the backend with its members.
-    pub fn groups(&mut self) -> Vec<(GroupName, Vec<Member>)> {
-        match &mut *self.conn() {
-            Conn::Local { bus, .. } => bus.groups(),
-            Conn::Daemon(c) => c.groups().unwrap_or_default(),
+    /// `cpg_iteration_initialize` / `_next` / `_finalize`: the groups on the backend, as
+    /// `kind` says. Entries come sorted (by group, then member), on every backend.
+    pub fn iterate(&mut self, kind: Iteration) -> Result<Vec<IterationEntry>, CsError> {
+        let mut out = match &mut *self.conn() {
+            Conn::Local { bus, .. } => crate::local::iterate(bus.groups(), &kind),
+            Conn::Daemon(c) => crate::local::iterate(c.groups()?, &kind),
             #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.groups(),
+            Conn::Corosync(c) => c.iterate(&kind)?,
+        };
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every group on the backend with its members ([`Iteration::All`], gathered by group).
+    pub fn groups(&mut self) -> Result<Vec<(GroupName, Vec<Member>)>, CsError> {
+        let mut out: Vec<(GroupName, Vec<Member>)> = Vec::new();
+        for e in self.iterate(Iteration::All)? {
+            let Some(m) = e.member else { continue };
+            match out.last_mut() {
+                Some((g, ms)) if *g == e.group => ms.push(m),
+                _ => out.push((e.group, vec![m])),
+            }
         }
+        Ok(out)
     }
 
     /// `cpg_context_set`.

@@ -243,7 +243,15 @@ fn read_requests(
                 }
             };
             let response = match request {
-                Request::Join(g) => Response::Result(bus.join(id, &g)),
+                Request::Join(g, flags) => {
+                    Response::Result(match crate::ModelFlags::from_bits(flags) {
+                        Ok(flags) => {
+                            bus.set_flags(id, flags);
+                            bus.join(id, &g)
+                        }
+                        Err(e) => Err(e),
+                    })
+                }
                 Request::Leave => Response::Result(bus.leave(id)),
                 // Pipelined: acknowledged with the flow state, never refused for flow control.
                 Request::Mcast(m) => {

@@ -31,13 +31,15 @@ pub(crate) struct DaemonClient {
     /// A pipelined multicast the daemon refused, reported by the next call.
     refused: Option<CsError>,
     joined: bool,
+    /// The model flags, sent with each join.
+    flags: crate::ModelFlags,
 }
 
 /// How many multicasts may be on their way to the daemon unacknowledged.
 const WINDOW: usize = 64;
 
 impl DaemonClient {
-    pub(crate) fn connect(path: &Path) -> Result<DaemonClient, CsError> {
+    pub(crate) fn connect(path: &Path, flags: crate::ModelFlags) -> Result<DaemonClient, CsError> {
         let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
             // The socket's mode keeps this user out.
             std::io::ErrorKind::PermissionDenied => CsError::Access,
@@ -83,6 +85,7 @@ impl DaemonClient {
             in_flight: 0,
             refused: None,
             joined: false,
+            flags,
         };
         client.parse_buffered()?;
         Ok(client)
@@ -201,7 +204,7 @@ impl DaemonClient {
     }
 
     pub(crate) fn join(&mut self, g: &GroupName) -> Result<(), CsError> {
-        let r = self.request(&Request::Join(g.clone()))?;
+        let r = self.request(&Request::Join(g.clone(), self.flags.bits()))?;
         let res = Self::result(r);
         self.joined |= res.is_ok();
         res

@@ -54,7 +54,8 @@
 //!
 //! | cpg.h | groupmsg |
 //! |---|---|
-//! | `cpg_initialize`, `cpg_model_initialize` | [`Cpg::initialize`] with a [`Backend`] and a [`Handler`] |
+//! | `cpg_initialize` | [`Cpg::initialize`] with a [`Backend`] and a [`Handler`] |
+//! | `cpg_model_initialize(CPG_MODEL_V1)`, `CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF` | [`Cpg::model_initialize`] with [`ModelFlags`] |
 //! | `cpg_finalize` | dropping the [`Cpg`] |
 //! | `cpg_fd_get` | [`Cpg::fd`] (level: readable while events wait) |
 //! | `cpg_dispatch(CS_DISPATCH_ONE / ALL / BLOCKING / ONE_NONBLOCKING)` | [`Cpg::dispatch`] with [`Dispatch`]; a blocking dispatch ends through [`Cpg::stopper`] |
@@ -66,7 +67,8 @@
 //! | `cpg_context_get`, `cpg_context_set` | [`Cpg::context_get`], [`Cpg::context_set`] |
 //! | `cpg_max_atomic_msgsize_get` | [`Cpg::max_atomic_msgsize`] |
 //! | `cpg_flow_control_state_get` | [`Cpg::flow_control_state`] |
-//! | `cpg_iteration_initialize` / `_next` / `_finalize` | [`Cpg::groups`] |
+//! | `cpg_iteration_initialize` / `_next` / `_finalize`, `CPG_ITERATION_NAME_ONLY` / `ONE_GROUP` / `ALL` | [`Cpg::iterate`] with [`Iteration`] (the whole list at once, sorted); [`Cpg::groups`] gathers `ALL` by group |
+//! | `struct cpg_ring_id` | [`RingId`] `{ nodeid, seq }` |
 //! | `cpg_deliver_fn_t`, `cpg_confchg_fn_t`, `cpg_totem_confchg_fn_t` | [`Handler::deliver`], [`Handler::confchg`], [`Handler::totem_confchg`] |
 //! | `cs_error_t` | [`CsError`], all 29 codes one to one ([`CsError::code`], [`CsError::from_code`]); [`CsError::is_retryable`] for `CS_ERR_TRY_AGAIN`, `CS_ERR_QUEUE_FULL`, `CS_ERR_INTERRUPT` |
 //! | `CPG_REASON_*` | [`Reason`] |
@@ -131,7 +133,8 @@ pub use local::{
 };
 pub use stream::EventStream;
 pub use types::{
-    Change, CpgEvent, FlowControl, GroupName, Guarantee, Member, Reason, MAX_MEMBERS, MAX_NAME,
+    Change, CpgEvent, FlowControl, GroupName, Guarantee, Iteration, IterationEntry, Member,
+    ModelFlags, Reason, RingId, MAX_MEMBERS, MAX_NAME,
 };
 pub use wire::{WireError, MAX_FRAME};
 

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use rustix::event::EventfdFlags;
 
-use crate::{Change, CpgEvent, CsError, GroupName, Member, Reason, MAX_MEMBERS};
+use crate::{
+    Change, CpgEvent, CsError, GroupName, Iteration, IterationEntry, Member, ModelFlags, Reason,
+    RingId, MAX_MEMBERS,
+};
 
 /// The largest message the local backend takes whole (corosync fragments above
 /// 1,047,552 bytes; here a message is delivered whole or refused with `TooBig`).
@@ -88,6 +91,10 @@ struct HandleState {
     /// Called (under the bus lock) when the handle is removed for its backlog: `groupd`
     /// shuts the member's socket down, so that threads blocked on it return.
     on_evict: Option<EvictHook>,
+    /// The model flags it was initialized with.
+    flags: ModelFlags,
+    /// Whether its initial totem configuration went out (once per handle, as corosync).
+    totem_sent: bool,
 }
 
 /// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
@@ -246,9 +253,18 @@ impl LocalBus {
                 signalled: false,
                 over_since: None,
                 on_evict: None,
+                flags: ModelFlags::NONE,
+                totem_sent: false,
             },
         );
         Ok((id, member, signal))
+    }
+
+    /// Sets the model flags a handle was initialized with.
+    pub(crate) fn set_flags(&self, id: u64, flags: ModelFlags) {
+        if let Some(h) = self.lock().handles.get_mut(&id) {
+            h.flags = flags;
+        }
     }
 
     pub(crate) fn join(&self, id: u64, name: &GroupName) -> Result<(), CsError> {
@@ -267,6 +283,14 @@ impl LocalBus {
         list.push((member, id));
         bus.handles.get_mut(&id).expect("checked").group = Some(name.clone());
         bus.confchg(name, &[], &[Change { member, reason: Reason::Join }], None);
+        // As corosync: the initial ring goes to the joiner right after its join's confchg.
+        let nodeid = bus.nodeid;
+        let h = bus.handles.get_mut(&id).expect("checked");
+        if h.flags.contains(ModelFlags::DELIVER_INITIAL_TOTEM_CONF) && !h.totem_sent {
+            h.totem_sent = true;
+            let ring_id = RingId { nodeid, seq: 1 };
+            bus.push(id, CpgEvent::TotemConfChg { ring_id, nodes: vec![nodeid] });
+        }
         // Membership changes count against a member's backlog too: a join and leave loop must
         // not grow the inbox of one that stopped reading.
         bus.evict_behind(name);
@@ -394,6 +418,30 @@ impl LocalBus {
         out.sort();
         out
     }
+}
+
+/// The entries of an iteration of `kind` over `groups` (every group with its members).
+pub(crate) fn iterate(
+    groups: Vec<(GroupName, Vec<Member>)>,
+    kind: &Iteration,
+) -> Vec<IterationEntry> {
+    let mut out = Vec::new();
+    for (group, members) in groups {
+        match kind {
+            Iteration::NameOnly => {
+                if !members.is_empty() {
+                    out.push(IterationEntry { group, member: None });
+                }
+            }
+            Iteration::OneGroup(g) if *g != group => {}
+            Iteration::OneGroup(_) | Iteration::All => out.extend(
+                members
+                    .into_iter()
+                    .map(|m| IterationEntry { group: group.clone(), member: Some(m) }),
+            ),
+        }
+    }
+    out
 }
 
 impl Bus {

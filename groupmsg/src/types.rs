@@ -120,6 +120,75 @@ pub enum Guarantee {
     Safe,
 }
 
+/// A totem ring's identity (`struct cpg_ring_id`): the node that formed the ring and the
+/// ring's sequence number. Programs such as `dlm_controld` compare it to know that the
+/// membership they acted on is the current one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RingId {
+    /// The node that formed the ring.
+    pub nodeid: u32,
+    /// The ring's sequence number, growing with every new ring.
+    pub seq: u64,
+}
+
+impl fmt::Display for RingId {
+    /// As corosync prints it: `nodeid.seq`, the sequence in hexadecimal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:x}", self.nodeid, self.seq)
+    }
+}
+
+/// The flags of `cpg_model_v1_data_t`, for [`Cpg::model_initialize`](crate::Cpg::model_initialize).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ModelFlags(u32);
+
+impl ModelFlags {
+    /// No flags: totem changes arrive as the ring changes, none at the start.
+    pub const NONE: ModelFlags = ModelFlags(0);
+    /// `CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF`: the current ring is delivered once, right
+    /// after the handle's first join completes, as well as every change after.
+    pub const DELIVER_INITIAL_TOTEM_CONF: ModelFlags = ModelFlags(1);
+
+    /// The C value.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags from their C value; unknown bits are `InvalidParam`, as libcpg answers.
+    pub fn from_bits(bits: u32) -> Result<ModelFlags, CsError> {
+        if bits & !Self::DELIVER_INITIAL_TOTEM_CONF.0 != 0 {
+            return Err(CsError::InvalidParam);
+        }
+        Ok(ModelFlags(bits))
+    }
+
+    /// Whether every flag of `other` is set.
+    pub const fn contains(self, other: ModelFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// What [`Cpg::iterate`](crate::Cpg::iterate) lists (`cpg_iteration_type_t`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Iteration {
+    /// `CPG_ITERATION_NAME_ONLY`: every group with members, once each.
+    NameOnly,
+    /// `CPG_ITERATION_ONE_GROUP`: the members of one group (none when it has none).
+    OneGroup(GroupName),
+    /// `CPG_ITERATION_ALL`: every member of every group.
+    All,
+}
+
+/// One entry of an iteration (`struct cpg_iteration_description_t`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IterationEntry {
+    /// The group.
+    pub group: GroupName,
+    /// The member; `None` for [`Iteration::NameOnly`] (where libcpg gives zeros).
+    pub member: Option<Member>,
+}
+
 /// Whether a sender should hold back (`CPG_FLOW_CONTROL_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FlowControl {
@@ -152,5 +221,13 @@ pub enum CpgEvent {
         left: Vec<Change>,
         /// Who joined.
         joined: Vec<Change>,
+    },
+    /// The totem ring changed, or (with [`ModelFlags::DELIVER_INITIAL_TOTEM_CONF`]) the
+    /// ring at the first join (`cpg_totem_confchg_fn_t`).
+    TotemConfChg {
+        /// The ring.
+        ring_id: RingId,
+        /// The node ids in it.
+        nodes: Vec<u32>,
     },
 }

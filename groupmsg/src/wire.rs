@@ -29,7 +29,8 @@ pub enum WireError {
 /// Client to daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
-    Join(GroupName),
+    /// A join, with the handle's model flags (as corosync's join request carries them).
+    Join(GroupName, u32),
     Leave,
     Mcast(Vec<u8>),
     Membership,
@@ -73,7 +74,10 @@ fn put_member(out: &mut BytesMut, m: &Member) {
 
 pub(crate) fn encode_request(out: &mut BytesMut, r: &Request) {
     match r {
-        Request::Join(g) => frame(out, 1, |o| o.put_slice(g.as_bytes())),
+        Request::Join(g, flags) => frame(out, 1, |o| {
+            o.put_u32(*flags);
+            o.put_slice(g.as_bytes())
+        }),
         Request::Leave => frame(out, 2, |_| {}),
         Request::Mcast(m) => frame(out, 3, |o| o.put_slice(m)),
         Request::Membership => frame(out, 4, |_| {}),
@@ -117,6 +121,12 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
                 }
             })
         }
+        Response::Event(CpgEvent::TotemConfChg { ring_id, nodes }) => frame(out, 112, |o| {
+            o.put_u32(ring_id.nodeid);
+            o.put_u64(ring_id.seq);
+            o.put_u32(nodes.len() as u32);
+            nodes.iter().for_each(|n| o.put_u32(*n));
+        }),
         Response::Flow(on) => frame(out, 120, |o| o.put_u8(u8::from(*on))),
         Response::McastRefused(e) => frame(out, 121, |o| o.put_u32(e.code())),
     }
@@ -156,6 +166,9 @@ impl Fields<'_> {
     fn u32(&mut self) -> Result<u32, WireError> {
         (self.b.remaining() >= 4).then(|| self.b.get_u32()).ok_or(WireError::Malformed(self.what))
     }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        (self.b.remaining() >= 8).then(|| self.b.get_u64()).ok_or(WireError::Malformed(self.what))
+    }
     fn member(&mut self) -> Result<Member, WireError> {
         Ok(Member { nodeid: self.u32()?, pid: self.u32()? })
     }
@@ -188,9 +201,13 @@ impl Fields<'_> {
 
 pub(crate) fn decode_request(buf: &mut BytesMut) -> Result<Option<Request>, WireError> {
     let Some((kind, mut body)) = split(buf)? else { return Ok(None) };
-    let f = Fields { b: &mut body, what: "request" };
+    let mut f = Fields { b: &mut body, what: "request" };
     let r = match kind {
-        1 => Request::Join(GroupName::new(f.b.split()).map_err(|_| WireError::Malformed("join"))?),
+        1 => {
+            let flags = f.u32()?;
+            let name = GroupName::new(f.b.split()).map_err(|_| WireError::Malformed("join"))?;
+            Request::Join(name, flags)
+        }
         2 => Request::Leave,
         3 => Request::Mcast(f.b.split().to_vec()),
         4 => Request::Membership,
@@ -254,6 +271,12 @@ pub(crate) fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, Wi
             let [left, joined] = lists;
             Response::Event(CpgEvent::ConfChg { group, members, left, joined })
         }
+        112 => {
+            let ring_id = crate::RingId { nodeid: f.u32()?, seq: f.u64()? };
+            let n = f.count(4)?;
+            let nodes = (0..n).map(|_| f.u32()).collect::<Result<_, _>>()?;
+            Response::Event(CpgEvent::TotemConfChg { ring_id, nodes })
+        }
         120 => Response::Flow(f.u8()? != 0),
         121 => Response::McastRefused(CsError::from_code(f.u32()?).unwrap_or(CsError::Library)),
         k => return Err(WireError::UnknownType(k)),
@@ -286,6 +309,10 @@ mod tests {
                 left: vec![Change { member: m, reason: Reason::ProcDown }],
                 joined: vec![Change { member: m, reason: Reason::Join }],
             }),
+            Response::Event(CpgEvent::TotemConfChg {
+                ring_id: crate::RingId { nodeid: 3, seq: u64::MAX - 1 },
+                nodes: vec![1, 2, 3],
+            }),
             Response::Flow(true),
             Response::McastRefused(CsError::TooBig),
         ];
@@ -297,7 +324,7 @@ mod tests {
             assert_eq!(decode_response(&mut buf).unwrap().as_ref(), Some(r));
         }
         let requests = [
-            Request::Join(g("grp")),
+            Request::Join(g("grp"), 1),
             Request::Leave,
             Request::Mcast(vec![0, 1, 2]),
             Request::Membership,
@@ -315,11 +342,12 @@ mod tests {
     #[test]
     fn bad_frames_are_typed_errors() {
         // (bytes, error)
-        let cases: [(&[u8], WireError); 4] = [
+        let cases: [(&[u8], WireError); 5] = [
             (&[0xff, 0xff, 0xff, 0xff, 1], WireError::TooLarge(u32::MAX as usize)),
             (&[0, 0, 0, 1, 9], WireError::UnknownType(9)),
             (&[0, 0, 0, 2, 2, 0], WireError::Malformed("request")),
-            (&[0, 0, 0, 1, 1], WireError::Malformed("join")),
+            (&[0, 0, 0, 1, 1], WireError::Malformed("request")),
+            (&[0, 0, 0, 5, 1, 0, 0, 0, 0], WireError::Malformed("join")),
         ];
         for (bytes, err) in cases {
             assert_eq!(decode_request(&mut BytesMut::from(bytes)), Err(err));

@@ -10,20 +10,24 @@
 use std::io::IoSlice;
 
 use groupmsg::{
-    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, LocalBus, Member,
-    Reason,
+    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, Iteration,
+    IterationEntry, LocalBus, Member, ModelFlags, Reason,
 };
 
 /// Makes handles on one backend.
 trait Fixture {
-    fn handle(&self) -> Cpg<Collect>;
+    fn handle(&self) -> Cpg<Collect> {
+        self.handle_with(ModelFlags::NONE)
+    }
+    /// A handle from `cpg_model_initialize` with these flags.
+    fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect>;
 }
 
 struct Local(LocalBus);
 
 impl Fixture for Local {
-    fn handle(&self) -> Cpg<Collect> {
-        Cpg::initialize(Backend::Local(self.0.clone()), Collect::default()).unwrap()
+    fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect> {
+        Cpg::model_initialize(Backend::Local(self.0.clone()), Collect::default(), flags).unwrap()
     }
 }
 
@@ -44,8 +48,8 @@ impl Daemon {
 }
 
 impl Fixture for Daemon {
-    fn handle(&self) -> Cpg<Collect> {
-        Cpg::initialize(Backend::Daemon(self.0.clone()), Collect::default()).unwrap()
+    fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect> {
+        Cpg::model_initialize(Backend::Daemon(self.0.clone()), Collect::default(), flags).unwrap()
     }
 }
 
@@ -54,8 +58,8 @@ struct Corosync(#[allow(dead_code)] peers::Corosync);
 
 #[cfg(feature = "corosync")]
 impl Fixture for Corosync {
-    fn handle(&self) -> Cpg<Collect> {
-        Cpg::initialize(Backend::Corosync, Collect::default()).unwrap()
+    fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect> {
+        Cpg::model_initialize(Backend::Corosync, Collect::default(), flags).unwrap()
     }
 }
 
@@ -80,6 +84,8 @@ each_backend!(
     errors_and_limits,
     join_leave_and_join_again,
     two_threads_send_through_one_handle_while_a_third_dispatches,
+    initial_totem_conf_after_the_first_join_only_when_asked,
+    iteration_kinds,
 );
 
 #[test]
@@ -268,4 +274,87 @@ fn join_leave_and_join_again(f: &dyn Fixture) {
     a.join(&g).unwrap();
     send(&mut a, b"again");
     until(&mut a, |ev| deliveries(ev).iter().any(|(_, m)| m == b"again"));
+}
+
+fn totems(events: &[CpgEvent]) -> Vec<(groupmsg::RingId, Vec<u32>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            CpgEvent::TotemConfChg { ring_id, nodes } => Some((*ring_id, nodes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With `CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF`, the ring (this node in it) comes once,
+/// after the join's own confchg; without it, nothing (on one stable node the ring never
+/// changes). A leave and a second join bring no second initial ring on the local backends.
+fn initial_totem_conf_after_the_first_join_only_when_asked(f: &dyn Fixture) {
+    let g = group("totem");
+    let mut a = f.handle_with(ModelFlags::DELIVER_INITIAL_TOTEM_CONF);
+    let node = a.local_get();
+    a.join(&g).unwrap();
+    until(&mut a, |ev| !totems(ev).is_empty());
+    let ev = &a.handler().events;
+    let first = ev.iter().position(|e| matches!(e, CpgEvent::TotemConfChg { .. })).unwrap();
+    assert!(
+        ev[..first].iter().any(|e| matches!(e, CpgEvent::ConfChg { joined, .. }
+            if joined.iter().any(|c| c.member == a.member()))),
+        "the ring came before the join: {ev:?}"
+    );
+    let (ring, nodes) = totems(ev).remove(0);
+    assert!(nodes.contains(&node), "{nodes:?} lacks this node {node}");
+    assert!(ring.seq > 0, "{ring:?}");
+    // A message sent after it arrives with no second ring before it.
+    send(&mut a, b"after");
+    until(&mut a, |ev| deliveries(ev).len() == 1);
+    assert_eq!(totems(&a.handler().events).len(), 1);
+
+    // Without the flag: the message, and no ring.
+    let g2 = group("no-totem");
+    let mut b = f.handle();
+    b.join(&g2).unwrap();
+    send(&mut b, b"only");
+    until(&mut b, |ev| deliveries(ev).len() == 1);
+    assert!(totems(&b.handler().events).is_empty(), "{:?}", b.handler().events);
+}
+
+/// `cpg_iteration_*` in its three kinds: names once each, one group's members, everything;
+/// an unknown group lists nothing.
+fn iteration_kinds(f: &dyn Fixture) {
+    let (g1, g2) = (group("iter-one"), group("iter-two"));
+    let mut a = f.handle();
+    let mut b = f.handle();
+    a.join(&g1).unwrap();
+    b.join(&g2).unwrap();
+    for c in [&mut a, &mut b] {
+        let me = c.member();
+        until(c, |ev| {
+            ev.iter().any(|e| {
+                matches!(e, CpgEvent::ConfChg { joined, .. }
+                if joined.iter().any(|j| j.member == me))
+            })
+        });
+    }
+    let (ma, mb) = (a.member(), b.member());
+    let names = a.iterate(Iteration::NameOnly).unwrap();
+    for g in [&g1, &g2] {
+        let n = names.iter().filter(|e| e.group == *g).count();
+        assert_eq!(n, 1, "{g:?} in {names:?}");
+    }
+    assert!(names.iter().all(|e| e.member.is_none()), "{names:?}");
+    assert_eq!(
+        a.iterate(Iteration::OneGroup(g1.clone())).unwrap(),
+        [IterationEntry { group: g1.clone(), member: Some(ma) }]
+    );
+    assert_eq!(
+        b.iterate(Iteration::OneGroup(g2.clone())).unwrap(),
+        [IterationEntry { group: g2.clone(), member: Some(mb) }]
+    );
+    assert_eq!(a.iterate(Iteration::OneGroup(group("iter-nobody"))).unwrap(), []);
+    let all = b.iterate(Iteration::All).unwrap();
+    assert!(all.contains(&IterationEntry { group: g1.clone(), member: Some(ma) }), "{all:?}");
+    assert!(all.contains(&IterationEntry { group: g2.clone(), member: Some(mb) }), "{all:?}");
+    let groups = a.groups().unwrap();
+    assert!(groups.iter().any(|(g, ms)| *g == g1 && ms == &[ma]), "{groups:?}");
 }

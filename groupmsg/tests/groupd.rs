@@ -357,7 +357,7 @@ fn the_daemon_backend_keeps_the_cpg_contract() {
         matches!(a.handler().events.last(), Some(CpgEvent::Deliver { msg, .. }) if msg == b"self")
     );
     assert_eq!(a.membership_get().unwrap(), [a.member()]);
-    assert_eq!(a.groups().len(), 1);
+    assert_eq!(a.groups().unwrap().len(), 1);
     a.leave().unwrap();
     a.join(&g).unwrap();
     let stop = a.stopper();

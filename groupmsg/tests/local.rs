@@ -304,7 +304,7 @@ fn context_and_group_iteration() {
     assert_eq!(a.context_get().and_then(|c| c.downcast_ref::<u32>()), Some(&42));
     a.join(&GroupName::new("x").unwrap()).unwrap();
     b.join(&GroupName::new("y").unwrap()).unwrap();
-    let groups = a.groups();
+    let groups = a.groups().unwrap();
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0].1, [a.member()]);
     assert_eq!(a.local_get(), 1);

@@ -6,17 +6,23 @@
 //! With `--json`, one object per line:
 //! `{"event":"deliver","group":G,"nodeid":N,"pid":P,"msg":TEXT}` and
 //! `{"event":"confchg","group":G,"members":[{"nodeid":N,"pid":P}],"left":[{"nodeid":N,"pid":P,"reason":"procdown"}],"joined":[...]}`.
+//! With `--totem`, ring changes too (and the current ring after joining):
+//! `totem ring=NODEID.SEQ nodes=1,2` (SEQ in hexadecimal, as corosync prints it), or
+//! `{"event":"totem","ring":{"nodeid":N,"seq":S},"nodes":[1,2]}`.
 
 use std::io::{BufRead, IoSlice, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use groupmsg::{Backend, Change, Cpg, Dispatch, GroupName, Guarantee, Handler, Member};
+use groupmsg::{
+    Backend, Change, Cpg, Dispatch, GroupName, Guarantee, Handler, Member, ModelFlags, RingId,
+};
 use rustix::event::{PollFd, PollFlags};
 
 struct Printer {
     json: bool,
+    totem: bool,
     me: Member,
     left: bool,
 }
@@ -116,6 +122,28 @@ impl Handler for Printer {
         };
         println!("{line}");
     }
+
+    fn totem_confchg(&mut self, ring_id: RingId, nodes: &[u32]) {
+        if self.totem {
+            println!("{}", self.totem_line(ring_id, nodes));
+        }
+    }
+}
+
+impl Printer {
+    fn totem_line(&self, ring_id: RingId, nodes: &[u32]) -> String {
+        let list: Vec<String> = nodes.iter().map(u32::to_string).collect();
+        if self.json {
+            format!(
+                "{{\"event\":\"totem\",\"ring\":{{\"nodeid\":{},\"seq\":{}}},\"nodes\":[{}]}}",
+                ring_id.nodeid,
+                ring_id.seq,
+                list.join(",")
+            )
+        } else {
+            format!("totem ring={ring_id} nodes={}", list.join(","))
+        }
+    }
 }
 
 /// Joins a closed process group, multicasts each line of standard input, prints every
@@ -135,6 +163,10 @@ struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// Also print totem ring changes, and the current ring once after joining
+    /// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF).
+    #[arg(long)]
+    totem: bool,
     /// More detail on standard error: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -154,7 +186,7 @@ fn main() -> ExitCode {
     } else {
         Backend::Daemon(args.socket.unwrap_or_else(groupmsg::default_socket_path))
     };
-    match run(backend, args.json, &args.group) {
+    match run(backend, args.json, args.totem, &args.group) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupcat: {e}");
@@ -188,12 +220,13 @@ fn corosync_backend() -> Backend {
     unreachable!("refused when parsing the arguments")
 }
 
-fn run(backend: Backend, json: bool, group: &str) -> Result<(), String> {
+fn run(backend: Backend, json: bool, totem: bool, group: &str) -> Result<(), String> {
     let name = GroupName::new(group).map_err(|e| e.to_string())?;
     let what = format!("{backend:?}");
+    let flags = if totem { ModelFlags::DELIVER_INITIAL_TOTEM_CONF } else { ModelFlags::NONE };
+    let printer = Printer { json, totem, me: Member { nodeid: 0, pid: 0 }, left: false };
     let mut cpg =
-        Cpg::initialize(backend, Printer { json, me: Member { nodeid: 0, pid: 0 }, left: false })
-            .map_err(|e| format!("{what}: {e}"))?;
+        Cpg::model_initialize(backend, printer, flags).map_err(|e| format!("{what}: {e}"))?;
     cpg.handler_mut().me = cpg.member();
     cpg.join(&name).map_err(|e| e.to_string())?;
     // A reader of our own over a copy of descriptor 0: std's stdin would buffer behind our back,
