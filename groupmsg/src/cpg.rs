@@ -241,6 +241,23 @@ impl<H: Handler> Cpg<H> {
         mcast(&mut self.conn(), guarantee, iov)
     }
 
+    /// [`mcast_joined`](Self::mcast_joined), retried while the answer is retryable
+    /// ([`CsError::is_retryable`]: flow control, a full queue, a cut fragmented message) for
+    /// up to `timeout`, pausing between attempts (100 µs doubling to 50 ms; on the local bus,
+    /// until flow control clears). Then the last error. The bounded form of Pacemaker's retry
+    /// queue.
+    ///
+    /// Events that arrive meanwhile wait for the next dispatch: this handle's callbacks do
+    /// not run here. So if this member is itself the one behind, dispatch first.
+    pub fn mcast_joined_retry(
+        &mut self,
+        guarantee: Guarantee,
+        iov: &[IoSlice<'_>],
+        timeout: std::time::Duration,
+    ) -> Result<(), CsError> {
+        mcast_retry(&self.conn, guarantee, iov, timeout)
+    }
+
     /// A `Clone + Send + Sync` sender for this handle's group: multicast from other threads
     /// while this one dispatches (libcpg allows this on one handle; cpgbench does it).
     pub fn sender(&self) -> CpgSender {
@@ -492,6 +509,32 @@ fn mcast(conn: &mut Conn, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(
     }
 }
 
+fn mcast_retry(
+    conn: &Mutex<Conn>,
+    guarantee: Guarantee,
+    iov: &[IoSlice<'_>],
+    timeout: std::time::Duration,
+) -> Result<(), CsError> {
+    crate::flow::retry(
+        timeout,
+        || mcast(&mut lock(conn), guarantee, iov),
+        |pause| {
+            // The bus wakes a waiter when flow clears; the others sleep, with the
+            // connection unlocked so that a dispatching thread may go on.
+            let local = match &*lock(conn) {
+                Conn::Local { bus, id } => Some((bus.clone(), *id)),
+                _ => None,
+            };
+            match local {
+                Some((bus, id)) => {
+                    bus.wait_flow(id, pause);
+                }
+                None => std::thread::sleep(pause),
+            }
+        },
+    )
+}
+
 fn flow_control(conn: &Conn) -> FlowControl {
     let on = match conn {
         Conn::Local { bus, id } => bus.flow_control(*id),
@@ -541,6 +584,18 @@ impl CpgSender {
     pub fn mcast_joined(&self, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
         let conn = self.conn.upgrade().ok_or(CsError::BadHandle)?;
         let result = mcast(&mut lock(&conn), guarantee, iov);
+        result
+    }
+
+    /// [`Cpg::mcast_joined_retry`], from this thread.
+    pub fn mcast_joined_retry(
+        &self,
+        guarantee: Guarantee,
+        iov: &[IoSlice<'_>],
+        timeout: std::time::Duration,
+    ) -> Result<(), CsError> {
+        let conn = self.conn.upgrade().ok_or(CsError::BadHandle)?;
+        let result = mcast_retry(&conn, guarantee, iov, timeout);
         result
     }
 

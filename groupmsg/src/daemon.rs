@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use bytes::BytesMut;
 use rustix::event::{PollFd, PollFlags};
 
-use crate::local::LocalBus;
+use crate::local::{LocalBus, Popped};
 use crate::wire::{self, Request, Response};
 use crate::CsError;
 
@@ -349,8 +349,9 @@ fn flush(bus: &LocalBus, id: u64, writer: &Mutex<UnixStream>, out: &mut BytesMut
     let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
     let mut alive = true;
     loop {
-        match bus.pop(id) {
-            Ok(Some(e)) => wire::encode_response(out, &Response::Event(e)),
+        match bus.pop_raw(id) {
+            Ok(Some(Popped::Event(e))) => wire::encode_response(out, &Response::Event(e)),
+            Ok(Some(Popped::FlowCleared)) => wire::encode_response(out, &Response::FlowCleared),
             Ok(None) => break,
             Err(_) => {
                 alive = false;

@@ -139,6 +139,7 @@ impl DaemonClient {
                     self.flow = on;
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
+                Some(Response::FlowCleared) => self.flow = false,
                 Some(Response::McastRefused(e)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.refused.get_or_insert(e);

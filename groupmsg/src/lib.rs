@@ -118,6 +118,7 @@ mod cpg;
 mod daemon;
 mod daemon_client;
 mod error;
+mod flow;
 mod local;
 mod stream;
 mod types;

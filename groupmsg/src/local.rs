@@ -95,6 +95,9 @@ struct HandleState {
     flags: ModelFlags,
     /// Whether its initial totem configuration went out (once per handle, as corosync).
     totem_sent: bool,
+    /// Whether it was told flow control is on (a refused multicast, or `groupd`'s
+    /// acknowledgement): it hears, through its signal, when flow control clears.
+    flow_waiting: bool,
 }
 
 /// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
@@ -103,24 +106,39 @@ struct HandleState {
 /// copy).
 #[derive(Debug)]
 enum Queued {
-    Deliver { group: GroupName, sender: Member, msg: bytes::Bytes },
+    Deliver {
+        group: GroupName,
+        sender: Member,
+        msg: bytes::Bytes,
+    },
     Other(CpgEvent),
+    /// Flow control cleared for a handle that was told it was on: not an event, a wake-up
+    /// (a local handle skips it; `groupd` forwards it to its client).
+    FlowCleared,
+}
+
+/// What [`LocalBus::pop_raw`] takes off an inbox.
+#[derive(Debug)]
+pub(crate) enum Popped {
+    Event(CpgEvent),
+    FlowCleared,
 }
 
 impl Queued {
     fn bytes(&self) -> usize {
         match self {
             Queued::Deliver { msg, .. } => msg.len(),
-            Queued::Other(_) => 0,
+            Queued::Other(_) | Queued::FlowCleared => 0,
         }
     }
 
-    fn into_event(self) -> CpgEvent {
+    fn into_popped(self) -> Popped {
         match self {
             Queued::Deliver { group, sender, msg } => {
-                CpgEvent::Deliver { group, sender, msg: Vec::from(msg) }
+                Popped::Event(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) })
             }
-            Queued::Other(e) => e,
+            Queued::Other(e) => Popped::Event(e),
+            Queued::FlowCleared => Popped::FlowCleared,
         }
     }
 }
@@ -255,6 +273,7 @@ impl LocalBus {
                 on_evict: None,
                 flags: ModelFlags::NONE,
                 totem_sent: false,
+                flow_waiting: false,
             },
         );
         Ok((id, member, signal))
@@ -308,6 +327,7 @@ impl LocalBus {
         bus.evict_behind(&name);
         // A member gone may have been what held flow control on.
         self.inner.1.notify_all();
+        bus.wake_flow_waiters(&name);
         Ok(())
     }
 
@@ -319,6 +339,7 @@ impl LocalBus {
             bus.remove_member(&name, id);
             bus.confchg(&name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
             bus.evict_behind(&name);
+            bus.wake_flow_waiters(&name);
         }
         // A member gone may have been what held flow control on.
         self.inner.1.notify_all();
@@ -351,6 +372,7 @@ impl LocalBus {
             // A member that has held flow control on for too long is removed: then the others
             // may go on.
             if !bus.evict_stalled(&name) || bus.flow_enabled(&name) {
+                bus.handles.get_mut(&id).expect("checked").flow_waiting = true;
                 return Err(CsError::TryAgain);
             }
             self.inner.1.notify_all();
@@ -371,12 +393,37 @@ impl LocalBus {
         Ok(())
     }
 
+    /// Whether flow control is on for `id`'s group. When it is, `id` will be woken (its
+    /// signal raised) once it clears: the caller was told, so it may wait.
     pub(crate) fn flow_control(&self, id: u64) -> bool {
-        let bus = self.lock();
-        bus.handles.get(&id).and_then(|h| h.group.clone()).is_some_and(|g| bus.flow_enabled(&g))
+        let mut bus = self.lock();
+        let on = bus
+            .handles
+            .get(&id)
+            .and_then(|h| h.group.clone())
+            .is_some_and(|g| bus.flow_enabled(&g));
+        if on {
+            if let Some(h) = bus.handles.get_mut(&id) {
+                h.flow_waiting = true;
+            }
+        }
+        on
     }
 
+    /// The next event for `id`; flow-control wake-ups are skipped (a local handle's signal
+    /// has done their work by waking it).
     pub(crate) fn pop(&self, id: u64) -> Result<Option<CpgEvent>, CsError> {
+        loop {
+            match self.pop_raw(id)? {
+                Some(Popped::Event(e)) => return Ok(Some(e)),
+                Some(Popped::FlowCleared) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next thing in `id`'s inbox, flow-control wake-ups included.
+    pub(crate) fn pop_raw(&self, id: u64) -> Result<Option<Popped>, CsError> {
         let mut bus = self.lock();
         let limit = bus.flow_limit;
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
@@ -389,7 +436,11 @@ impl LocalBus {
         if was_over && !over(h.inbox.len(), h.inbox_bytes) {
             h.over_since = None;
             self.inner.1.notify_all();
+            if let Some(g) = h.group.clone() {
+                bus.wake_flow_waiters(&g);
+            }
         }
+        let h = bus.handles.get_mut(&id).expect("checked");
         if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
             // Also drained when nothing was pending, for a wake-up a stopper left behind.
@@ -397,7 +448,7 @@ impl LocalBus {
             let _ = rustix::io::read(&*h.signal, &mut buf);
             h.signalled = false;
         }
-        Ok(event.map(Queued::into_event))
+        Ok(event.map(Queued::into_popped))
     }
 
     pub(crate) fn pending(&self, id: u64) -> Result<usize, CsError> {
@@ -507,6 +558,30 @@ impl Bus {
         // Its thread may be waiting on the signal: wake it to find the handle gone.
         let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
         self.confchg(name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
+        self.wake_flow_waiters(name);
+    }
+
+    /// When flow control is off for `name`, tells every member that was told it was on.
+    fn wake_flow_waiters(&mut self, name: &GroupName) {
+        if self.flow_enabled(name) {
+            return;
+        }
+        let waiting: Vec<u64> = self
+            .groups
+            .get(name)
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, id)| self.handles.get(id).is_some_and(|h| h.flow_waiting))
+                    .map(|&(_, id)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in waiting {
+            if let Some(h) = self.handles.get_mut(&id) {
+                h.flow_waiting = false;
+            }
+            Bus::push_to(&mut self.handles, id, Queued::FlowCleared, false, self.flow_limit);
+        }
     }
 
     fn remove_member(&mut self, name: &GroupName, id: u64) {

@@ -6,10 +6,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+use std::io::IoSlice;
+
 use evcore::{Async, Dispatch, Handle};
 use futures_core::Stream;
 
-use crate::{Collect, Cpg, CpgEvent, CsError};
+use crate::flow::Backoff;
+use crate::{Collect, Cpg, CpgEvent, CsError, FlowControl, Guarantee};
 
 /// A [`Cpg`] whose events are awaited rather than dispatched: each `next()` yields the next
 /// delivery or membership change, in the group's order, waiting on the handle's descriptor
@@ -33,6 +37,7 @@ pub struct EventStream {
     cpg: Cpg<Collect>,
     ready: Async<OwnedFd>,
     buffered: VecDeque<CpgEvent>,
+    handle: Handle,
 }
 
 impl EventStream {
@@ -40,7 +45,74 @@ impl EventStream {
     pub fn new(cpg: Cpg<Collect>, handle: &Handle) -> Result<EventStream, CsError> {
         let fd = cpg.as_fd().try_clone_to_owned().map_err(|_| CsError::Library)?;
         let ready = Async::new(fd, handle).map_err(|_| CsError::Library)?;
-        Ok(EventStream { cpg, ready, buffered: VecDeque::new() })
+        Ok(EventStream { cpg, ready, buffered: VecDeque::new(), handle: handle.clone() })
+    }
+
+    /// `cpg_mcast_joined` that waits out flow control: while the answer is retryable
+    /// ([`CsError::is_retryable`]), waits until the handle's descriptor is readable (the local
+    /// bus and `groupd` make it so when flow control clears) or a pause has passed (100 µs
+    /// doubling to 50 ms: corosync sends no such notice), then tries again. Events that
+    /// arrive meanwhile are kept for [`next`](futures_core::Stream), in order. Any other
+    /// error is returned at once. Dropping the future gives up; nothing was sent then.
+    ///
+    /// ```
+    /// use evcore::Executor;
+    /// use futures_util::StreamExt;
+    /// use groupmsg::{Backend, Collect, Cpg, CpgEvent, EventStream, GroupName, Guarantee, LocalBus};
+    /// use std::io::IoSlice;
+    ///
+    /// let ex = Executor::new()?;
+    /// let cpg = Cpg::initialize(Backend::Local(LocalBus::new()), Collect::default())?;
+    /// let mut events = EventStream::new(cpg, &ex.handle())?;
+    /// events.cpg_mut().join(&GroupName::new("g")?)?;
+    /// ex.block_on(async {
+    ///     events.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"hi")]).await?;
+    ///     let _join = events.next().await;
+    ///     let hi = events.next().await;
+    ///     assert!(matches!(hi, Some(Ok(CpgEvent::Deliver { msg, .. })) if msg == b"hi"));
+    ///     Ok::<(), groupmsg::CsError>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn mcast_joined(
+        &mut self,
+        guarantee: Guarantee,
+        iov: &[IoSlice<'_>],
+    ) -> Result<(), CsError> {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.cpg.mcast_joined(guarantee, iov) {
+                Err(e) if e.is_retryable() => {}
+                other => return other,
+            }
+            // Take in what is waiting, so that the descriptor's level says only what comes
+            // after; a wake-up that came meanwhile may have cleared flow control already.
+            self.take_pending()?;
+            if self.cpg.flow_control_state() == FlowControl::Enabled || backoff.started() {
+                let mut pause = self.handle.sleep(backoff.next());
+                let ready = &self.ready;
+                std::future::poll_fn(|cx| {
+                    if ready.poll_readable(cx).is_ready()
+                        || Pin::new(&mut pause).poll(cx).is_ready()
+                    {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
+            } else {
+                backoff.next();
+            }
+        }
+    }
+
+    /// Dispatches what is pending into the buffer.
+    fn take_pending(&mut self) -> Result<(), CsError> {
+        if self.cpg.dispatch(Dispatch::All)? > 0 {
+            self.buffered.extend(self.cpg.handler_mut().events.drain(..));
+        }
+        Ok(())
     }
 
     /// The handle, to join, leave and multicast.

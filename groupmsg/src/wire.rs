@@ -51,6 +51,9 @@ pub(crate) enum Response {
     Flow(bool),
     /// A pipelined multicast the daemon could not take (reported on the client's next call).
     McastRefused(CsError),
+    /// Flow control, which the client was told was on, is off again: a sender waiting for
+    /// it may go on.
+    FlowCleared,
 }
 
 fn frame(out: &mut BytesMut, kind: u8, payload: impl FnOnce(&mut BytesMut)) {
@@ -129,6 +132,7 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
         }),
         Response::Flow(on) => frame(out, 120, |o| o.put_u8(u8::from(*on))),
         Response::McastRefused(e) => frame(out, 121, |o| o.put_u32(e.code())),
+        Response::FlowCleared => frame(out, 122, |_| {}),
     }
 }
 
@@ -279,6 +283,7 @@ pub(crate) fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, Wi
         }
         120 => Response::Flow(f.u8()? != 0),
         121 => Response::McastRefused(CsError::from_code(f.u32()?).unwrap_or(CsError::Library)),
+        122 => Response::FlowCleared,
         k => return Err(WireError::UnknownType(k)),
     };
     f.end()?;
@@ -315,6 +320,7 @@ mod tests {
             }),
             Response::Flow(true),
             Response::McastRefused(CsError::TooBig),
+            Response::FlowCleared,
         ];
         let mut buf = BytesMut::new();
         for r in &responses {
