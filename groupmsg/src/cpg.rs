@@ -595,8 +595,7 @@ impl CpgSender {
         timeout: std::time::Duration,
     ) -> Result<(), CsError> {
         let conn = self.conn.upgrade().ok_or(CsError::BadHandle)?;
-        let result = mcast_retry(&conn, guarantee, iov, timeout);
-        result
+        mcast_retry(&conn, guarantee, iov, timeout)
     }
 
     /// [`Cpg::flow_control_state`]; a finalized handle reads `Disabled`.
