@@ -2,27 +2,42 @@
 //!
 //! Every connection becomes a handle on one [`LocalBus`], so ordering and membership rules are
 //! the local backend's, exactly. A member's identity is its process's pid (from the socket's
-//! peer credentials), so a process that dies is reported as PROCDOWN, as corosync does. Each
-//! connection has a reader thread (requests) and a writer thread (events, as the bus queues
-//! them), which share a write lock so frames never interleave. A connection that sends a
-//! frame which is not the protocol is closed, with its reason logged; the others go on.
+//! peer credentials), so a process that dies is reported as PROCDOWN, as corosync does. A
+//! connection that sends a frame which is not the protocol is closed, with its reason logged;
+//! the others go on.
+//!
+//! # One loop
+//!
+//! The daemon is one thread: an evcore executor with a task per connection, however many
+//! connections (the first version spent two threads on each). A task reads requests while
+//! its socket is readable, answers them, and moves its member's events from the bus into its
+//! output buffer only while that buffer is under [`OUT_HIGH`] bytes: the rest wait in the
+//! bus, where flow control counts them. So a member that stops reading holds flow control on
+//! by its real backlog (not one hidden in a thread's write), and is removed once it has held
+//! it for the stall limit. The bus wakes a task through its waker (no descriptor per member).
+//! A task also stops reading requests while its output is over [`OUT_HIGH`] (a client that
+//! sends without reading its answers is held back by its own socket), and while flow control
+//! is on after it multicast (the acknowledgements told it to stop; it is let go when the
+//! bus says flow cleared).
 //!
 //! Latency: the answers to what a client sent and that client's own events go out in one
-//! write, and both the daemon's reader and a client waiting in `dispatch` poll their socket
-//! for up to 50 µs before sleeping. A round trip is then two hand-offs instead of two
-//! wake-ups from sleep (measured here: about 50 µs down to under 20 µs); the price is at most
-//! 50 µs of polling after each burst of activity.
+//! write, and both the daemon's loop and a client waiting in `dispatch` poll for up to 50 µs
+//! before sleeping. A round trip is then two hand-offs instead of two wake-ups from sleep;
+//! the price is at most 50 µs of polling after each burst of activity.
 
+use std::future::{poll_fn, Future};
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use bytes::BytesMut;
-use rustix::event::{PollFd, PollFlags};
+use bytes::{Buf, BytesMut};
+use evcore::{Async, Executor, Handle};
 
-use crate::local::{LocalBus, Popped};
+use crate::local::{LocalBus, Popped, Signal};
 use crate::wire::{self, Request, Response};
 use crate::CsError;
 
@@ -110,52 +125,52 @@ impl Groupd {
         self.allowed = Arc::new(uids.into_iter().collect());
     }
 
-    /// Serves connections. Failures of one connection (a client that connects and closes at
-    /// once, a thread that cannot be started, descriptors running out) are logged and cost
-    /// that connection only; this returns only if the listening socket itself breaks.
+    /// Serves connections on one thread (this one), a task each. Failures of one connection
+    /// (a client that connects and closes at once, descriptors running out) are logged and
+    /// cost that connection only; this returns only if the listening socket itself breaks.
     pub fn run(self) -> std::io::Result<()> {
-        // One descriptor held in reserve: when `accept` fails for lack of descriptors, the
-        // reserve is closed so that the pending connection can be taken off the backlog and
-        // closed, rather than failing again at once for ever (a busy loop).
-        let mut reserve = std::fs::File::open("/dev/null").ok();
-        loop {
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    match e.raw_os_error() {
-                        Some(EMFILE | ENFILE) => {
-                            drop(reserve.take());
-                            if let Ok((refused, _)) = self.listener.accept() {
-                                drop(refused);
+        let ex = Executor::new()?;
+        let h = ex.handle();
+        // Both sides of a request-reply loop answer within microseconds: polling briefly
+        // before sleeping saves the wake-up, which costs more than the round trip.
+        h.set_spin(SPIN);
+        let listener = Async::new(self.listener, &h)?;
+        let (bus, allowed) = (self.bus, self.allowed);
+        ex.block_on(async move {
+            // One descriptor held in reserve: when `accept` fails for lack of descriptors, the
+            // reserve is closed so that the pending connection can be taken off the backlog
+            // and closed, rather than failing again at once for ever (a busy loop).
+            let mut reserve = std::fs::File::open("/dev/null").ok();
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        match e.raw_os_error() {
+                            Some(EMFILE | ENFILE) => {
+                                drop(reserve.take());
+                                if let Ok((refused, _)) = listener.get_ref().accept() {
+                                    drop(refused);
+                                }
+                                reserve = std::fs::File::open("/dev/null").ok();
+                                log::warn!("out of descriptors, refusing a connection: {e}");
                             }
-                            reserve = std::fs::File::open("/dev/null").ok();
-                            self.log(&format!("out of descriptors, refusing a connection: {e}"));
+                            // The peer gave up before we took it, a signal, a transient lack
+                            // of memory: this connection only.
+                            Some(ECONNABORTED | EINTR | EPROTO | ENOMEM | ENOBUFS | EPERM) => {}
+                            _ => return Err(e),
                         }
-                        // The peer gave up before we took it, a signal, a transient lack of
-                        // memory: this connection only.
-                        Some(ECONNABORTED | EINTR | EPROTO | ENOMEM | ENOBUFS | EPERM) => {}
-                        _ => return Err(e),
+                        continue;
                     }
-                    continue;
-                }
-            };
-            let (bus, allowed) = (self.bus.clone(), self.allowed.clone());
-            let spawned = std::thread::Builder::new().name("groupd-conn".into()).spawn(move || {
-                if let Err(reason) = serve(stream, &bus, &allowed) {
-                    log::warn!("closing a connection: {reason}");
-                }
-            });
-            // The closure, and with it the stream, is dropped: the client sees the close.
-            if let Err(e) = spawned {
-                self.log(&format!("cannot start a thread for a connection, closing it: {e}"));
+                };
+                let (bus, allowed, h2) = (bus.clone(), allowed.clone(), h.clone());
+                h.spawn_local(async move {
+                    if let Err(reason) = serve(stream, &bus, &allowed, &h2).await {
+                        log::warn!("closing a connection: {reason}");
+                    }
+                })
+                .detach();
             }
-        }
-    }
-
-    /// What an operator must hear of (a connection closed and why, descriptors running
-    /// out), through the `log` facade at warning level, target `groupmsg::daemon`.
-    fn log(&self, line: &str) {
-        log::warn!("{line}");
+        })
     }
 }
 
@@ -169,204 +184,301 @@ const EPROTO: i32 = 71;
 const ENOBUFS: i32 = 105;
 const ECONNABORTED: i32 = 103;
 
+/// The output a connection buffers before it stops taking events off the bus and stops
+/// reading requests: enough for one large message and its neighbours, small enough that a
+/// slow member's backlog shows in the bus, where flow control sees it.
+pub const OUT_HIGH: usize = 256 << 10;
+
+/// Bytes read from one connection per turn of its task, so that one busy client cannot
+/// starve the others on the loop.
+const READ_PER_TURN: usize = 1 << 20;
+
+/// How often the bus is asked, for a sender waiting on flow control, whether the member
+/// holding it on has stalled for too long (then it is removed).
+const STALL_CHECK: Duration = Duration::from_millis(200);
+
+/// How long the loop polls before it sleeps.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
+
+/// A connection's wake-up from the bus: set by the bus (under its lock), taken by the task.
+#[derive(Default)]
+struct Notify {
+    state: Mutex<(bool, Option<Waker>)>,
+}
+
+impl Notify {
+    fn raise(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 = true;
+        if let Some(w) = st.1.take() {
+            w.wake();
+        }
+    }
+
+    /// Takes a raised wake-up, or registers for the next one.
+    fn poll(&self, cx: &mut Context<'_>) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if std::mem::take(&mut st.0) {
+            return true;
+        }
+        if !st.1.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            st.1 = Some(cx.waker().clone());
+        }
+        false
+    }
+}
+
 /// A handle registered on the bus, finalized when this goes out of scope however `serve`
-/// ends: an early return (the client closed before its greeting) once leaked the handle and
-/// its eventfd.
+/// ends (an early return once leaked the handle).
 struct Registration<'a> {
     bus: &'a LocalBus,
     id: u64,
-    signal: Arc<OwnedFd>,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        // Leaving (as PROCDOWN if still in a group) and waking the event thread so it sees the
-        // handle is gone.
+        // Leaving, as PROCDOWN if still in a group.
         self.bus.finalize(self.id);
-        let _ = rustix::io::write(&*self.signal, &1u64.to_ne_bytes());
     }
 }
 
-/// One client: requests in on this thread, events out on another.
-fn serve(stream: UnixStream, bus: &LocalBus, allowed: &[u32]) -> Result<(), String> {
-    let cred = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| e.to_string())?;
+/// One client, as one task.
+async fn serve(
+    stream: Async<UnixStream>,
+    bus: &LocalBus,
+    allowed: &[u32],
+    h: &Handle,
+) -> Result<(), String> {
+    let cred =
+        rustix::net::sockopt::socket_peercred(stream.get_ref()).map_err(|e| e.to_string())?;
     let pid = cred.pid.as_raw_nonzero().get() as u32;
     let uid = cred.uid.as_raw();
+    let mut conn = Conn {
+        stream,
+        rbuf: BytesMut::new(),
+        out: BytesMut::new(),
+        chunk: vec![0u8; 64 * 1024],
+        id: 0,
+        held: false,
+        since_told: None,
+        stall_check: None,
+        notify: Arc::new(Notify::default()),
+        evicted: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
     if !allowed.contains(&uid) {
-        let writer = Mutex::new(stream);
-        let _ = send(&writer, &Response::Result(Err(CsError::Access)));
+        wire::encode_response(&mut conn.out, &Response::Result(Err(CsError::Access)));
+        // Best effort: a refused client may be gone already.
+        let _ = poll_fn(|cx| conn.poll_write(cx)).await;
         return Err(format!("refused pid {pid}: uid {uid} is not allowed"));
     }
-    let (id, member, signal) = bus.register_as(Some(pid)).map_err(|e| e.to_string())?;
-    let registration = Registration { bus, id, signal: signal.clone() };
-    // A member removed for its backlog (it stopped reading) is disconnected: shutting the
-    // socket down returns its event thread from a blocked write and its reader from read.
-    let killer = stream.try_clone().map_err(|e| e.to_string())?;
+    let notify = conn.notify.clone();
+    let (id, member) = bus.register_with(Some(pid), Signal::Call(Arc::new(move || notify.raise())));
+    let _registration = Registration { bus, id };
+    conn.id = id;
+    // A member removed for its backlog (it stopped reading) is disconnected.
+    let (evicted, notify) = (conn.evicted.clone(), conn.notify.clone());
     bus.on_evict(id, move || {
-        let _ = killer.shutdown(std::net::Shutdown::Both);
+        evicted.store(true, std::sync::atomic::Ordering::Release);
+        notify.raise();
     });
-    let writer = Arc::new(Mutex::new(stream.try_clone().map_err(|e| e.to_string())?));
-    send(&writer, &Response::Hello(member))?;
-    let events = {
-        let (bus, writer, signal) = (bus.clone(), writer.clone(), signal.clone());
-        std::thread::Builder::new()
-            .name("groupd-events".into())
-            .spawn(move || forward_events(&bus, id, &signal, &writer))
-            .map_err(|e| format!("cannot start its event thread: {e}"))?
-    };
-    let result = read_requests(stream, bus, id, &writer);
-    drop(registration);
-    let _ = events.join();
-    result
+    wire::encode_response(&mut conn.out, &Response::Hello(member));
+    poll_fn(|cx| conn.poll_turn(cx, bus, h)).await
 }
 
-fn read_requests(
-    mut stream: UnixStream,
-    bus: &LocalBus,
+struct Conn {
+    stream: Async<UnixStream>,
+    rbuf: BytesMut,
+    out: BytesMut,
+    chunk: Vec<u8>,
     id: u64,
-    writer: &Mutex<UnixStream>,
-) -> Result<(), String> {
-    let mut buf = BytesMut::new();
-    let mut out = BytesMut::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let mut answered = false;
-        let mut sent = false;
-        loop {
-            let request = match wire::decode_request(&mut buf) {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    // Answers already due still go out before the connection closes.
-                    flush(bus, id, writer, &mut out);
-                    return Err(format!("protocol error: {e}"));
-                }
-            };
-            let response = match request {
-                Request::Join(g, flags) => {
-                    Response::Result(match crate::ModelFlags::from_bits(flags) {
-                        Ok(flags) => {
-                            bus.set_flags(id, flags);
-                            bus.join(id, &g)
-                        }
-                        Err(e) => Err(e),
-                    })
-                }
-                Request::Leave => Response::Result(bus.leave(id)),
-                // Pipelined: acknowledged with the flow state, never refused for flow control.
-                Request::Mcast(m) => {
-                    sent = true;
-                    match bus.mcast_accepted(id, m) {
-                        Ok(()) => Response::Flow(bus.flow_control(id)),
-                        Err(e) => Response::McastRefused(e),
+    /// Held back for flow control: nothing is read until the bus says it cleared.
+    held: bool,
+    /// Multicasts taken since the client was told flow control is on (`None`: not told).
+    since_told: Option<usize>,
+    stall_check: Option<evcore::Sleep>,
+    notify: Arc<Notify>,
+    evicted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Conn {
+    /// Writes what is buffered: `Ready(Ok)` once all of it is written, `Pending` when the
+    /// socket is full (and its writability awaited).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), String>> {
+        while !self.out.is_empty() {
+            match self.stream.get_ref().write(&self.out) {
+                Ok(0) => return Poll::Ready(Err("the client closed".into())),
+                Ok(n) => self.out.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    match self.stream.poll_writable(cx) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                        Poll::Pending => return Poll::Pending,
                     }
                 }
-                Request::FlowQuery => Response::Result(if bus.flow_control(id) {
-                    Err(CsError::TryAgain)
-                } else {
-                    Ok(())
-                }),
-                Request::Membership => match bus.members(id) {
-                    Ok(ms) => Response::Members(ms),
-                    Err(e) => Response::Result(Err(e)),
-                },
-                Request::Groups => Response::Groups(bus.groups()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e.to_string())),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves this member's events from the bus into the output, while it is under
+    /// [`OUT_HIGH`]. Err once the handle is gone (removed for its backlog).
+    fn take_events(&mut self, bus: &LocalBus) -> Result<bool, String> {
+        let mut any = false;
+        while self.out.len() < OUT_HIGH {
+            match bus.pop_raw(self.id) {
+                Ok(Some(Popped::Event(e))) => {
+                    wire::encode_response(&mut self.out, &Response::Event(e))
+                }
+                Ok(Some(Popped::FlowCleared)) => {
+                    // Flow control is off: a held sender may go on, and hears so.
+                    self.held = false;
+                    self.since_told = None;
+                    self.stall_check = None;
+                    wire::encode_response(&mut self.out, &Response::FlowCleared);
+                }
+                Ok(None) => break,
+                Err(_) => return Err("removed from its group".into()),
+            }
+            any = true;
+        }
+        Ok(any)
+    }
+
+    /// Reads and answers requests; `Ok(true)` if any bytes came. End of stream is `Err`
+    /// with no reason (`None`): the client closed, as clients do.
+    fn read_requests(&mut self, bus: &LocalBus) -> Result<bool, Option<String>> {
+        let mut read = 0;
+        while !self.held && read < READ_PER_TURN && self.out.len() < OUT_HIGH {
+            let n = match self.stream.get_ref().read(&mut self.chunk) {
+                Ok(0) => return Err(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Some(e.to_string())),
             };
-            wire::encode_response(&mut out, &response);
-            answered = true;
+            read += n;
+            self.rbuf.extend_from_slice(&self.chunk[..n]);
+            loop {
+                let request = match wire::decode_request(&mut self.rbuf) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => return Err(Some(format!("protocol error: {e}"))),
+                };
+                if let (Request::Mcast(_), Some(n)) = (&request, &mut self.since_told) {
+                    // A client may have a window of multicasts in flight when it hears that
+                    // flow control is on; one that goes on past that ignores it, and is held
+                    // back: nothing more is read from it until flow clears, so the group's
+                    // backlog grows by at most one window per sender.
+                    *n += 1;
+                    if *n > crate::daemon_client::WINDOW {
+                        self.held = true;
+                    }
+                }
+                let response = answer(bus, self.id, request);
+                if matches!(
+                    response,
+                    Response::Flow(true) | Response::Result(Err(CsError::TryAgain))
+                ) {
+                    self.since_told.get_or_insert(0);
+                }
+                wire::encode_response(&mut self.out, &response);
+            }
         }
-        // The answers to everything read, then this member's events (its own multicasts come
-        // back here), in one write: one wake-up for the client instead of two.
-        if answered && !flush(bus, id, writer, &mut out) {
-            return Err("the client stopped reading".into());
-        }
-        // A sender that goes on multicasting under flow control (the acknowledgements told it
-        // to stop) is held back here: nothing more is read from it until flow clears, so the
-        // group's backlog grows by at most what was already in flight.
-        if sent && bus.flow_control(id) {
-            while !bus.wait_flow(id, std::time::Duration::from_millis(200)) {
-                if bus.pending(id).is_err() {
-                    return Err("removed from its group".into());
+        Ok(read > 0)
+    }
+
+    /// One turn: write, take events, read; then wait for whichever can move next.
+    fn poll_turn(
+        &mut self,
+        cx: &mut Context<'_>,
+        bus: &LocalBus,
+        h: &Handle,
+    ) -> Poll<Result<(), String>> {
+        loop {
+            if self.evicted.load(std::sync::atomic::Ordering::Acquire) {
+                return Poll::Ready(Err("removed from its group for its backlog".into()));
+            }
+            let _ = self.notify.poll(cx);
+            let mut progress = self.take_events(bus)?;
+            let buffered = self.out.len();
+            if let Poll::Ready(Err(e)) = self.poll_write(cx) {
+                return Poll::Ready(Err(e));
+            }
+            // Room made in the output is progress: more events may move now.
+            progress |= self.out.len() < buffered;
+            if self.since_told.is_some() {
+                // A sender waiting on flow control: ask the bus now and then whether the
+                // member holding it on has stalled for too long (it is removed then, and
+                // flow clears), since nobody else may be asking.
+                let check = self.stall_check.get_or_insert_with(|| h.sleep(STALL_CHECK));
+                if Pin::new(check).poll(cx).is_ready() {
+                    self.stall_check = None;
+                    if !bus.flow_after_stall_check(self.id) {
+                        self.held = false;
+                        self.since_told = None;
+                    }
+                    progress = true;
                 }
             }
-        }
-        let n = match spin_read(&stream, &mut chunk) {
-            Some(n) => n,
-            None => stream.read(&mut chunk).map_err(|e| e.to_string())?,
-        };
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// How long a reader polls its socket before it sleeps in `read`.
-pub(crate) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// Polls the socket without blocking for up to [`SPIN`]: a client in a request-reply loop
-/// sends its next request within microseconds, and catching it here saves the wake-up from
-/// sleep, which costs more than the round trip itself. `None` when nothing came (then the
-/// caller sleeps), `Some(0)` at end of stream.
-fn spin_read(stream: &UnixStream, chunk: &mut [u8]) -> Option<usize> {
-    let start = std::time::Instant::now();
-    loop {
-        match rustix::net::recv(stream, &mut *chunk, rustix::net::RecvFlags::DONTWAIT) {
-            Ok((n, _)) => return Some(n),
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
-            Err(_) => return None,
-        }
-        if start.elapsed() >= SPIN {
-            return None;
-        }
-        std::hint::spin_loop();
-    }
-}
-
-fn forward_events(bus: &LocalBus, id: u64, signal: &OwnedFd, writer: &Mutex<UnixStream>) {
-    loop {
-        if !flush_events(bus, id, writer) {
-            return;
-        }
-        let mut fds = [PollFd::new(signal, PollFlags::IN)];
-        if rustix::event::poll(&mut fds, None).is_err() {
-            return;
-        }
-    }
-}
-
-/// Writes every event waiting for this handle. Popping and writing both happen under the write
-/// lock, so the reader thread (which flushes its own member's events right after a request,
-/// saving a thread hop for self-delivery) and the event thread cannot reorder them. Returns
-/// `false` once the handle or the socket is gone.
-fn flush_events(bus: &LocalBus, id: u64, writer: &Mutex<UnixStream>) -> bool {
-    flush(bus, id, writer, &mut BytesMut::new())
-}
-
-/// Writes `out` (answers already encoded) followed by this handle's waiting events, in one
-/// write under the write lock; clears `out`.
-fn flush(bus: &LocalBus, id: u64, writer: &Mutex<UnixStream>, out: &mut BytesMut) -> bool {
-    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-    let mut alive = true;
-    loop {
-        match bus.pop_raw(id) {
-            Ok(Some(Popped::Event(e))) => wire::encode_response(out, &Response::Event(e)),
-            Ok(Some(Popped::FlowCleared)) => wire::encode_response(out, &Response::FlowCleared),
-            Ok(None) => break,
-            Err(_) => {
-                alive = false;
-                break;
+            if !self.held && self.out.len() < OUT_HIGH {
+                match self.read_requests(bus) {
+                    Ok(true) => progress = true,
+                    Ok(false) => {}
+                    Err(None) => return Poll::Ready(Ok(())),
+                    Err(Some(e)) => {
+                        // Answers already due still go out, best effort.
+                        let _ = self.poll_write(cx);
+                        return Poll::Ready(Err(e));
+                    }
+                }
             }
+            if progress {
+                continue;
+            }
+            // Nothing moved: wait for the socket (readable, unless held or full; writable is
+            // awaited by poll_write when output waits), the bus (through `notify`, polled
+            // above) or the stall check (polled above).
+            if !self.held && self.out.len() < OUT_HIGH {
+                match self.stream.poll_readable(cx) {
+                    Poll::Ready(_) => continue,
+                    Poll::Pending => {}
+                }
+            }
+            if self.notify.poll(cx) {
+                continue;
+            }
+            return Poll::Pending;
         }
     }
-    let written = out.is_empty() || w.write_all(out).is_ok();
-    out.clear();
-    alive && written
 }
 
-fn send(writer: &Mutex<UnixStream>, r: &Response) -> Result<(), String> {
-    let mut out = BytesMut::new();
-    wire::encode_response(&mut out, r);
-    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-    w.write_all(&out).map_err(|e| e.to_string())
+/// The answer to one request.
+fn answer(bus: &LocalBus, id: u64, request: Request) -> Response {
+    match request {
+        Request::Join(g, flags) => Response::Result(match crate::ModelFlags::from_bits(flags) {
+            Ok(flags) => {
+                bus.set_flags(id, flags);
+                bus.join(id, &g)
+            }
+            Err(e) => Err(e),
+        }),
+        Request::Leave => Response::Result(bus.leave(id)),
+        // Pipelined: acknowledged with the flow state, never refused for flow control.
+        Request::Mcast(m) => match bus.mcast_accepted(id, m) {
+            Ok(()) => Response::Flow(bus.flow_control(id)),
+            Err(e) => Response::McastRefused(e),
+        },
+        Request::FlowQuery => Response::Result(if bus.flow_after_stall_check(id) {
+            Err(CsError::TryAgain)
+        } else {
+            Ok(())
+        }),
+        Request::Membership => match bus.members(id) {
+            Ok(ms) => Response::Members(ms),
+            Err(e) => Response::Result(Err(e)),
+        },
+        Request::Groups => Response::Groups(bus.groups()),
+    }
 }

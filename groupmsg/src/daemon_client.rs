@@ -36,7 +36,7 @@ pub(crate) struct DaemonClient {
 }
 
 /// How many multicasts may be on their way to the daemon unacknowledged.
-const WINDOW: usize = 64;
+pub(crate) const WINDOW: usize = 64;
 
 impl DaemonClient {
     pub(crate) fn connect(path: &Path, flags: crate::ModelFlags) -> Result<DaemonClient, CsError> {

@@ -125,7 +125,7 @@ mod types;
 mod wire;
 
 pub use cpg::{Backend, Collect, Cpg, CpgSender, DispatchStopper, Handler};
-pub use daemon::{default_socket_path, Groupd, DEFAULT_MODE};
+pub use daemon::{default_socket_path, Groupd, DEFAULT_MODE, OUT_HIGH};
 pub use error::CsError;
 pub use evcore::Dispatch;
 pub use local::{

@@ -84,7 +84,7 @@ struct HandleState {
     inbox: VecDeque<Queued>,
     /// Message bytes in `inbox`.
     inbox_bytes: usize,
-    signal: Arc<OwnedFd>,
+    signal: Signal,
     signalled: bool,
     /// Since when its backlog has been over the flow-control threshold.
     over_since: Option<Instant>,
@@ -139,6 +139,41 @@ impl Queued {
             }
             Queued::Other(e) => Popped::Event(e),
             Queued::FlowCleared => Popped::FlowCleared,
+        }
+    }
+}
+
+/// How a handle hears that its inbox has something: an eventfd (a `Cpg` handle polls it), or
+/// a call (`groupd`'s connection tasks, woken on the reactor without a descriptor each).
+#[derive(Clone)]
+pub(crate) enum Signal {
+    Fd(Arc<OwnedFd>),
+    Call(Arc<dyn Fn() + Send + Sync>),
+}
+
+impl std::fmt::Debug for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signal::Fd(fd) => f.debug_tuple("Fd").field(fd).finish(),
+            Signal::Call(_) => f.write_str("Call"),
+        }
+    }
+}
+
+impl Signal {
+    fn raise(&self) {
+        match self {
+            Signal::Fd(fd) => {
+                let _ = rustix::io::write(&**fd, &1u64.to_ne_bytes());
+            }
+            Signal::Call(f) => f(),
+        }
+    }
+
+    fn clear(&self) {
+        if let Signal::Fd(fd) = self {
+            let mut buf = [0u8; 8];
+            let _ = rustix::io::read(&**fd, &mut buf);
         }
     }
 }
@@ -227,6 +262,19 @@ impl LocalBus {
         !on(&mut bus)
     }
 
+    /// Whether flow control is on for `id`'s group even after removing a member that has held
+    /// it on for longer than the stall limit (as [`flow_control`](Self::flow_control), `id`
+    /// is woken when it clears). `groupd` asks it for senders waiting on flow control.
+    pub(crate) fn flow_after_stall_check(&self, id: u64) -> bool {
+        let mut bus = self.lock();
+        let Some(g) = bus.handles.get(&id).and_then(|h| h.group.clone()) else { return false };
+        if bus.flow_enabled(&g) && bus.evict_stalled(&g) {
+            self.inner.1.notify_all();
+        }
+        drop(bus);
+        self.flow_control(id)
+    }
+
     /// Sets what to do when `id` is removed for its backlog.
     pub(crate) fn on_evict(&self, id: u64, f: impl Fn() + Send + 'static) {
         if let Some(h) = self.lock().handles.get_mut(&id) {
@@ -249,6 +297,12 @@ impl LocalBus {
             rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                 .map_err(|_| CsError::Library)?,
         );
+        let (id, member) = self.register_with(pid, Signal::Fd(signal.clone()));
+        Ok((id, member, signal))
+    }
+
+    /// A new handle told of its events by `signal`; its pid as in [`register_as`].
+    pub(crate) fn register_with(&self, pid: Option<u32>, signal: Signal) -> (u64, Member) {
         let mut bus = self.lock();
         let id = bus.next_id;
         bus.next_id += 1;
@@ -267,7 +321,7 @@ impl LocalBus {
                 group: None,
                 inbox: VecDeque::new(),
                 inbox_bytes: 0,
-                signal: signal.clone(),
+                signal,
                 signalled: false,
                 over_since: None,
                 on_evict: None,
@@ -276,7 +330,7 @@ impl LocalBus {
                 flow_waiting: false,
             },
         );
-        Ok((id, member, signal))
+        (id, member)
     }
 
     /// Sets the model flags a handle was initialized with.
@@ -444,8 +498,7 @@ impl LocalBus {
         if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
             // Also drained when nothing was pending, for a wake-up a stopper left behind.
-            let mut buf = [0u8; 8];
-            let _ = rustix::io::read(&*h.signal, &mut buf);
+            h.signal.clear();
             h.signalled = false;
         }
         Ok(event.map(Queued::into_popped))
@@ -556,7 +609,7 @@ impl Bus {
             (f.0)();
         }
         // Its thread may be waiting on the signal: wake it to find the handle gone.
-        let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
+        h.signal.raise();
         self.confchg(name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
         self.wake_flow_waiters(name);
     }
@@ -631,7 +684,7 @@ impl Bus {
             h.over_since = Some(Instant::now());
         }
         if !h.signalled && !quiet {
-            let _ = rustix::io::write(&*h.signal, &1u64.to_ne_bytes());
+            h.signal.raise();
             h.signalled = true;
         }
     }
