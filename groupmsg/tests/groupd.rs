@@ -467,3 +467,92 @@ fn a_sender_that_never_dispatches_cannot_deadlock_with_the_daemon() {
             a.handler().events.iter().filter(|e| matches!(e, CpgEvent::Deliver { .. })).count();
     }
 }
+
+/// The daemon's threads, from /proc.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+/// 1,000 member connections on one daemon, in 10 groups of 100 (CPG allows 128 members a
+/// group): every member sees every message of its group, all in one order, and the daemon's
+/// thread count does not change from its first connection to its thousandth (the first
+/// version spent two threads on each). The members are handles in this process, so they
+/// share one pid: the messages say who sent them.
+#[test]
+fn a_thousand_members_in_ten_groups_on_one_thread() {
+    const GROUPS: usize = 10;
+    const PER_GROUP: usize = 100;
+    const EACH: usize = 2;
+    // Three descriptors a handle here: the soft limit may be the usual 1,024.
+    let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current = limit.maximum;
+    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).unwrap();
+    let d = Daemon::start();
+    let pid = d._proc.0.id();
+    let mut first = d.handle();
+    let idle = threads(pid);
+    let mut members: Vec<(usize, Cpg<Collect>)> = Vec::new();
+    for g in 0..GROUPS {
+        let name = GroupName::new(format!("many-{g}")).unwrap();
+        for i in 0..PER_GROUP {
+            let mut h = if g == 0 && i == 0 {
+                std::mem::replace(&mut first, d.handle())
+            } else {
+                d.handle()
+            };
+            h.join(&name).unwrap();
+            members.push((g, h));
+        }
+    }
+    drop(first);
+    assert_eq!(members.len(), GROUPS * PER_GROUP);
+    assert_eq!(threads(pid), idle, "threads grew with the connections");
+    let deliveries = |c: &Cpg<Collect>| -> Vec<Vec<u8>> {
+        c.handler()
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                CpgEvent::Deliver { msg, .. } => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Every member sends EACH messages naming it; everyone dispatches in turn until every
+    // member has all of its group's.
+    let mut unsent: Vec<usize> = vec![EACH; members.len()];
+    let want = PER_GROUP * EACH;
+    let start = Instant::now();
+    loop {
+        let mut done = true;
+        for (k, (g, c)) in members.iter_mut().enumerate() {
+            if unsent[k] > 0 {
+                let msg = format!("{g}:{k}:{}", EACH - unsent[k]);
+                match c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())]) {
+                    Ok(()) => unsent[k] -= 1,
+                    Err(CsError::TryAgain) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            c.dispatch(Dispatch::All).unwrap();
+            done &= unsent[k] == 0 && deliveries(c).len() == want;
+        }
+        if done {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "deliveries stalled");
+    }
+    for g in 0..GROUPS {
+        let in_group: Vec<&Cpg<Collect>> =
+            members.iter().filter(|(mg, _)| *mg == g).map(|(_, c)| c).collect();
+        let order = deliveries(in_group[0]);
+        assert!(order.iter().all(|m| m.starts_with(format!("{g}:").as_bytes())), "group {g}");
+        let mut sorted = order.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), want, "group {g}: a message lost or repeated");
+        for c in &in_group[1..] {
+            assert_eq!(deliveries(c), order, "group {g}: two orders");
+        }
+    }
+    assert_eq!(threads(pid), idle, "threads grew with the traffic");
+}

@@ -6,6 +6,10 @@
 //! (default 0660), and only processes of the `--allow-uid` uids (default: the daemon's own and
 //! root) may join. A member that holds flow control on for more than `--max-stall` seconds
 //! (default 10) because it stopped reading is disconnected and reported as PROCDOWN.
+//!
+//! It runs on one thread, a task per connection, and raises its soft limit on open files to
+//! the hard limit at start (one descriptor per member; the usual soft limit of 1,024 would
+//! otherwise cap it near a thousand members).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         log.parse_filters(&spec);
     }
     log.init();
+    raise_nofile();
     let path = args.socket.unwrap_or_else(groupmsg::default_socket_path);
     let mut daemon = match groupmsg::Groupd::bind_with_mode(&path, args.mode) {
         Ok(d) => d,
@@ -84,6 +89,18 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The soft limit on open files raised to the hard one: a descriptor per member.
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::warn!("cannot raise the open-file limit: {e}");
         }
     }
 }
