@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use evcore::Dispatch;
 use rustix::event::{PollFd, PollFlags};
 
-use crate::daemon_client::DaemonClient;
+use crate::conn::Conn;
 use crate::local::LocalBus;
 use crate::{
     Change, CpgEvent, CsError, FlowControl, GroupName, Guarantee, Iteration, IterationEntry,
@@ -85,16 +85,6 @@ pub enum Backend {
     Corosync,
 }
 
-enum Conn {
-    Local {
-        bus: LocalBus,
-        id: u64,
-    },
-    Daemon(Box<DaemonClient>),
-    #[cfg(feature = "corosync")]
-    Corosync(Box<crate::corosync::CorosyncConn>),
-}
-
 /// Ends a [`Dispatch::Blocking`] from any thread (`cpg_finalize` from elsewhere, in effect).
 #[derive(Clone, Debug)]
 pub struct DispatchStopper {
@@ -145,6 +135,10 @@ pub struct Cpg<H: Handler> {
     stop: Arc<AtomicBool>,
     handler: H,
     context: Option<Box<dyn Any + Send>>,
+    /// What `reinitialize` opens again.
+    backend: Backend,
+    flags: ModelFlags,
+    group: Option<GroupName>,
 }
 
 impl<H: Handler> Cpg<H> {
@@ -161,25 +155,7 @@ impl<H: Handler> Cpg<H> {
         handler: H,
         flags: ModelFlags,
     ) -> Result<Cpg<H>, CsError> {
-        let (conn, member, signal, wake) = match backend {
-            Backend::Local(bus) => {
-                let (id, member, signal) = bus.register()?;
-                bus.set_flags(id, flags);
-                (Conn::Local { bus, id }, member, signal.clone(), signal)
-            }
-            Backend::Daemon(path) => {
-                let client = DaemonClient::connect(&path, flags)?;
-                let (member, signal, wake) =
-                    (client.member, client.epoll.clone(), client.wake.clone());
-                (Conn::Daemon(Box::new(client)), member, signal, wake)
-            }
-            #[cfg(feature = "corosync")]
-            Backend::Corosync => {
-                let c = crate::corosync::CorosyncConn::connect(flags)?;
-                let (member, signal, wake) = (c.member, c.epoll.clone(), c.wake.clone());
-                (Conn::Corosync(Box::new(c)), member, signal, wake)
-            }
-        };
+        let (conn, member, signal, wake) = Conn::open(&backend, flags)?;
         Ok(Cpg {
             conn: Arc::new(Mutex::new(conn)),
             member,
@@ -188,7 +164,37 @@ impl<H: Handler> Cpg<H> {
             stop: Arc::new(AtomicBool::new(false)),
             handler,
             context: None,
+            backend,
+            flags,
+            group: None,
         })
+    }
+
+    /// Opens a new connection to the same backend, with the same flags and handler, after
+    /// the old one was lost (a call answered [`CsError::Library`], then `BadHandle`: `groupd`
+    /// or corosync went away), or at any time (the old one is finalized first). The handle
+    /// is in no group afterwards: join again ([`group`](Self::group) says which it was in).
+    /// Its descriptor changes: poll [`fd`](Self::fd) anew. [`CpgSender`]s made before go on
+    /// working, on the new connection.
+    pub fn reinitialize(&mut self) -> Result<(), CsError> {
+        let (conn, member, signal, wake) = Conn::open(&self.backend, self.flags)?;
+        let mut old = std::mem::replace(&mut *self.conn(), conn);
+        old.finalize();
+        self.member = member;
+        self.signal = signal;
+        self.wake = wake;
+        Ok(())
+    }
+
+    /// Whether the connection was lost (see [`reinitialize`](Self::reinitialize)).
+    pub fn is_lost(&self) -> bool {
+        self.conn().is_lost()
+    }
+
+    /// The group this handle joined last and has not left (kept when the connection is lost,
+    /// so that a reconnecting caller knows what to join again).
+    pub fn group(&self) -> Option<&GroupName> {
+        self.group.as_ref()
     }
 
     fn conn(&self) -> MutexGuard<'_, Conn> {
@@ -196,12 +202,7 @@ impl<H: Handler> Cpg<H> {
     }
 
     fn pop(&mut self) -> Result<Option<CpgEvent>, CsError> {
-        match &mut *self.conn() {
-            Conn::Local { bus, id } => bus.pop(*id),
-            Conn::Daemon(c) => c.pop(),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.pop(),
-        }
+        self.conn().pop()
     }
 
     /// `cpg_fd_get`: readable while events wait to be dispatched (level), for an event loop.
@@ -211,22 +212,20 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG.
     pub fn join(&mut self, group: &GroupName) -> Result<(), CsError> {
-        match &mut *self.conn() {
-            Conn::Local { bus, id } => bus.join(*id, group),
-            Conn::Daemon(c) => c.join(group),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.join(group),
+        let result = self.conn().join(group);
+        if result.is_ok() {
+            self.group = Some(group.clone());
         }
+        result
     }
 
     /// `cpg_leave`. Joining again afterwards works (corosync 3.1.7 hangs there).
     pub fn leave(&mut self) -> Result<(), CsError> {
-        match &mut *self.conn() {
-            Conn::Local { bus, id } => bus.leave(*id),
-            Conn::Daemon(c) => c.leave(),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.leave(),
+        let result = self.conn().leave();
+        if result.is_ok() {
+            self.group = None;
         }
+        result
     }
 
     /// `cpg_mcast_joined`: sends the concatenated slices to every member, this one included,
@@ -280,18 +279,9 @@ impl<H: Handler> Cpg<H> {
             Dispatch::All => {
                 let mut n = 0;
                 loop {
-                    let pending = match &mut *self.conn() {
-                        Conn::Local { bus, id } => bus.pending(*id)?,
-                        Conn::Daemon(c) => c.pending()?,
-                        #[cfg(feature = "corosync")]
-                        Conn::Corosync(c) => c.pending()?,
-                    };
                     // The corosync backend takes events in batches: go on while a batch came
                     // full, as CS_DISPATCH_ALL goes on until libcpg has nothing.
-                    #[cfg(feature = "corosync")]
-                    let more = matches!(&*self.conn(), Conn::Corosync(c) if c.may_have_more());
-                    #[cfg(not(feature = "corosync"))]
-                    let more = false;
+                    let (pending, more) = self.conn().pending()?;
                     let mut delivered = 0;
                     while delivered < pending {
                         let Some(e) = self.pop()? else { break };
@@ -340,10 +330,7 @@ impl<H: Handler> Cpg<H> {
     /// Before sleeping, a `groupd` connection polls its socket briefly (see
     /// [`Groupd`](crate::Groupd)): true when that found an event.
     fn spin(&mut self) -> Result<bool, CsError> {
-        match &mut *self.conn() {
-            Conn::Daemon(c) => c.spin(crate::daemon::SPIN),
-            _ => Ok(false),
-        }
+        self.conn().spin()
     }
 
     /// Waits until the signal descriptor is readable (an event, or a stop).
@@ -382,12 +369,7 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_membership_get`: the members of the joined group.
     pub fn membership_get(&mut self) -> Result<Vec<Member>, CsError> {
-        match &mut *self.conn() {
-            Conn::Local { bus, id } => bus.members(*id),
-            Conn::Daemon(c) => c.members(),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.members(),
-        }
+        self.conn().members()
     }
 
     /// `cpg_local_get`: this node's id.
@@ -402,11 +384,7 @@ impl<H: Handler> Cpg<H> {
 
     /// `cpg_max_atomic_msgsize_get`: the largest message delivered whole.
     pub fn max_atomic_msgsize(&self) -> usize {
-        #[cfg(feature = "corosync")]
-        if let Conn::Corosync(c) = &*self.conn() {
-            return c.max_atomic();
-        }
-        crate::local::LOCAL_MAX_MESSAGE
+        self.conn().max_atomic()
     }
 
     /// `cpg_flow_control_state_get`.
@@ -417,12 +395,7 @@ impl<H: Handler> Cpg<H> {
     /// `cpg_iteration_initialize` / `_next` / `_finalize`: the groups on the backend, as
     /// `kind` says. Entries come sorted (by group, then member), on every backend.
     pub fn iterate(&mut self, kind: Iteration) -> Result<Vec<IterationEntry>, CsError> {
-        let mut out = match &mut *self.conn() {
-            Conn::Local { bus, .. } => crate::local::iterate(bus.groups(), &kind),
-            Conn::Daemon(c) => crate::local::iterate(c.groups()?, &kind),
-            #[cfg(feature = "corosync")]
-            Conn::Corosync(c) => c.iterate(&kind)?,
-        };
+        let mut out = self.conn().iterate(&kind)?;
         out.sort();
         out.dedup();
         Ok(out)
@@ -472,9 +445,7 @@ impl<H: Handler> Drop for Cpg<H> {
     /// `cpg_finalize`: a handle still in a group leaves it as PROCDOWN.
     fn drop(&mut self) {
         // A daemon connection closing is its finalize: groupd reports PROCDOWN if joined.
-        if let Conn::Local { bus, id } = &*self.conn() {
-            bus.finalize(*id);
-        }
+        self.conn().finalize();
     }
 }
 
@@ -491,22 +462,9 @@ fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
 }
 
 fn mcast(conn: &mut Conn, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
+    // Every guarantee is delivered as AGREED.
     let _ = guarantee;
-    // libcpg takes the slices as they are; the other backends need one buffer.
-    #[cfg(feature = "corosync")]
-    if let Conn::Corosync(c) = conn {
-        return c.mcast(iov);
-    }
-    let mut msg = Vec::with_capacity(iov.iter().map(|s| s.len()).sum());
-    for s in iov {
-        msg.extend_from_slice(s);
-    }
-    match conn {
-        Conn::Local { bus, id } => bus.mcast(*id, msg),
-        Conn::Daemon(c) => c.mcast(msg),
-        #[cfg(feature = "corosync")]
-        Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
-    }
+    conn.mcast(iov)
 }
 
 fn mcast_retry(
@@ -521,10 +479,7 @@ fn mcast_retry(
         |pause| {
             // The bus wakes a waiter when flow clears; the others sleep, with the
             // connection unlocked so that a dispatching thread may go on.
-            let local = match &*lock(conn) {
-                Conn::Local { bus, id } => Some((bus.clone(), *id)),
-                _ => None,
-            };
+            let local = lock(conn).local();
             match local {
                 Some((bus, id)) => {
                     bus.wait_flow(id, pause);
@@ -536,13 +491,7 @@ fn mcast_retry(
 }
 
 fn flow_control(conn: &Conn) -> FlowControl {
-    let on = match conn {
-        Conn::Local { bus, id } => bus.flow_control(*id),
-        Conn::Daemon(c) => c.flow_control(),
-        #[cfg(feature = "corosync")]
-        Conn::Corosync(c) => c.flow_control(),
-    };
-    if on {
+    if conn.flow_control() {
         FlowControl::Enabled
     } else {
         FlowControl::Disabled

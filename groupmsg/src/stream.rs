@@ -120,6 +120,15 @@ impl EventStream {
         &mut self.cpg
     }
 
+    /// [`Cpg::reinitialize`], watching the new connection's descriptor from then on (events
+    /// already taken in are still yielded first).
+    pub fn reinitialize(&mut self) -> Result<(), CsError> {
+        self.cpg.reinitialize()?;
+        let fd = self.cpg.as_fd().try_clone_to_owned().map_err(|_| CsError::Library)?;
+        self.ready = Async::new(fd, &self.handle).map_err(|_| CsError::Library)?;
+        Ok(())
+    }
+
     /// The handle back.
     pub fn into_inner(self) -> Cpg<Collect> {
         self.cpg

@@ -189,3 +189,67 @@ fn any_number_of_slices_arrives_whole() {
         assert!(msg == parts.concat(), "{} slices: {} bytes back", parts.len(), msg.len());
     }
 }
+
+/// A 4 MB multicast (fragmented by libcpg above its atomic size) arrives whole, and in
+/// order between smaller ones.
+#[test]
+fn a_four_megabyte_message_arrives_whole() {
+    let _daemon = peers::Corosync::start().unwrap();
+    let g = GroupName::new("evstack-big").unwrap();
+    let mut a = handle();
+    a.join(&g).unwrap();
+    collect(&mut a, 1);
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(big.len() > a.max_atomic_msgsize());
+    for m in [&b"before"[..], &big, b"after"] {
+        a.mcast_joined_retry(
+            Guarantee::Agreed,
+            &[IoSlice::new(m)],
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+    }
+    let got: Vec<Vec<u8>> = collect(&mut a, 3)
+        .into_iter()
+        .filter_map(|e| match e {
+            CpgEvent::Deliver { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], b"before");
+    assert!(got[1] == big, "the 4 MB message came back changed ({} bytes)", got[1].len());
+    assert_eq!(got[2], b"after");
+}
+
+/// When corosync stops, a handle reports it once as `Library`, then `BadHandle`; after
+/// corosync is back, `reinitialize` and a join work again.
+#[test]
+fn a_restarted_corosync_is_reported_once_and_rejoined() {
+    let daemon = peers::Corosync::start().unwrap();
+    let g = GroupName::new("evstack-restart").unwrap();
+    let mut a = handle();
+    a.join(&g).unwrap();
+    collect(&mut a, 1);
+    drop(daemon);
+    let first = loop {
+        match a.dispatch(Dispatch::One) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(first, CsError::Library);
+    assert!(a.is_lost());
+    assert_eq!(a.dispatch(Dispatch::All), Err(CsError::BadHandle));
+    let _daemon = peers::Corosync::start().unwrap();
+    a.reinitialize().unwrap();
+    a.join(&g).unwrap();
+    a.mcast_joined_retry(
+        Guarantee::Agreed,
+        &[IoSlice::new(b"back")],
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let ev = collect(&mut a, 2);
+    assert!(matches!(&ev[1], CpgEvent::Deliver { msg, .. } if msg == b"back"), "{ev:?}");
+}

@@ -49,6 +49,11 @@ impl Daemon {
         let socket =
             std::env::temp_dir().join(format!("groupd-test-{}-{n}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
+        Daemon::start_at(socket, nofile, args)
+    }
+
+    /// A groupd on `socket` (a stale socket there, of one that died, is replaced).
+    fn start_at(socket: PathBuf, nofile: Option<u32>, args: &[&str]) -> Daemon {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
@@ -80,9 +85,14 @@ struct Cat {
 
 impl Cat {
     fn start(d: &Daemon, group: &str) -> Cat {
+        Cat::start_args(d, group, &[])
+    }
+
+    fn start_args(d: &Daemon, group: &str, args: &[&str]) -> Cat {
         let mut child = Command::new(GROUPCAT)
             .arg("--socket")
             .arg(&d.socket)
+            .args(args)
             .args(["--json", group])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -555,4 +565,48 @@ fn a_thousand_members_in_ten_groups_on_one_thread() {
         }
     }
     assert_eq!(threads(pid), idle, "threads grew with the traffic");
+}
+
+/// After groupd restarts, a handle reports the loss once as `Library`, then `BadHandle`
+/// (never a hang), and works again after `reinitialize` and a join; a sender made before
+/// sends on the new connection. `groupcat --reconnect` rejoins by itself.
+#[test]
+fn a_restarted_daemon_is_reported_once_and_rejoined() {
+    let d = Daemon::start();
+    let socket = d.socket.clone();
+    let g = GroupName::new("restart").unwrap();
+    let mut h = d.handle();
+    h.join(&g).unwrap();
+    let sender = h.sender();
+    let cat = Cat::start_args(&d, "restart", &["--reconnect"]);
+    cat.until(&format!("\"pid\":{}", cat.pid()));
+    drop(d);
+    let first = loop {
+        match h.dispatch(Dispatch::All) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(first, CsError::Library);
+    assert!(h.is_lost());
+    assert_eq!(h.dispatch(Dispatch::All), Err(CsError::BadHandle));
+    assert_eq!(h.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"x")]), Err(CsError::BadHandle));
+    assert_eq!(h.group(), Some(&g));
+    // A new daemon on the same path.
+    let _d2 = Daemon::start_at(socket, None, &[]);
+    h.reinitialize().unwrap();
+    assert!(!h.is_lost());
+    h.join(&g).unwrap();
+    // groupcat comes back by itself: its join is seen by the new member.
+    let pid = cat.pid();
+    let rejoined = |h: &Cpg<Collect>| {
+        h.handler().events.iter().any(|e| {
+            matches!(e, CpgEvent::ConfChg { members, .. } if members.iter().any(|m| m.pid == pid))
+        })
+    };
+    while !rejoined(&h) {
+        h.dispatch(Dispatch::One).unwrap();
+    }
+    sender.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"after restart")]).unwrap();
+    cat.until("after restart");
 }

@@ -163,6 +163,10 @@ struct Args {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// When the daemon (groupd or corosync) goes away, connect again and rejoin the group by
+    /// itself (retrying every 100 ms to 2 s) instead of exiting.
+    #[arg(long)]
+    reconnect: bool,
     /// Also print totem ring changes, and the current ring once after joining
     /// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF).
     #[arg(long)]
@@ -186,7 +190,7 @@ fn main() -> ExitCode {
     } else {
         Backend::Daemon(args.socket.unwrap_or_else(groupmsg::default_socket_path))
     };
-    match run(backend, args.json, args.totem, &args.group) {
+    match run(backend, args.json, args.totem, args.reconnect, &args.group) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupcat: {e}");
@@ -220,7 +224,13 @@ fn corosync_backend() -> Backend {
     unreachable!("refused when parsing the arguments")
 }
 
-fn run(backend: Backend, json: bool, totem: bool, group: &str) -> Result<(), String> {
+fn run(
+    backend: Backend,
+    json: bool,
+    totem: bool,
+    reconnect: bool,
+    group: &str,
+) -> Result<(), String> {
     let name = GroupName::new(group).map_err(|e| e.to_string())?;
     let what = format!("{backend:?}");
     let flags = if totem { ModelFlags::DELIVER_INITIAL_TOTEM_CONF } else { ModelFlags::NONE };
@@ -235,7 +245,13 @@ fn run(backend: Backend, json: bool, totem: bool, group: &str) -> Result<(), Str
     let mut lines = std::io::BufReader::new(std::fs::File::from(input));
     let mut input_open = true;
     loop {
-        cpg.dispatch(Dispatch::All).map_err(|e| e.to_string())?;
+        if let Err(e) = cpg.dispatch(Dispatch::All) {
+            if !(reconnect && cpg.is_lost()) {
+                return Err(e.to_string());
+            }
+            rejoin(&mut cpg, &name, input_open);
+            continue;
+        }
         let _ = std::io::stdout().flush();
         if cpg.handler().left {
             return Ok(());
@@ -261,11 +277,24 @@ fn run(backend: Backend, json: bool, totem: bool, group: &str) -> Result<(), Str
                     }
                     Ok(_) => {
                         let msg = line.trim_end_matches('\n');
-                        // Flow control: let the group catch up, then send.
-                        while let Err(groupmsg::CsError::TryAgain) =
-                            cpg.mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())])
-                        {
-                            cpg.dispatch(Dispatch::One).map_err(|e| e.to_string())?;
+                        // Flow control: let the group catch up, then send. A line sent into
+                        // a lost connection is sent again once reconnected.
+                        loop {
+                            match cpg
+                                .mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())])
+                            {
+                                Ok(()) => break,
+                                Err(groupmsg::CsError::TryAgain) => {
+                                    if cpg.dispatch(Dispatch::One).is_err() && !cpg.is_lost() {
+                                        return Err("dispatch failed".into());
+                                    }
+                                }
+                                Err(e) if reconnect && cpg.is_lost() => {
+                                    log::warn!("{e}: reconnecting");
+                                    rejoin(&mut cpg, &name, true);
+                                }
+                                Err(e) => return Err(e.to_string()),
+                            }
                         }
                     }
                     Err(e) => return Err(e.to_string()),
@@ -275,5 +304,23 @@ fn run(backend: Backend, json: bool, totem: bool, group: &str) -> Result<(), Str
                 }
             }
         }
+    }
+}
+
+/// Connects again until it works (pausing 100 ms, doubling to 2 s) and, while input is
+/// open, joins the group again.
+fn rejoin(cpg: &mut Cpg<Printer>, name: &GroupName, join: bool) {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match cpg.reinitialize().and_then(|()| if join { cpg.join(name) } else { Ok(()) }) {
+            Ok(()) => {
+                cpg.handler_mut().me = cpg.member();
+                log::warn!("reconnected");
+                return;
+            }
+            Err(e) => log::debug!("reconnect: {e}"),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(2));
     }
 }
