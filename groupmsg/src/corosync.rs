@@ -386,7 +386,12 @@ impl CorosyncConn {
     fn reopen(&mut self) -> Result<(), CsError> {
         // Collect what the old handle still has (its own leave, typically) before closing it.
         self.fill()?;
-        let (guard, fd) = open(&self.inbox, self.flags)?;
+        // The initial ring came after the first join: a rejoin's fresh libcpg handle must not
+        // deliver it again (the other backends give it once per handle too).
+        let flags = crate::ModelFlags::from_bits(
+            self.flags.bits() & !crate::ModelFlags::DELIVER_INITIAL_TOTEM_CONF.bits(),
+        )?;
+        let (guard, fd) = open(&self.inbox, flags)?;
         let _ = epoll::delete(&*self.epoll, &self.cpg_fd);
         if epoll::add(&*self.epoll, &fd, EventData::new_u64(0), EventFlags::IN).is_err() {
             // Keep the old handle whole: watched again, and the new one finalized (the guard).

@@ -15,10 +15,12 @@
 //! bus, where flow control counts them. So a member that stops reading holds flow control on
 //! by its real backlog (not one hidden in a thread's write), and is removed once it has held
 //! it for the stall limit. The bus wakes a task through its waker (no descriptor per member).
-//! A task also stops reading requests while its output is over [`OUT_HIGH`] (a client that
-//! sends without reading its answers is held back by its own socket), and while flow control
-//! is on after it multicast (the acknowledgements told it to stop; it is let go when the
-//! bus says flow cleared).
+//! A task also stops taking requests while its output is over [`OUT_HIGH`] (a client that
+//! sends without reading its answers is held back by its own socket), and once a sender has
+//! sent more than one window of multicasts after being told flow control is on (it ignores
+//! flow control; it is let go when the bus says flow cleared). A task yields to the others
+//! after a few rounds of work, and the accepting task after each batch of accepts, so no
+//! client can keep the one thread to itself.
 //!
 //! Latency: the answers to what a client sent and that client's own events go out in one
 //! write, and both the daemon's loop and a client waiting in `dispatch` poll for up to 50 µs
@@ -141,6 +143,7 @@ impl Groupd {
             // reserve is closed so that the pending connection can be taken off the backlog
             // and closed, rather than failing again at once for ever (a busy loop).
             let mut reserve = std::fs::File::open("/dev/null").ok();
+            let mut accepted = 0usize;
             loop {
                 let stream = match listener.accept().await {
                     Ok((stream, _)) => stream,
@@ -162,6 +165,12 @@ impl Groupd {
                         continue;
                     }
                 };
+                accepted += 1;
+                if accepted % ACCEPT_BUDGET == 0 {
+                    // A flood of connections must not keep the loop from serving the ones it
+                    // has: let the other tasks run between batches of accepts.
+                    yield_now().await;
+                }
                 let (bus, allowed, h2) = (bus.clone(), allowed.clone(), h.clone());
                 h.spawn_local(async move {
                     if let Err(reason) = serve(stream, &bus, &allowed, &h2).await {
@@ -189,13 +198,34 @@ const ECONNABORTED: i32 = 103;
 /// slow member's backlog shows in the bus, where flow control sees it.
 pub const OUT_HIGH: usize = 256 << 10;
 
-/// Bytes read from one connection per turn of its task, so that one busy client cannot
-/// starve the others on the loop.
-const READ_PER_TURN: usize = 1 << 20;
+/// Bytes read from one connection per round of its task.
+const READ_PER_TURN: usize = 256 << 10;
+
+/// Rounds (write, take events, read) a connection's task does per poll before it yields to
+/// the others on the loop.
+const TURN_BUDGET: usize = 16;
 
 /// How often the bus is asked, for a sender waiting on flow control, whether the member
 /// holding it on has stalled for too long (then it is removed).
 const STALL_CHECK: Duration = Duration::from_millis(200);
+
+/// Connections accepted in a row before the accepting task yields.
+const ACCEPT_BUDGET: usize = 32;
+
+/// Gives the other tasks on the loop a turn.
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
 
 /// How long the loop polls before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);
@@ -281,7 +311,7 @@ async fn serve(
         evicted.store(true, std::sync::atomic::Ordering::Release);
         notify.raise();
     });
-    wire::encode_response(&mut conn.out, &Response::Hello(member));
+    wire::encode_response(&mut conn.out, &Response::Hello(member, wire::PROTOCOL));
     poll_fn(|cx| conn.poll_turn(cx, bus, h)).await
 }
 
@@ -332,11 +362,14 @@ impl Conn {
                     wire::encode_response(&mut self.out, &Response::Event(e))
                 }
                 Ok(Some(Popped::FlowCleared)) => {
-                    // Flow control is off: a held sender may go on, and hears so.
-                    self.held = false;
-                    self.since_told = None;
-                    self.stall_check = None;
-                    wire::encode_response(&mut self.out, &Response::FlowCleared);
+                    // Flow control cleared; if it is on again already, the notice is stale
+                    // (asking re-arms the next one) and the hold-back count stands.
+                    if !bus.flow_control(self.id) {
+                        self.held = false;
+                        self.since_told = None;
+                        self.stall_check = None;
+                        wire::encode_response(&mut self.out, &Response::FlowCleared);
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => return Err("removed from its group".into()),
@@ -346,30 +379,26 @@ impl Conn {
         Ok(any)
     }
 
-    /// Reads and answers requests; `Ok(true)` if any bytes came. End of stream is `Err`
-    /// with no reason (`None`): the client closed, as clients do.
+    /// Answers the requests buffered and reads more, while the connection is neither held
+    /// back nor over [`OUT_HIGH`] of output (so one read of many small requests with large
+    /// answers cannot make the output grow past that by more than one answer); what is left
+    /// stays buffered for the next turn. `Ok(true)` if anything was answered or read. End of
+    /// stream is `Err` with no reason (`None`): the client closed, as clients do.
     fn read_requests(&mut self, bus: &LocalBus) -> Result<bool, Option<String>> {
         let mut read = 0;
-        while !self.held && read < READ_PER_TURN && self.out.len() < OUT_HIGH {
-            let n = match self.stream.get_ref().read(&mut self.chunk) {
-                Ok(0) => return Err(None),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Some(e.to_string())),
-            };
-            read += n;
-            self.rbuf.extend_from_slice(&self.chunk[..n]);
-            loop {
+        let mut progress = false;
+        loop {
+            while !self.held && self.out.len() < OUT_HIGH {
                 let request = match wire::decode_request(&mut self.rbuf) {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(e) => return Err(Some(format!("protocol error: {e}"))),
                 };
+                progress = true;
                 if let (Request::Mcast(_), Some(n)) = (&request, &mut self.since_told) {
                     // A client may have a window of multicasts in flight when it hears that
                     // flow control is on; one that goes on past that ignores it, and is held
-                    // back: nothing more is read from it until flow clears, so the group's
+                    // back: nothing more is taken from it until flow clears, so the group's
                     // backlog grows by at most one window per sender.
                     *n += 1;
                     if *n > crate::daemon_client::WINDOW {
@@ -385,8 +414,20 @@ impl Conn {
                 }
                 wire::encode_response(&mut self.out, &response);
             }
+            if self.held || self.out.len() >= OUT_HIGH || read >= READ_PER_TURN {
+                return Ok(progress);
+            }
+            let n = match self.stream.get_ref().read(&mut self.chunk) {
+                Ok(0) => return Err(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(progress),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Some(e.to_string())),
+            };
+            read += n;
+            progress = true;
+            self.rbuf.extend_from_slice(&self.chunk[..n]);
         }
-        Ok(read > 0)
     }
 
     /// One turn: write, take events, read; then wait for whichever can move next.
@@ -396,7 +437,15 @@ impl Conn {
         bus: &LocalBus,
         h: &Handle,
     ) -> Poll<Result<(), String>> {
+        // Rounds of work per poll: then the task yields, so that one client that keeps its
+        // socket busy cannot keep the loop's one thread from the others.
+        let mut budget = TURN_BUDGET;
         loop {
+            budget -= 1;
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if self.evicted.load(std::sync::atomic::Ordering::Acquire) {
                 return Poll::Ready(Err("removed from its group for its backlog".into()));
             }

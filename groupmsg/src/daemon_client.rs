@@ -50,7 +50,9 @@ impl DaemonClient {
         let member = loop {
             if let Some(r) = wire::decode_response(&mut rbuf).map_err(|_| CsError::Library)? {
                 match r {
-                    Response::Hello(m) => break m,
+                    Response::Hello(m, wire::PROTOCOL) => break m,
+                    // A daemon of another version: its frames would be misread.
+                    Response::Hello(..) => return Err(CsError::Version),
                     // The daemon refused this process (its uid is not allowed).
                     Response::Result(Err(e)) => return Err(e),
                     _ => return Err(CsError::Library),

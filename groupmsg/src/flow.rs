@@ -7,8 +7,10 @@
 //!   when its group's backlog falls back under the threshold, or the member holding it on
 //!   leaves or is removed, the bus raises that sender's signal descriptor. The blocking helper
 //!   waits on the bus's condition variable instead.
-//! - **groupd**: the same mark in the daemon's bus; the wake-up becomes a frame to the client,
-//!   which makes its descriptor readable and clears the client's flow state.
+//! - **groupd**: the same mark in the daemon's bus; the wake-up becomes a frame to the client
+//!   (its socket, and so its descriptor, becomes readable), and reading it clears the
+//!   client's flow state. A daemon-side check drops the notice when flow control is on again
+//!   by the time it would be sent.
 //! - **corosync**: libcpg has no such notice (its state changes only as it dispatches, and a
 //!   full IPC queue answers `TryAgain` with the state off), so senders retry after growing
 //!   pauses, as Pacemaker does; the async API also retries whenever the descriptor is

@@ -89,7 +89,7 @@ struct HandleState {
     /// Since when its backlog has been over the flow-control threshold.
     over_since: Option<Instant>,
     /// Called (under the bus lock) when the handle is removed for its backlog: `groupd`
-    /// shuts the member's socket down, so that threads blocked on it return.
+    /// ends the member's connection task.
     on_evict: Option<EvictHook>,
     /// The model flags it was initialized with.
     flags: ModelFlags,
@@ -98,6 +98,9 @@ struct HandleState {
     /// Whether it was told flow control is on (a refused multicast, or `groupd`'s
     /// acknowledgement): it hears, through its signal, when flow control clears.
     flow_waiting: bool,
+    /// Flow control cleared since it was told: reported by the next pop, ahead of events
+    /// (a notice, not an event in the group's order; not counted as backlog).
+    flow_cleared: bool,
 }
 
 /// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
@@ -106,15 +109,8 @@ struct HandleState {
 /// copy).
 #[derive(Debug)]
 enum Queued {
-    Deliver {
-        group: GroupName,
-        sender: Member,
-        msg: bytes::Bytes,
-    },
+    Deliver { group: GroupName, sender: Member, msg: bytes::Bytes },
     Other(CpgEvent),
-    /// Flow control cleared for a handle that was told it was on: not an event, a wake-up
-    /// (a local handle skips it; `groupd` forwards it to its client).
-    FlowCleared,
 }
 
 /// What [`LocalBus::pop_raw`] takes off an inbox.
@@ -128,7 +124,7 @@ impl Queued {
     fn bytes(&self) -> usize {
         match self {
             Queued::Deliver { msg, .. } => msg.len(),
-            Queued::Other(_) | Queued::FlowCleared => 0,
+            Queued::Other(_) => 0,
         }
     }
 
@@ -138,7 +134,6 @@ impl Queued {
                 Popped::Event(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) })
             }
             Queued::Other(e) => Popped::Event(e),
-            Queued::FlowCleared => Popped::FlowCleared,
         }
     }
 }
@@ -241,7 +236,7 @@ impl LocalBus {
     }
 
     /// Waits while flow control is on for `id`'s group, at most `limit`; true when it is
-    /// off (or `id` is gone). `groupd` holds back a sender that ignores flow control with it.
+    /// off (or `id` is gone). The blocking retry helper waits with it.
     pub(crate) fn wait_flow(&self, id: u64, limit: Duration) -> bool {
         let bus = self.lock();
         let on = |b: &mut Bus| {
@@ -328,6 +323,7 @@ impl LocalBus {
                 flags: ModelFlags::NONE,
                 totem_sent: false,
                 flow_waiting: false,
+                flow_cleared: false,
             },
         );
         (id, member)
@@ -409,7 +405,7 @@ impl LocalBus {
     ///
     /// The sender's own copy is queued without raising its signal: `groupd` writes the
     /// sender's events itself right after the request, and a raised signal would only wake
-    /// its event thread to find nothing.
+    /// its task again to find nothing.
     pub(crate) fn mcast_accepted(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
         self.mcast_with(id, msg, false)
     }
@@ -481,6 +477,13 @@ impl LocalBus {
         let mut bus = self.lock();
         let limit = bus.flow_limit;
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
+        if std::mem::take(&mut h.flow_cleared) {
+            if h.inbox.is_empty() {
+                h.signal.clear();
+                h.signalled = false;
+            }
+            return Ok(Some(Popped::FlowCleared));
+        }
         let over = |len: usize, bytes: usize| len >= limit || bytes >= FLOW_BYTES;
         let was_over = over(h.inbox.len(), h.inbox_bytes);
         let event = h.inbox.pop_front();
@@ -504,8 +507,16 @@ impl LocalBus {
         Ok(event.map(Queued::into_popped))
     }
 
+    /// Events waiting for a local handle. A flow-control notice has done its work by waking
+    /// the handle, so it is dropped here (with the signal, when nothing else waits).
     pub(crate) fn pending(&self, id: u64) -> Result<usize, CsError> {
-        self.lock().handles.get(&id).map(|h| h.inbox.len()).ok_or(CsError::BadHandle)
+        let mut bus = self.lock();
+        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
+        if std::mem::take(&mut h.flow_cleared) && h.inbox.is_empty() {
+            h.signal.clear();
+            h.signalled = false;
+        }
+        Ok(h.inbox.len())
     }
 
     pub(crate) fn members(&self, id: u64) -> Result<Vec<Member>, CsError> {
@@ -608,7 +619,7 @@ impl Bus {
         if let Some(f) = &h.on_evict {
             (f.0)();
         }
-        // Its thread may be waiting on the signal: wake it to find the handle gone.
+        // Its dispatcher may be waiting on the signal: wake it to find the handle gone.
         h.signal.raise();
         self.confchg(name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
         self.wake_flow_waiters(name);
@@ -632,8 +643,12 @@ impl Bus {
         for id in waiting {
             if let Some(h) = self.handles.get_mut(&id) {
                 h.flow_waiting = false;
+                h.flow_cleared = true;
+                if !h.signalled {
+                    h.signal.raise();
+                    h.signalled = true;
+                }
             }
-            Bus::push_to(&mut self.handles, id, Queued::FlowCleared, false, self.flow_limit);
         }
     }
 

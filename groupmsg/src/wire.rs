@@ -39,10 +39,17 @@ pub(crate) enum Request {
     FlowQuery,
 }
 
+/// The protocol's version, in the daemon's greeting. 2: joins carry model flags, the totem
+/// and flow-cleared frames exist. A client and daemon of different versions part at once with
+/// a typed error (`CS_ERR_VERSION` at the client; an old client reads the greeting as
+/// malformed), never with one side misreading the other's frames.
+pub(crate) const PROTOCOL: u32 = 2;
+
 /// Daemon to client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Response {
-    Hello(Member),
+    /// Who the client is, and the protocol version (1 when the greeting has none).
+    Hello(Member, u32),
     Result(Result<(), CsError>),
     Members(Vec<Member>),
     Groups(Vec<(GroupName, Vec<Member>)>),
@@ -91,7 +98,10 @@ pub(crate) fn encode_request(out: &mut BytesMut, r: &Request) {
 
 pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
     match r {
-        Response::Hello(m) => frame(out, 100, |o| put_member(o, m)),
+        Response::Hello(m, version) => frame(out, 100, |o| {
+            put_member(o, m);
+            o.put_u32(*version)
+        }),
         Response::Result(res) => frame(out, 101, |o| o.put_u32(res.err().map_or(1, CsError::code))),
         Response::Members(ms) => frame(out, 102, |o| {
             o.put_u32(ms.len() as u32);
@@ -146,7 +156,9 @@ fn split(buf: &mut BytesMut) -> Result<Option<(u8, BytesMut)>, WireError> {
         return Err(WireError::TooLarge(len));
     }
     if buf.len() < 4 + len {
-        buf.reserve(4 + len - buf.len());
+        // Room for what is promised, but never more than a read's worth ahead of what came:
+        // a header alone must not make a peer's connection reserve a whole large frame.
+        buf.reserve((4 + len - buf.len()).min(64 << 10));
         return Ok(None);
     }
     buf.advance(4);
@@ -227,7 +239,11 @@ pub(crate) fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, Wi
     let Some((kind, mut body)) = split(buf)? else { return Ok(None) };
     let mut f = Fields { b: &mut body, what: "response" };
     let r = match kind {
-        100 => Response::Hello(f.member()?),
+        100 => {
+            let m = f.member()?;
+            let version = if f.b.is_empty() { 1 } else { f.u32()? };
+            Response::Hello(m, version)
+        }
         101 => Response::Result(match f.u32()? {
             1 => Ok(()),
             code => Err(CsError::from_code(code).unwrap_or(CsError::Library)),
@@ -302,7 +318,7 @@ mod tests {
     fn every_frame_round_trips() {
         let m = Member { nodeid: 1, pid: 42 };
         let responses = [
-            Response::Hello(m),
+            Response::Hello(m, PROTOCOL),
             Response::Result(Ok(())),
             Response::Result(Err(CsError::TryAgain)),
             Response::Members(vec![m, Member { nodeid: 2, pid: 7 }]),
@@ -361,6 +377,19 @@ mod tests {
         // A member count far beyond the payload allocates nothing and fails.
         let mut huge = BytesMut::from(&[0u8, 0, 0, 5, 102, 0xff, 0xff, 0xff, 0xff][..]);
         assert_eq!(decode_response(&mut huge), Err(WireError::Malformed("response")));
+    }
+
+    #[test]
+    fn a_greeting_without_a_version_is_version_one_and_a_header_reserves_little() {
+        let mut old = BytesMut::from(&[0u8, 0, 0, 9, 100, 0, 0, 0, 1, 0, 0, 0, 42][..]);
+        assert_eq!(
+            decode_response(&mut old),
+            Ok(Some(Response::Hello(Member { nodeid: 1, pid: 42 }, 1)))
+        );
+        let mut header = BytesMut::from(&((MAX_FRAME as u32).to_be_bytes())[..]);
+        header.extend_from_slice(&[3]);
+        assert_eq!(decode_request(&mut header), Ok(None));
+        assert!(header.capacity() < 1 << 20, "reserved {}", header.capacity());
     }
 
     #[test]
