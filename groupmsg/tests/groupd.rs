@@ -610,3 +610,71 @@ fn a_restarted_daemon_is_reported_once_and_rejoined() {
     sender.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"after restart")]).unwrap();
     cat.until("after restart");
 }
+
+/// A client that sends requests as fast as it can and reads its answers as fast as it can
+/// (a busy socket the daemon never finds empty) does not keep the daemon's one thread: two
+/// other members' messages still go round. Before the task budget the flooder's task never
+/// yielded and this hung.
+#[test]
+fn a_flooding_client_does_not_starve_the_others() {
+    let d = Daemon::start();
+    let mut raw = UnixStream::connect(&d.socket).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    raw.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = raw.try_clone().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if matches!(reader.read(&mut buf), Ok(0) | Err(_)) {
+                    return;
+                }
+            }
+        })
+    };
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // Membership queries (type 4, no payload): tiny requests, each answered.
+            let batch = [0u8, 0, 0, 1, 4].repeat(4096);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if raw.write_all(&batch).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    // The members run on a thread of their own, so that a starved daemon (their calls then
+    // block) shows as a timeout here rather than as a hang.
+    let (done, finished) = channel();
+    let socket = d.socket.clone();
+    std::thread::spawn(move || {
+        let g = GroupName::new("unstarved").unwrap();
+        let handle = || Cpg::initialize(Backend::Daemon(socket.clone()), Collect::default());
+        let (mut a, mut b) = (handle().unwrap(), handle().unwrap());
+        a.join(&g).unwrap();
+        b.join(&g).unwrap();
+        let count = |c: &Cpg<Collect>| {
+            c.handler().events.iter().filter(|e| matches!(e, CpgEvent::Deliver { .. })).count()
+        };
+        let mut sent = 0;
+        while count(&b) < 200 {
+            if sent < 200 {
+                match a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"through")]) {
+                    Ok(()) => sent += 1,
+                    Err(CsError::TryAgain) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            a.dispatch(Dispatch::All).unwrap();
+            b.dispatch(Dispatch::All).unwrap();
+        }
+        let _ = done.send(());
+    });
+    finished.recv_timeout(Duration::from_secs(60)).expect("the flooder starved the others");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(d);
+    let _ = (flood.join(), drain.join());
+}

@@ -1,8 +1,10 @@
 //! Two corosync nodes on one machine, for the groupmsg interop check: one network namespace
 //! per node joined by a veth pair, each daemon with its own `/run` and `/var/lib/corosync`
 //! (a mount namespace), and a `groupcat --corosync` client in each namespace. Checks that
-//! both nodes deliver the same messages in the same order, and that killing one node's daemon
-//! is reported to the other as NODEDOWN. Addresses exist only inside the namespaces this
+//! both nodes deliver the same messages in the same order; that cutting the link between them
+//! is reported at both as NODEDOWN, and healing it as NODEUP with both in one merged totem
+//! ring (the same ring id at both), after which they again deliver one order; and that
+//! killing one node's daemon is reported to the other as NODEDOWN. Addresses exist only inside the namespaces this
 //! creates; everything is removed afterwards, also on failure.
 
 use std::io::{BufRead, BufReader, Write};
@@ -96,6 +98,30 @@ fn collect(rx: &Receiver<String>, needle: &str, n: usize) -> Result<Vec<String>>
         }
     }
     Ok(hits)
+}
+
+/// Reads lines until each needle has been seen in some line; returns the first line for each
+/// (lines seen meanwhile are dropped, whatever order the needles come in).
+fn collect_each(rx: &Receiver<String>, needles: &[&str]) -> Result<Vec<String>> {
+    let mut found: Vec<Option<String>> = vec![None; needles.len()];
+    let mut other = Vec::new();
+    while found.iter().any(Option::is_none) {
+        let l = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            let missing: Vec<&&str> =
+                needles.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(n, _)| n).collect();
+            format!("no line with {missing:?}; other lines: {other:?}")
+        })?;
+        match needles.iter().zip(found.iter_mut()).find(|(n, f)| f.is_none() && l.contains(**n)) {
+            Some((_, slot)) => *slot = Some(l),
+            None => other.push(l),
+        }
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// The ring of a `groupcat --totem --json` line: `"ring":{...}`.
+fn ring_of(line: &str) -> &str {
+    line.split("\"ring\":").nth(1).and_then(|r| r.split('}').next()).unwrap_or(line)
 }
 
 pub(crate) fn run() -> Result<String> {
@@ -202,7 +228,7 @@ fn check(dir: &Path) -> Result<String> {
         Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(&groupcat)
-            .args(["--corosync", "--json", "evstack-two-nodes"])
+            .args(["--corosync", "--json", "--totem", "evstack-two-nodes"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -214,7 +240,7 @@ fn check(dir: &Path) -> Result<String> {
     collect(&ra, "\"event\":\"confchg\"", 1)?;
     let mut b = start_client(&cluster.namespaces[1])?;
     let rb = lines(&mut b);
-    let b_pid = b.id();
+    let (a_pid, b_pid) = (a.id(), b.id());
     let mut ins: Vec<ChildStdin> =
         vec![a.stdin.take().expect("piped"), b.stdin.take().expect("piped")];
     cluster.clients.push(a);
@@ -243,6 +269,59 @@ fn check(dir: &Path) -> Result<String> {
     if seq_a != seq_b {
         return Err(format!("the nodes delivered different orders:\n{seq_a:?}\n{seq_b:?}"));
     }
+    // The link between the nodes goes down: each reports the other's member as NODEDOWN,
+    // each in a ring of its own.
+    let link = |state: &str| {
+        ip(&["netns", "exec", &cluster.namespaces[0], "ip", "link", "set", &veth[0], state])
+    };
+    link("down")?;
+    let down_a = collect_each(&ra, &[&format!("\"pid\":{b_pid},\"reason\":\"nodedown\"")])?;
+    let down_b = collect_each(&rb, &[&format!("\"pid\":{a_pid},\"reason\":\"nodedown\"")])?;
+    // It comes back: the rings merge, each reports the other's member as NODEUP, and both
+    // are in the same new ring of both nodes.
+    link("up")?;
+    let up_a = collect_each(
+        &ra,
+        &["\"event\":\"totem\"", &format!("\"pid\":{b_pid},\"reason\":\"nodeup\"")],
+    )?;
+    let up_b = collect_each(
+        &rb,
+        &["\"event\":\"totem\"", &format!("\"pid\":{a_pid},\"reason\":\"nodeup\"")],
+    )?;
+    // The first ring reported after the link came back may be a transitional one; wait for
+    // both to report the ring with both nodes in it.
+    let merged = |rx: &Receiver<String>, first: &str| -> Result<String> {
+        if first.contains("\"nodes\":[1,2]") {
+            return Ok(first.to_string());
+        }
+        Ok(collect(rx, "\"nodes\":[1,2]", 1)?.remove(0))
+    };
+    let (ring_a, ring_b) = (merged(&ra, &up_a[0])?, merged(&rb, &up_b[0])?);
+    if ring_of(&ring_a) != ring_of(&ring_b) {
+        return Err(format!("the nodes merged into different rings:\n{ring_a}\n{ring_b}"));
+    }
+    let _ = (down_a, down_b);
+    // Both nodes send at once again: one order on both, throughout.
+    let writers: Vec<_> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut input)| {
+            std::thread::spawn(move || {
+                for k in 0..EACH {
+                    let _ = writeln!(input, "after-n{}-{k}", i + 1);
+                }
+                input
+            })
+        })
+        .collect();
+    let inputs: Vec<ChildStdin> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
+    let seq_a = collect(&ra, "\"event\":\"deliver\"", 2 * EACH)?;
+    let seq_b = collect(&rb, "\"event\":\"deliver\"", 2 * EACH)?;
+    if seq_a != seq_b {
+        return Err(format!(
+            "after the merge the nodes delivered different orders:\n{seq_a:?}\n{seq_b:?}"
+        ));
+    }
     // Node 2's daemon dies: node 1 must report its member as NODEDOWN.
     let daemon_b = &mut cluster.daemons[1];
     daemon_b.kill().map_err(|e| e.to_string())?;
@@ -250,7 +329,10 @@ fn check(dir: &Path) -> Result<String> {
     collect(&ra, &format!("\"pid\":{b_pid},\"reason\":\"nodedown\""), 1)?;
     drop(inputs);
     Ok(format!(
-        "2 nodes in network namespaces: {} deliveries in one order on both; NODEDOWN seen",
-        2 * EACH
+        "2 nodes in network namespaces: {} deliveries in one order on both; the link cut \
+         (NODEDOWN at both) and healed (NODEUP at both, one merged ring {}}}); a killed node \
+         seen as NODEDOWN",
+        4 * EACH,
+        ring_of(&ring_a)
     ))
 }
