@@ -123,7 +123,9 @@ impl Conn {
         })
     }
 
-    pub(crate) fn mcast(&mut self, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
+    /// A multicast; `block: false` never waits on a `groupd` connection (see
+    /// `DaemonClient::mcast`).
+    pub(crate) fn mcast(&mut self, iov: &[IoSlice<'_>], block: bool) -> Result<(), CsError> {
         self.guard(|c| {
             // libcpg takes the slices as they are; the other backends need one buffer.
             #[cfg(feature = "corosync")]
@@ -136,7 +138,7 @@ impl Conn {
             }
             match c {
                 Conn::Local { bus, id } => bus.mcast(*id, msg),
-                Conn::Daemon(c) => c.mcast(msg),
+                Conn::Daemon(c) => c.mcast(msg, block),
                 #[cfg(feature = "corosync")]
                 Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
                 Conn::Lost => Err(CsError::BadHandle),

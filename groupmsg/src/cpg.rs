@@ -257,6 +257,18 @@ impl<H: Handler> Cpg<H> {
         mcast_retry(&self.conn, guarantee, iov, timeout)
     }
 
+    /// [`mcast_joined`](Self::mcast_joined) that never waits on a `groupd` connection:
+    /// `TryAgain` where the blocking form would wait for the daemon (for room in its window
+    /// of unacknowledged multicasts, or for its flow state). For [`EventStream`](crate::EventStream).
+    pub(crate) fn try_mcast_joined(
+        &mut self,
+        guarantee: Guarantee,
+        iov: &[IoSlice<'_>],
+    ) -> Result<(), CsError> {
+        let _ = guarantee;
+        self.conn().mcast(iov, false)
+    }
+
     /// A `Clone + Send + Sync` sender for this handle's group: multicast from other threads
     /// while this one dispatches (libcpg allows this on one handle; cpgbench does it).
     pub fn sender(&self) -> CpgSender {
@@ -464,7 +476,7 @@ fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
 fn mcast(conn: &mut Conn, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
     // Every guarantee is delivered as AGREED.
     let _ = guarantee;
-    conn.mcast(iov)
+    conn.mcast(iov, true)
 }
 
 fn mcast_retry(

@@ -225,7 +225,11 @@ impl DaemonClient {
     /// Sends without waiting for the daemon: at most [`WINDOW`] multicasts are unacknowledged,
     /// and while the daemon reports flow control on, new ones get `TryAgain` here (the state
     /// is refreshed from the acknowledgements, or asked for when none is outstanding).
-    pub(crate) fn mcast(&mut self, msg: Vec<u8>) -> Result<(), CsError> {
+    /// `block`: whether to wait (for the daemon's flow state when only stale, for room in
+    /// the window); without it those answer `TryAgain` at once, for an async caller that
+    /// then waits on the descriptor (an acknowledgement or a flow-cleared notice makes it
+    /// readable).
+    pub(crate) fn mcast(&mut self, msg: Vec<u8>, block: bool) -> Result<(), CsError> {
         if let Some(e) = self.refused.take() {
             return Err(e);
         }
@@ -237,11 +241,11 @@ impl DaemonClient {
         }
         self.read_available()?;
         self.parse_buffered()?;
-        if self.flow && self.in_flight == 0 {
+        if self.flow && self.in_flight == 0 && block {
             let r = self.request(&Request::FlowQuery)?;
             self.flow = Self::result(r) == Err(CsError::TryAgain);
         }
-        if self.flow {
+        if self.flow || (!block && self.in_flight >= WINDOW) {
             return Err(CsError::TryAgain);
         }
         while self.in_flight >= WINDOW {

@@ -40,6 +40,11 @@ impl Backoff {
         self.0 > FIRST_PAUSE
     }
 
+    /// Whether the pauses have reached [`MAX_PAUSE`].
+    pub(crate) fn at_max(&self) -> bool {
+        self.0 >= MAX_PAUSE
+    }
+
     /// The next pause.
     pub(crate) fn next(&mut self) -> Duration {
         let p = self.0;

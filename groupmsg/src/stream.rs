@@ -81,7 +81,15 @@ impl EventStream {
     ) -> Result<(), CsError> {
         let mut backoff = Backoff::new();
         loop {
-            match self.cpg.mcast_joined(guarantee, iov) {
+            // Never waiting inside the call: a wait there would stall the whole executor. Only
+            // once the pauses are at their longest does an attempt ask `groupd` for its flow
+            // state (one round trip), in case a notice never came.
+            let attempt = if backoff.at_max() {
+                self.cpg.mcast_joined(guarantee, iov)
+            } else {
+                self.cpg.try_mcast_joined(guarantee, iov)
+            };
+            match attempt {
                 Err(e) if e.is_retryable() => {}
                 other => return other,
             }
