@@ -152,8 +152,8 @@ pub use clock::{Clock, MockClock};
 pub use error::{DispatchError, RemoteError};
 pub use event::{Dispatch, Event, Interest, Ready, Token};
 pub use exec::{
-    block_on, block_signals, signal, Async, Child, Engine, Executor, Gone, Handle, Signals, Sleep,
-    Spawned, Spawner,
+    block_on, block_signals, signal, yield_now, Async, Child, Engine, Executor, Gone, Handle,
+    Signals, Sleep, Spawned, Spawner,
 };
 pub use poll_loop::Loop;
 pub use reactor::{DispatchState, Reactor};

@@ -140,26 +140,11 @@ fn sleep_follows_the_mock_clock<R: Reactor + 'static>(make: fn(Clock) -> R) {
         // the second lets the woken sleepers run before time moves again.
         while order.borrow().len() < 3 {
             mock.advance(Duration::from_millis(1));
-            yield_once().await;
-            yield_once().await;
+            evcore::yield_now().await;
+            evcore::yield_now().await;
         }
         assert_eq!(*order.borrow(), [(1, 100), (2, 200), (0, 300)]);
     });
-}
-
-/// Returns Pending once, to let other tasks and the reactor run.
-async fn yield_once() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 fn dropping_a_sleep_cancels_its_timer<R: Reactor + 'static>(make: fn(Clock) -> R) {

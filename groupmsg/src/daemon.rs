@@ -169,7 +169,7 @@ impl Groupd {
                 if accepted % ACCEPT_BUDGET == 0 {
                     // A flood of connections must not keep the loop from serving the ones it
                     // has: let the other tasks run between batches of accepts.
-                    yield_now().await;
+                    evcore::yield_now().await;
                 }
                 let (bus, allowed, h2) = (bus.clone(), allowed.clone(), h.clone());
                 h.spawn_local(async move {
@@ -211,21 +211,6 @@ const STALL_CHECK: Duration = Duration::from_millis(200);
 
 /// Connections accepted in a row before the accepting task yields.
 const ACCEPT_BUDGET: usize = 32;
-
-/// Gives the other tasks on the loop a turn.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
 
 /// How long the loop polls before it sleeps.
 pub(crate) const SPIN: Duration = Duration::from_micros(50);

@@ -119,6 +119,39 @@ fn collect_each(rx: &Receiver<String>, needles: &[&str]) -> Result<Vec<String>> 
     Ok(found.into_iter().flatten().collect())
 }
 
+/// Messages sent by each node's client at once.
+const EACH: usize = 20;
+
+/// Both clients send [`EACH`] lines at once (named by `prefix`, node and number); both nodes
+/// must deliver all of them in the same order. Gives the inputs back.
+fn send_both(
+    inputs: Vec<ChildStdin>,
+    prefix: &str,
+    ra: &Receiver<String>,
+    rb: &Receiver<String>,
+) -> Result<Vec<ChildStdin>> {
+    let writers: Vec<_> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut input)| {
+            let prefix = prefix.to_string();
+            std::thread::spawn(move || {
+                for k in 0..EACH {
+                    let _ = writeln!(input, "{prefix}n{}-{k}", i + 1);
+                }
+                input
+            })
+        })
+        .collect();
+    let inputs = writers.into_iter().map(|w| w.join().expect("writer")).collect();
+    let seq_a = collect(ra, "\"event\":\"deliver\"", 2 * EACH)?;
+    let seq_b = collect(rb, "\"event\":\"deliver\"", 2 * EACH)?;
+    if seq_a != seq_b {
+        return Err(format!("the nodes delivered different orders:\n{seq_a:?}\n{seq_b:?}"));
+    }
+    Ok(inputs)
+}
+
 /// The ring of a `groupcat --totem --json` line: `"ring":{...}`.
 fn ring_of(line: &str) -> &str {
     line.split("\"ring\":").nth(1).and_then(|r| r.split('}').next()).unwrap_or(line)
@@ -241,8 +274,7 @@ fn check(dir: &Path) -> Result<String> {
     let mut b = start_client(&cluster.namespaces[1])?;
     let rb = lines(&mut b);
     let (a_pid, b_pid) = (a.id(), b.id());
-    let mut ins: Vec<ChildStdin> =
-        vec![a.stdin.take().expect("piped"), b.stdin.take().expect("piped")];
+    let ins: Vec<ChildStdin> = vec![a.stdin.take().expect("piped"), b.stdin.take().expect("piped")];
     cluster.clients.push(a);
     cluster.clients.push(b);
     // Both members see the two-member group before anyone speaks. Node 2's member reaches
@@ -250,25 +282,7 @@ fn check(dir: &Path) -> Result<String> {
     collect(&ra, &format!("\"joined\":[{{\"nodeid\":2,\"pid\":{b_pid},"), 1)?;
     collect(&rb, "\"event\":\"confchg\"", 1)?;
     // Both nodes send at once; both must deliver the same sequence.
-    const EACH: usize = 20;
-    let writers: Vec<_> = ins
-        .drain(..)
-        .enumerate()
-        .map(|(i, mut input)| {
-            std::thread::spawn(move || {
-                for k in 0..EACH {
-                    let _ = writeln!(input, "n{}-{k}", i + 1);
-                }
-                input
-            })
-        })
-        .collect();
-    let inputs: Vec<ChildStdin> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
-    let seq_a = collect(&ra, "\"event\":\"deliver\"", 2 * EACH)?;
-    let seq_b = collect(&rb, "\"event\":\"deliver\"", 2 * EACH)?;
-    if seq_a != seq_b {
-        return Err(format!("the nodes delivered different orders:\n{seq_a:?}\n{seq_b:?}"));
-    }
+    let inputs = send_both(ins, "", &ra, &rb)?;
     // The link between the nodes goes down: each reports the other's member as NODEDOWN,
     // each in a ring of its own.
     let link = |state: &str| {
@@ -302,26 +316,7 @@ fn check(dir: &Path) -> Result<String> {
     }
     let _ = (down_a, down_b);
     // Both nodes send at once again: one order on both, throughout.
-    let writers: Vec<_> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut input)| {
-            std::thread::spawn(move || {
-                for k in 0..EACH {
-                    let _ = writeln!(input, "after-n{}-{k}", i + 1);
-                }
-                input
-            })
-        })
-        .collect();
-    let inputs: Vec<ChildStdin> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
-    let seq_a = collect(&ra, "\"event\":\"deliver\"", 2 * EACH)?;
-    let seq_b = collect(&rb, "\"event\":\"deliver\"", 2 * EACH)?;
-    if seq_a != seq_b {
-        return Err(format!(
-            "after the merge the nodes delivered different orders:\n{seq_a:?}\n{seq_b:?}"
-        ));
-    }
+    let inputs = send_both(inputs, "after-", &ra, &rb)?;
     // Node 2's daemon dies: node 1 must report its member as NODEDOWN.
     let daemon_b = &mut cluster.daemons[1];
     daemon_b.kill().map_err(|e| e.to_string())?;

@@ -23,7 +23,7 @@ pub use park::block_on;
 pub use process::Child;
 pub use signals::{block_signals, signal, Signals};
 pub use spawner::{Engine, Gone, Spawned, Spawner};
-pub use timer::Sleep;
+pub use timer::{yield_now, Sleep};
 
 use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;

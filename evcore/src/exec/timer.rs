@@ -125,3 +125,26 @@ impl<R: Reactor> fmt::Debug for Sleep<R> {
         f.debug_struct("Sleep").field("deadline", &self.deadline).finish_non_exhaustive()
     }
 }
+
+/// Gives the other tasks (and the reactor) a turn: pending once, having woken itself, then
+/// ready. A task that could go on working for a long time awaits it now and then, so that it
+/// does not keep its executor's thread from the others.
+///
+/// ```
+/// let ex = evcore::Executor::new()?;
+/// ex.block_on(evcore::yield_now());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
