@@ -48,7 +48,7 @@ impl Backoff {
     /// The next pause.
     pub(crate) fn next(&mut self) -> Duration {
         let p = self.0;
-        self.0 = (self.0 * 2).min(MAX_PAUSE);
+        self.0 = self.0.saturating_mul(2).min(MAX_PAUSE);
         p
     }
 }
@@ -61,18 +61,22 @@ pub(crate) fn retry(
     mut attempt: impl FnMut() -> Result<(), CsError>,
     mut wait: impl FnMut(Duration),
 ) -> Result<(), CsError> {
-    let deadline = Instant::now() + timeout;
+    // A timeout past what the clock can represent (`Duration::MAX`) means no deadline.
+    let deadline = Instant::now().checked_add(timeout);
     let mut backoff = Backoff::new();
     loop {
         let err = match attempt() {
             Err(e) if e.is_retryable() => e,
             other => return other,
         };
-        let now = Instant::now();
-        if now >= deadline {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::MAX,
+        };
+        if left.is_zero() {
             return Err(err);
         }
-        wait(backoff.next().min(deadline - now));
+        wait(backoff.next().min(left));
     }
 }
 
@@ -111,5 +115,20 @@ mod tests {
         assert_eq!((final_error, waits), (Err(CsError::NotExist), 0));
         let timed_out = retry(Duration::ZERO, || Err(CsError::QueueFull), |_| unreachable!());
         assert_eq!(timed_out, Err(CsError::QueueFull));
+        // The longest timeout a caller can pass is no deadline, not a panic.
+        let mut tries = 0;
+        let unbounded = retry(
+            Duration::MAX,
+            || {
+                tries += 1;
+                if tries < 3 {
+                    Err(CsError::TryAgain)
+                } else {
+                    Ok(())
+                }
+            },
+            |pause| assert!(pause <= MAX_PAUSE),
+        );
+        assert_eq!(unbounded, Ok(()));
     }
 }

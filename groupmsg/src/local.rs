@@ -354,7 +354,7 @@ impl LocalBus {
         bus.confchg(name, &[], &[Change { member, reason: Reason::Join }], None);
         // As corosync: the initial ring goes to the joiner right after its join's confchg.
         let nodeid = bus.nodeid;
-        let h = bus.handles.get_mut(&id).expect("checked");
+        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         if h.flags.contains(ModelFlags::DELIVER_INITIAL_TOTEM_CONF) && !h.totem_sent {
             h.totem_sent = true;
             let ring_id = RingId { nodeid, seq: 1 };
@@ -422,7 +422,9 @@ impl LocalBus {
             // A member that has held flow control on for too long is removed: then the others
             // may go on.
             if !bus.evict_stalled(&name) || bus.flow_enabled(&name) {
-                bus.handles.get_mut(&id).expect("checked").flow_waiting = true;
+                if let Some(h) = bus.handles.get_mut(&id) {
+                    h.flow_waiting = true;
+                }
                 return Err(CsError::TryAgain);
             }
             self.inner.1.notify_all();
@@ -497,7 +499,7 @@ impl LocalBus {
                 bus.wake_flow_waiters(&g);
             }
         }
-        let h = bus.handles.get_mut(&id).expect("checked");
+        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         if h.inbox.is_empty() && (h.signalled || event.is_none()) {
             // Level semantics for the descriptor: readable exactly while events are pending.
             // Also drained when nothing was pending, for a wake-up a stopper left behind.

@@ -25,25 +25,11 @@ fn with_mock_time<T>(scenario: impl FnOnce(&evcore::Handle) -> Vec<evcore::Task<
                     break;
                 }
                 mock.advance(MS);
-                yield_now().await;
+                evcore::yield_now().await;
             }
         }
         out
     })
-}
-
-async fn yield_now() {
-    let mut once = false;
-    std::future::poll_fn(|cx| {
-        if once {
-            std::task::Poll::Ready(())
-        } else {
-            once = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 use std::future::Future;

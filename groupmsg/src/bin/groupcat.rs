@@ -321,6 +321,6 @@ fn rejoin(cpg: &mut Cpg<Printer>, name: &GroupName, join: bool) {
             Err(e) => log::debug!("reconnect: {e}"),
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_secs(2));
+        pause = pause.saturating_mul(2).min(std::time::Duration::from_secs(2));
     }
 }

@@ -78,25 +78,10 @@ impl Writer {
         self.file.borrow_mut().write_all(format!("{url}\t{}\n", body.len()).as_bytes())?;
         for piece in body.chunks(16 * 1024) {
             self.file.borrow_mut().write_all(piece)?;
-            yield_now().await;
+            evcore::yield_now().await;
         }
         self.file.borrow_mut().write_all(b"\n")
     }
-}
-
-/// Gives other tasks a turn.
-async fn yield_now() {
-    let mut yielded = false;
-    futures_util::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// What the worker shares with its jobs.
