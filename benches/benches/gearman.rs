@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use evcore::Executor;
@@ -73,6 +73,11 @@ fn main() {
     // iterate on).
     if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "multicore") {
         println!("\n{}", multi_core(&harness).join("\n"));
+        return;
+    }
+    // `GEARMAN_BENCH=worker` runs the worker rows alone.
+    if std::env::var("GEARMAN_BENCH").is_ok_and(|v| v == "worker") {
+        println!("\n{}", worker_rows(&harness).join("\n"));
         return;
     }
     // `GEARMAN_BENCH=http` runs the status page's row alone.
@@ -303,6 +308,97 @@ fn multi_core(harness: &std::path::Path) -> Vec<String> {
     vec![
         row("foreground, 4 libgearman clients x 100 in flight, 4 libgearman workers: ours -t 2 vs gearmand -t 2", t2, g, Some(2.0)),
         row("the same: ours -t 2 vs ours -t 1", t2, t1, None),
+    ]
+}
+
+/// A thread's or process's voluntary context switches so far (each a sleep that a wake-up
+/// ended), from its `/proc` status.
+fn voluntary_switches(status: &str) -> u64 {
+    let text = std::fs::read_to_string(status).unwrap();
+    let line = text.lines().find(|l| l.starts_with("voluntary_ctxt_switches:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The sequential workload (our client, our server on one loop) answered by one worker
+/// alone: a libgearman worker, then one of ours on a loop that polls before it sleeps (as
+/// jobd's and jobc's), then one of ours on a loop that sleeps at once; jobs/s and the
+/// worker's sleeps per job, alternating, three rounds.
+fn worker_rows(harness: &std::path::Path) -> Vec<String> {
+    const JOBS: usize = 3_000;
+    let server = start_our_server_threads(1);
+    let seq = Workload { name: "sequential", kind: "seq", jobs: JOBS, in_flight: 1, payload: 16 };
+    let warm = Workload { jobs: 10, ..seq };
+    let (mut theirs, mut ours, mut ours_asleep) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let c = c_worker(harness, server);
+        // Its first jobs also prove it has registered.
+        run_ours(server, &warm);
+        let status = format!("/proc/{}/status", c.0.id());
+        let s0 = voluntary_switches(&status);
+        let ns = run_ours(server, &seq);
+        theirs.push((ns, (voluntary_switches(&status) - s0) as f64 / JOBS as f64));
+        drop(c);
+        for (spin, into) in
+            [(jobclient::DEFAULT_BUSY_POLL, &mut ours), (Duration::ZERO, &mut ours_asleep)]
+        {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let worker = std::thread::spawn(move || {
+                let mut lp = evcore::Loop::new().unwrap();
+                lp.set_spin(spin);
+                let ex = Executor::with_reactor(lp);
+                let h = ex.handle();
+                let mut w = jobclient::Worker::new();
+                w.register("bench_echo", |job| Ok(job.workload().clone()));
+                let status = "/proc/thread-self/status";
+                let (mut w2, h2) = (w, h.clone());
+                ex.block_on(async move {
+                    w2.work(server, &h2, Some(warm.jobs as u64)).await.unwrap();
+                    let mut w = jobclient::Worker::new();
+                    w.register("bench_echo", |job| Ok(job.workload().clone()));
+                    let s0 = voluntary_switches(status);
+                    tx.send(()).unwrap();
+                    w.work(server, &h2, Some(JOBS as u64)).await.unwrap();
+                    voluntary_switches(status) - s0
+                })
+            });
+            run_ours(server, &warm);
+            rx.recv().unwrap();
+            let ns = run_ours(server, &seq);
+            let switches = worker.join().unwrap();
+            into.push((ns, switches as f64 / JOBS as f64));
+        }
+    }
+    let m = |v: &mut Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v[v.len() / 2]
+    };
+    let (theirs, ours, asleep) = (m(&mut theirs), m(&mut ours), m(&mut ours_asleep));
+    vec![
+        "| sequential foreground, our client and server, one worker alone (median of 3) | ours | libgearman | ours/peer | target | met |".into(),
+        "|---|---|---|---|---|---|".into(),
+        format!(
+            "| jobs/s | {} | {} | {:.2}x | - | - |",
+            rate(ours.0),
+            rate(theirs.0),
+            theirs.0 / ours.0
+        ),
+        format!(
+            "| the worker's sleeps (voluntary context switches) per job | {:.2} | {:.2} | {:.2}x as many | fewer | {} |",
+            ours.1,
+            theirs.1,
+            ours.1 / theirs.1,
+            met(ours.1 < theirs.1)
+        ),
+        format!(
+            "| the same, our worker's loop not polling (sleeps at once, as libgearman's): jobs/s, sleeps per job | {}, {:.2} | {}, {:.2} | {:.2}x, {:.2}x as many | fewer | {} |",
+            rate(asleep.0),
+            asleep.1,
+            rate(theirs.0),
+            theirs.1,
+            theirs.0 / asleep.0,
+            asleep.1 / theirs.1,
+            met(asleep.1 < theirs.1)
+        ),
     ]
 }
 

@@ -518,7 +518,23 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
         serve_concurrent(shared, conn, handle).await?;
         return finish(shared, conn).await;
     }
+    // Whether the job just run was the one that ended a sleep (NO_JOB, PRE_SLEEP, NOOP). Then
+    // the queue was empty before it came and most likely is again: the result goes out with
+    // PRE_SLEEP instead of a GRAB_JOB_ALL that would only hear NO_JOB. The server answers
+    // PRE_SLEEP with NOOP at once when a job is queued (gearmand and ours), so nothing waits
+    // longer, and a worker saves a round trip and a wake-up on each job that comes to it
+    // asleep.
+    let (mut slept, mut woken_by_job) = (false, false);
     loop {
+        if std::mem::take(&mut woken_by_job) && !shared.finished() {
+            conn.queue(PacketType::PreSleep, &[])?;
+            conn.flush().await?;
+            sleep_until_noop(shared, conn, handle).await?;
+            // Not counted as a sleep: the NOOP may have come at once, because jobs are queued,
+            // and a busy worker must go back to grabbing after each job rather than paying a
+            // PRE_SLEEP round trip on every one. (A strictly sequential load so saves the
+            // NO_JOB on every other job.)
+        }
         if shared.finished() {
             if shared.stop.is_stopped() {
                 // Unregister, and return only once the server has processed it: the echo's
@@ -540,10 +556,12 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
                 conn.queue(PacketType::PreSleep, &[])?;
                 conn.flush().await?;
                 sleep_until_noop(shared, conn, handle).await?;
+                slept = true;
             }
             PacketType::JobAssignAll | PacketType::JobAssignUniq | PacketType::JobAssign => {
                 shared.worker.borrow_mut().run_job(conn, &p)?;
                 shared.job_done();
+                woken_by_job = std::mem::take(&mut slept);
             }
             PacketType::Error => return Err(server_error(&p)),
             _ => {}

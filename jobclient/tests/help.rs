@@ -65,7 +65,8 @@ fn jobd_lists_gearmands_flags_and_its_limits() {
             "-p, --port",
             "-t, --threads",
             "-l, --log-file",
-            "-v, --verbose",
+            "  -v...",
+            "--verbose <LEVEL>",
             "-q, --queue-file",
             "--queue-sync",
             "--max-connections",
@@ -140,8 +141,22 @@ fn the_systemd_unit_starts_a_jobd_that_stops_cleanly() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Ready when the port answers `getpid` with this child's pid (another test's server could
+    // have taken the port first).
+    let answers = |pid: u32| {
+        use std::io::{BufRead, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
+        else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let mut line = String::new();
+        s.write_all(b"getpid\r\n").is_ok()
+            && std::io::BufReader::new(s).read_line(&mut line).is_ok()
+            && line.trim_end() == format!("OK {pid}")
+    };
     let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err() {
+    while !answers(child.id()) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("jobd {args:?} exited: {status:?}");
         }

@@ -1,7 +1,9 @@
 //! `jobd -t 4`: the multi-loop server against the invariants the core's model test checks,
 //! with real connections spread over four event loops. Random clients and workers, workers
-//! killed mid-job at random: every foreground submission hears exactly one result, every job
-//! is completed exactly once, no background job is lost; priorities hold across loops.
+//! killed mid-job at random and clients that die part way: every foreground submission of a
+//! client that stays hears exactly one result (coalesced with a dead client's or not), every
+//! job is completed exactly once, no acknowledged background job is lost; random priorities
+//! hold across loops, in order per client; `-t N` runs N loops.
 //! A failure prints its seed; `MULTILOOP_SEED=N` replays it.
 
 #![cfg(feature = "server")]
@@ -139,6 +141,10 @@ fn run(seed: u64) {
             let must_complete = must_complete.clone();
             std::thread::spawn(move || {
                 let mut rng = Rng(seed.wrapping_mul(31).wrapping_add(n) | 1);
+                // The first two clients die part way: after reading a random number of their
+                // answers they drop the connection, with jobs of theirs queued, running and
+                // coalesced with the others' (which must still get their results).
+                let dies_after = (n < 2).then(|| rng.below(200) as usize);
                 let mut c = Conn::open(addr);
                 // Every submission, in order: (kind, data); foreground ones await a result.
                 let mut subs = Vec::new();
@@ -165,7 +171,12 @@ fn run(seed: u64) {
                 let mut handles: HashMap<Bytes, usize> = HashMap::new();
                 let mut results: HashMap<Bytes, usize> = HashMap::new();
                 let (mut created, mut foreground, mut answered) = (0, 0, 0);
+                let mut read = 0;
                 while created < subs.len() || answered < foreground {
+                    if dies_after == Some(read) {
+                        return;
+                    }
+                    read += 1;
                     let p = c.recv().expect("an answer");
                     match p.kind() {
                         T::JobCreated => {
@@ -173,6 +184,7 @@ fn run(seed: u64) {
                             created += 1;
                             if *kind == T::SubmitJobBg {
                                 background_total.fetch_add(1, Ordering::Relaxed);
+                                // Acknowledged: it must run even if this client dies.
                                 if !data.starts_with("shared-") {
                                     must_complete.lock().unwrap().push(data.clone().into_bytes());
                                 }
@@ -233,7 +245,7 @@ fn run(seed: u64) {
 }
 
 #[test]
-fn four_loops_under_random_worker_deaths_lose_nothing_and_run_nothing_twice() {
+fn four_loops_under_random_worker_and_client_deaths_lose_nothing_and_run_nothing_twice() {
     if let Some(seed) = std::env::var("MULTILOOP_SEED").ok().and_then(|s| s.parse().ok()) {
         return run(seed);
     }
@@ -249,46 +261,85 @@ fn four_loops_under_random_worker_deaths_lose_nothing_and_run_nothing_twice() {
     }
 }
 
+/// Random priorities from eight clients over four loops, drained by one worker: every high
+/// job before every normal one before every low one, and each client's jobs of a priority in
+/// the order it sent them. Several seeds.
 #[test]
 fn priorities_hold_across_loops() {
     let jobd = Jobd::start(&["-t", "4"], None);
     let addr = jobd.addr();
-    // Eight clients (spread over the four loops) queue jobs of every priority.
-    let mut clients: Vec<Raw> = (0..8).map(|_| Raw::connect(addr)).collect();
-    for (n, c) in clients.iter_mut().enumerate() {
-        for i in 0..30 {
-            let (kind, p) =
-                [(T::SubmitJobLowBg, 2), (T::SubmitJobBg, 1), (T::SubmitJobHighBg, 0)][i % 3];
-            c.send(kind, &[b"p", b"", format!("{p}:{n}:{i}").as_bytes()]);
+    let base =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64;
+    for round in 0..4 {
+        let seed = base.wrapping_add(round);
+        let mut rng = Rng(seed | 1);
+        // Eight clients (spread over the four loops) queue jobs of random priorities.
+        let mut clients: Vec<Raw> = (0..8).map(|_| Raw::connect(addr)).collect();
+        let mut sent = 0;
+        let mut counts = Vec::new();
+        for (n, c) in clients.iter_mut().enumerate() {
+            let count = 1 + rng.below(60) as usize;
+            for i in 0..count {
+                let (kind, p) =
+                    [(T::SubmitJobLowBg, 2), (T::SubmitJobBg, 1), (T::SubmitJobHighBg, 0)]
+                        [rng.below(3) as usize];
+                c.send(kind, &[b"p", b"", format!("{p}:{n}:{i}").as_bytes()]);
+            }
+            sent += count;
+            counts.push(count);
+        }
+        for (c, count) in clients.iter_mut().zip(&counts) {
+            for _ in 0..*count {
+                assert_eq!(c.recv().kind(), T::JobCreated);
+            }
+        }
+        let mut w = Raw::connect(addr);
+        w.send(T::CanDo, &[b"p"]);
+        let mut order: Vec<(u8, usize, usize)> = Vec::new();
+        loop {
+            w.send(T::GrabJob, &[]);
+            let p = w.recv();
+            if p.kind() == T::NoJob {
+                break;
+            }
+            let data = String::from_utf8(p.arg_ref(2).to_vec()).unwrap();
+            let f: Vec<usize> = data.split(':').map(|x| x.parse().unwrap()).collect();
+            order.push((f[0] as u8, f[1], f[2]));
+            w.send(T::WorkComplete, &[p.arg_ref(0), b""]);
+        }
+        assert_eq!(order.len(), sent, "seed {seed}");
+        // All high, then all normal, then all low; each client's jobs of one priority in order.
+        assert!(order.windows(2).all(|w| w[0].0 <= w[1].0), "seed {seed}: {order:?}");
+        for n in 0..8 {
+            for p in 0..3 {
+                let seq: Vec<usize> =
+                    order.iter().filter(|o| o.0 == p && o.1 == n).map(|o| o.2).collect();
+                assert!(
+                    seq.windows(2).all(|w| w[0] < w[1]),
+                    "seed {seed}, client {n} priority {p}: {seq:?}"
+                );
+            }
         }
     }
-    for c in &mut clients {
-        for _ in 0..30 {
-            assert_eq!(c.recv().kind(), T::JobCreated);
-        }
-    }
-    let mut w = Raw::connect(addr);
-    w.send(T::CanDo, &[b"p"]);
-    let mut order: Vec<(u8, usize, usize)> = Vec::new();
-    loop {
-        w.send(T::GrabJob, &[]);
-        let p = w.recv();
-        if p.kind() == T::NoJob {
-            break;
-        }
-        let data = String::from_utf8(p.arg_ref(2).to_vec()).unwrap();
-        let f: Vec<usize> = data.split(':').map(|x| x.parse().unwrap()).collect();
-        order.push((f[0] as u8, f[1], f[2]));
-        w.send(T::WorkComplete, &[p.arg_ref(0), b""]);
-    }
-    assert_eq!(order.len(), 240);
-    // All high, then all normal, then all low; each client's jobs of one priority in order.
-    assert!(order.windows(2).all(|w| w[0].0 <= w[1].0), "{order:?}");
-    for n in 0..8 {
-        for p in 0..3 {
-            let seq: Vec<usize> =
-                order.iter().filter(|o| o.0 == p && o.1 == n).map(|o| o.2).collect();
-            assert!(seq.windows(2).all(|w| w[0] < w[1]), "client {n} priority {p}: {seq:?}");
-        }
+}
+
+/// The threads of a process, from `/proc`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+/// `-t N` runs N event loops, a thread each; without `-t`, or with `-t 0` (gearmand's
+/// "guess"), one per core.
+#[test]
+fn minus_t_runs_that_many_loops() {
+    let one = Jobd::start(&["-t", "1"], None);
+    let base = threads(one.0.id());
+    let four = Jobd::start(&["-t", "4"], None);
+    assert_eq!(threads(four.0.id()), base + 3, "-t 4");
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    for flags in [&[][..], &["-t", "0"]] {
+        let j = Jobd::start(flags, None);
+        assert_eq!(threads(j.0.id()), base + cores - 1, "{flags:?}");
     }
 }

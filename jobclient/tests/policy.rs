@@ -6,8 +6,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::time::Duration;
 
 use common::{Jobd, Raw};
 use jobclient::proto::PacketType as T;
@@ -55,6 +56,83 @@ fn a_job_of_death_is_dropped_after_n_attempts_by_both() {
     }
 }
 
+/// Attempts that end by `CAN_DO_TIMEOUT` count as deaths do, on both servers: with `-j 2`
+/// and a one-second limit, a job whose workers never answer is dropped after two timeouts.
+#[test]
+fn a_job_that_times_out_is_dropped_after_n_attempts_by_both() {
+    for (name, addr, _server) in both(&["-j", "2"]) {
+        let mut client = Raw::connect(addr);
+        client.send(T::SubmitJob, &[b"slow", b"", b"stuck"]);
+        assert_eq!(client.recv().kind(), T::JobCreated, "{name}");
+        // The workers stay connected and silent: only the limit ends their attempts.
+        let mut workers = Vec::new();
+        for attempt in 1..=2 {
+            let mut w = Raw::connect(addr);
+            w.send(T::CanDoTimeout, &[b"slow", b"1"]);
+            w.send(T::GrabJob, &[]);
+            let mut p = w.recv();
+            // After the first timeout the job may not be queued yet: ask again, woken.
+            while p.kind() == T::NoJob {
+                w.send(T::PreSleep, &[]);
+                assert_eq!(w.recv().kind(), T::Noop, "{name}, attempt {attempt}");
+                w.send(T::GrabJob, &[]);
+                p = w.recv();
+            }
+            assert_eq!(p.kind(), T::JobAssign, "{name}, attempt {attempt}");
+            workers.push(w);
+        }
+        // The second timeout drops it: WORK_FAIL at the client, and no one gets it again.
+        let p = client.recv();
+        assert_eq!(p.kind(), T::WorkFail, "{name}");
+        let mut last = Raw::connect(addr);
+        last.send(T::CanDo, &[b"slow"]);
+        last.send(T::GrabJob, &[]);
+        assert_eq!(last.recv().kind(), T::NoJob, "{name}: the job came back");
+    }
+}
+
+/// A background job dropped by `-j` is gone from the durable queue too (a restart does not
+/// bring it back), and the log names it and says why.
+#[test]
+fn a_dropped_job_leaves_the_durable_queue_and_the_log_says_why() {
+    let dir = peers::scratch_dir("policy-drop").unwrap();
+    let (queue, log) = (dir.join("queue.log"), dir.join("jobd.log"));
+    let args = ["-j", "2", "-q", queue.to_str().unwrap(), "-l", log.to_str().unwrap()];
+    let j = Jobd::start(&args, None);
+    let mut client = Raw::connect(j.addr());
+    client.send(T::SubmitJobBg, &[b"death", b"u-poison", b"poison"]);
+    let p = client.recv();
+    assert_eq!(p.kind(), T::JobCreated);
+    let handle = String::from_utf8(p.arg(0).to_vec()).unwrap();
+    // A job that is kept, beside it.
+    client.send(T::SubmitJobBg, &[b"kept", b"", b"fine"]);
+    assert_eq!(client.recv().kind(), T::JobCreated);
+    for _ in 0..2 {
+        let mut w = sleeper(j.addr(), b"death");
+        assert_eq!(w.recv().kind(), T::Noop);
+        w.send(T::GrabJob, &[]);
+        assert_eq!(w.recv().kind(), T::JobAssign);
+    }
+    // The second death has been taken once `status` counts no job of `death` (it counted
+    // one, running, until then).
+    let t0 = std::time::Instant::now();
+    while common::admin(j.addr(), "status").iter().any(|l| l.starts_with("death\t1")) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the job was not dropped");
+        std::thread::yield_now();
+    }
+    drop(j);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("dropped job")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&handle) && line.contains("death") && line.contains("u-poison"),
+        "{line}"
+    );
+    assert!(line.contains("after 2 attempts"), "{line}");
+    let again = Jobd::start(&["-q", queue.to_str().unwrap()], None);
+    assert!(common::queued_data(again.addr(), b"death").is_empty(), "the dropped job came back");
+    assert_eq!(common::queued_data(again.addr(), b"kept"), [b"fine".to_vec()]);
+}
+
 #[test]
 fn without_j_a_job_of_death_is_offered_again_and_again() {
     let j = Jobd::start(&[], None);
@@ -85,7 +163,8 @@ fn woken(w: &mut Raw) -> bool {
 
 #[test]
 fn worker_wakeup_wakes_all_or_n_sleepers_on_both() {
-    for (flags, expected) in [(&[][..], 4), (&["-w", "1"][..], 1), (&["-w", "2"][..], 2)] {
+    let cases = [(&[][..], 4), (&["-w", "0"][..], 4), (&["-w", "1"][..], 1), (&["-w", "2"][..], 2)];
+    for (flags, expected) in cases {
         for (name, addr, _server) in both(flags) {
             let mut workers: Vec<Raw> = (0..4).map(|_| sleeper(addr, b"f")).collect();
             // An echo per worker first: each PRE_SLEEP has been read before the job comes.
@@ -157,6 +236,35 @@ fn round_robin_takes_a_workers_functions_in_turn_on_both() {
     }
 }
 
+/// The keepalive settings (`SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`)
+/// of the server process `pid`'s side of `client`'s connection, read from the server's own
+/// socket: each of its sockets is duplicated (`pidfd_getfd`) until one's peer is `client`.
+fn server_keepalive(pid: u32, client: &TcpStream) -> (bool, Duration, Duration, u32) {
+    use rustix::net::sockopt;
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    let ours = client.local_addr().unwrap();
+    let pidfd = pidfd_open(Pid::from_raw(pid as i32).unwrap(), PidfdFlags::empty()).unwrap();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let entry = entry.unwrap();
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
+        let Some(n) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else { continue };
+        if !is_socket {
+            continue;
+        }
+        let Ok(fd) = pidfd_getfd(&pidfd, n, PidfdGetfdFlags::empty()) else { continue };
+        if TcpStream::from(fd.try_clone().unwrap()).peer_addr().is_ok_and(|a| a == ours) {
+            return (
+                sockopt::socket_keepalive(&fd).unwrap(),
+                sockopt::tcp_keepidle(&fd).unwrap(),
+                sockopt::tcp_keepintvl(&fd).unwrap(),
+                sockopt::tcp_keepcnt(&fd).unwrap(),
+            );
+        }
+    }
+    panic!("no socket of process {pid} is connected to {ours}");
+}
+
 /// `ss`'s line for the server side of the one connection to `port`.
 fn server_socket_timer(port: u16) -> String {
     let ss = peers::require_binary("ss", "iproute2").unwrap();
@@ -178,14 +286,21 @@ fn keepalive_flags_arm_tcp_keepalive_as_on_gearmand() {
         "--keepalive-count",
         "3",
     ];
-    for (name, addr, _server) in both(&flags) {
+    let g = Gearmand::start(&flags).unwrap();
+    let j = Jobd::start(&flags, None);
+    let mut settings = Vec::new();
+    for (name, addr, pid) in [("gearmand", g.addr(), g.pid()), ("jobd", j.addr(), j.0.id())] {
         let mut c = Raw::connect(addr);
         c.send(T::EchoReq, &[b"x"]);
         assert_eq!(c.recv().kind(), T::EchoRes);
         let line = server_socket_timer(addr.port());
         // `timer:(keepalive,1min16s,0)`: armed, counting down from the idle time.
         assert!(line.contains("timer:(keepalive,1min1"), "{name}: {line}");
+        let set = server_keepalive(pid, &c.0);
+        assert_eq!(set, (true, Duration::from_secs(77), Duration::from_secs(5), 3), "{name}");
+        settings.push(set);
     }
+    assert_eq!(settings[0], settings[1], "the same settings on both servers");
     let plain = Jobd::start(&[], None);
     let mut c = Raw::connect(plain.addr());
     c.send(T::EchoReq, &[b"x"]);

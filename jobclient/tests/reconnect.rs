@@ -220,3 +220,71 @@ fn a_worker_of_several_servers_returns_at_its_count() {
     assert_eq!(got, Bytes::from_static(b"X"));
     assert_eq!(worker.join().unwrap(), 1);
 }
+
+/// The worker's requests around sleeps, against a scripted server: the job that ends a sleep
+/// (NO_JOB, PRE_SLEEP, NOOP) is answered with PRE_SLEEP, not with a GRAB_JOB_ALL that would
+/// only hear NO_JOB; after the NOOP that answers it, back to grabbing after each job.
+#[test]
+fn a_job_that_ended_a_sleep_is_answered_with_pre_sleep() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (mut buf, d) = (BytesMut::new(), Decoder::server());
+        let mut next = |s: &mut std::net::TcpStream| loop {
+            if let Ok(Some(Frame::Packet(p))) = d.decode(&mut buf) {
+                return p.kind();
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "the worker hung up");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let send = |s: &mut std::net::TcpStream, kind, args: &[&[u8]]| {
+            let mut out = BytesMut::new();
+            encode(&mut out, Magic::Res, kind, args).unwrap();
+            s.write_all(&out).unwrap();
+        };
+        let (mut seen, mut grabs, mut jobs) = (Vec::new(), 0, 0);
+        while jobs < 4 {
+            let kind = next(&mut s);
+            seen.push(kind);
+            match kind {
+                PacketType::CanDo | PacketType::WorkComplete => {}
+                // Nothing for the first grab and the fourth; a job for every other.
+                PacketType::GrabJobAll => {
+                    grabs += 1;
+                    if grabs == 1 || grabs == 4 {
+                        send(&mut s, PacketType::NoJob, &[]);
+                    } else {
+                        send(&mut s, PacketType::JobAssignAll, &[b"H:1", b"up", b"", b"", b"x"]);
+                        jobs += 1;
+                    }
+                }
+                // A job comes while it sleeps.
+                PacketType::PreSleep => send(&mut s, PacketType::Noop, &[]),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The last result.
+        seen.push(next(&mut s));
+        seen
+    });
+    let ex = Executor::new().unwrap();
+    let h = ex.handle();
+    let mut w = Worker::new();
+    w.register("up", |job| Ok(job.workload().to_ascii_uppercase().into()));
+    assert_eq!(ex.block_on(w.work(addr, &h, Some(4))).unwrap(), 4);
+    use PacketType::{CanDo, GrabJobAll as Grab, PreSleep, WorkComplete as Done};
+    assert_eq!(
+        fake.join().unwrap(),
+        [
+            CanDo, Grab, PreSleep, // nothing: asleep
+            Grab, Done, PreSleep, // the job that woke it, and asleep again at once
+            Grab, Done, Grab, PreSleep, // a job after a NOOP to PRE_SLEEP: grabbing again
+            Grab, Done, PreSleep, // woken by a job again
+            Grab, Done,
+        ]
+    );
+}

@@ -1,4 +1,4 @@
-//! Stopping `jobd`: SIGTERM and SIGINT drain (running jobs finish and reach their clients,
+//! Stopping `jobd`: SIGTERM, SIGINT and SIGUSR1 drain (running jobs finish and reach their clients,
 //! queued background jobs stay in the durable queue, exit 0), a second signal stops at once,
 //! the deadline ends a drain, `-P` writes and removes the pid file.
 
@@ -225,4 +225,76 @@ fn a_second_jobd_that_cannot_start_leaves_the_first_ones_pid_file() {
     signal(&first, "-TERM");
     assert!(exit_status(&mut first, Duration::from_secs(20)).success());
     assert!(!pid_file.exists());
+}
+
+/// Beside gearmand. SIGUSR1, gearmand's graceful signal, drains both servers: the listener
+/// closes, the running job finishes and reaches its client, the exit status is 0. SIGTERM
+/// stops gearmand at once, cutting the running job's client off without its result; jobd
+/// drains on it as on SIGUSR1 (a deliberate difference: SIGTERM is what service managers
+/// send).
+#[test]
+fn signals_beside_gearmand() {
+    use std::io::Read;
+    for sig in ["-USR1", "-TERM"] {
+        let mut gearmand = peers::Gearmand::start(&[]).unwrap();
+        let mut jobd = Jobd::start(&[], None);
+        for server in ["gearmand", "jobd"] {
+            let (addr, pid) = match server {
+                "gearmand" => (gearmand.addr(), gearmand.pid()),
+                _ => (jobd.addr(), jobd.0.id()),
+            };
+            let mut client = Raw::connect(addr);
+            client.send(T::SubmitJob, &[b"f", b"", b"x"]);
+            assert_eq!(client.recv().kind(), T::JobCreated);
+            let mut worker = Raw::connect(addr);
+            worker.send(T::CanDo, &[b"f"]);
+            worker.send(T::GrabJob, &[]);
+            let handle = worker.recv().arg(0);
+            let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+            assert!(ok.success());
+            if server == "gearmand" && sig == "-TERM" {
+                let status = gearmand.wait_exit(Duration::from_secs(20)).unwrap();
+                assert!(status.is_some_and(|s| s.success()), "gearmand on SIGTERM: {status:?}");
+                // Gone with the job: the client reads the end of the connection, no result.
+                let mut rest = Vec::new();
+                let _ = client.0.read_to_end(&mut rest);
+                assert!(client.1.is_empty() && rest.is_empty(), "{server}: {rest:?}");
+                continue;
+            }
+            let t0 = std::time::Instant::now();
+            while std::net::TcpStream::connect(addr).is_ok() {
+                assert!(t0.elapsed() < Duration::from_secs(10), "{server} {sig}: still listening");
+                std::thread::yield_now();
+            }
+            worker.send(T::WorkComplete, &[&handle, b"ok"]);
+            let p = client.recv();
+            assert_eq!((p.kind(), p.arg_ref(1)), (T::WorkComplete, &b"ok"[..]), "{server} {sig}");
+            let status = match server {
+                "gearmand" => gearmand.wait_exit(Duration::from_secs(20)).unwrap(),
+                _ => Some(exit_status(&mut jobd, Duration::from_secs(20))),
+            };
+            assert!(status.is_some_and(|s| s.success()), "{server} {sig}: {status:?}");
+        }
+    }
+}
+
+/// Admin `shutdown` (here through `jobadmin --shutdown`) stops at once: a running job that
+/// never finishes does not hold it.
+#[test]
+fn admin_shutdown_stops_at_once() {
+    let mut jobd = Jobd::start(&["--shutdown-timeout", "600"], None);
+    let mut client = Raw::connect(jobd.addr());
+    client.send(T::SubmitJob, &[b"slow", b"", b"x"]);
+    assert_eq!(client.recv().kind(), T::JobCreated);
+    let mut worker = Raw::connect(jobd.addr());
+    worker.send(T::CanDo, &[b"slow"]);
+    worker.send(T::GrabJob, &[]);
+    assert_eq!(worker.recv().kind(), T::JobAssign);
+    let out = Command::new(env!("CARGO_BIN_EXE_jobadmin"))
+        .args(["-h", "127.0.0.1", "-p", &jobd.1.to_string(), "--shutdown"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = exit_status(&mut jobd, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
 }

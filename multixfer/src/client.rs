@@ -513,7 +513,10 @@ impl<T, W: Wait> Future for DriverTask<T, W> {
                 if q.closed {
                     return Poll::Ready(());
                 }
-                q.driver = Some(cx.waker().clone());
+                // No waker while the driver works: a fetch made meanwhile is found by the
+                // check before it sleeps, and needs no wake-up (which would cost the
+                // executor a reschedule and another pass, or a cross-thread nudge).
+                q.driver = None;
                 (std::mem::take(&mut q.incoming), std::mem::take(&mut q.cancels))
             };
             for easy in incoming {
@@ -571,20 +574,22 @@ impl<T, W: Wait> Future for DriverTask<T, W> {
                 }
             }
             let timeout = this.multi.timeout();
-            {
-                let q = lock(&this.queues);
-                if !q.incoming.is_empty() || !q.cancels.is_empty() || q.closed {
-                    continue;
-                }
-            }
             if this.wait.poll_readable(cx).is_ready() {
                 continue;
             }
             match timeout {
                 Some(t) if t.is_zero() => continue,
                 Some(t) if this.wait.poll_timer(cx, t).is_ready() => continue,
-                _ => return Poll::Pending,
+                _ => {}
             }
+            // The waker goes in under the same lock as the last look at the queues: what a
+            // handle queued before it is seen here, what it queues after finds the waker.
+            let mut q = lock(&this.queues);
+            if !q.incoming.is_empty() || !q.cancels.is_empty() || q.closed {
+                continue;
+            }
+            q.driver = Some(cx.waker().clone());
+            return Poll::Pending;
         }
     }
 }

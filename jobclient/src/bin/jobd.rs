@@ -2,7 +2,8 @@
 //!
 //! `jobd --help` lists every flag. In short: `-L ADDRESS` (default 127.0.0.1), `-p PORT`
 //! (default 4730), `-t THREADS` (event loops, each on a thread of its own; default the
-//! number of cores; 0 or 1 is one loop), `-l stderr|FILE` (where the log goes; default stderr), `-v` (more detail,
+//! number of cores, as is 0: gearmand's "guess"), `-l stderr|FILE` (where the log goes; default
+//! stderr), `--verbose LEVEL` (gearmand's level names; default INFO) or `-v` (more detail,
 //! repeatable; `RUST_LOG` filters further), `-q FILE` / `--queue-file FILE` to keep
 //! background jobs in a file across restarts, and the limits beyond gearmand's flags (see the
 //! server's "Limits and defaults"): `--max-connections N` (default 65,536),
@@ -15,11 +16,14 @@
 //!
 //! # Stopping
 //!
-//! SIGTERM or SIGINT (or admin `shutdown graceful`) begins a graceful shutdown: the listener
-//! closes, nothing more is handed out or accepted, running jobs finish and their replies are
-//! written (for up to `--shutdown-timeout`, default 30 s), background jobs stay in the
-//! durable queue, and the exit status is 0. A second signal, or admin `shutdown`, stops at
-//! once. `-P FILE` writes the pid to FILE and removes it at exit. `jobd.service` beside this
+//! SIGTERM, SIGINT or SIGUSR1 (or admin `shutdown graceful`) begins a graceful shutdown: the
+//! listener closes, nothing more is handed out or accepted, running jobs finish and their
+//! replies are written (for up to `--shutdown-timeout`, default 30 s), background jobs stay in
+//! the durable queue, and the exit status is 0. A second signal, or admin `shutdown`, stops at
+//! once. A deliberate difference: gearmand drains only on SIGUSR1, and SIGTERM or SIGINT stop
+//! it at once, cutting off the clients of running jobs; here the signal a service manager
+//! sends is the one that loses nothing (`tests/shutdown.rs` shows both servers side by
+//! side). `-P FILE` writes the pid to FILE and removes it at exit. `jobd.service` beside this
 //! crate's README is a systemd unit for it.
 //!
 //! Exit status: 0 after a shutdown, 1 when the server cannot start or fails, 2 for a
@@ -44,8 +48,8 @@ struct Args {
     /// Port to listen on.
     #[arg(short, long, default_value_t = 4730)]
     port: u16,
-    /// Event loops serving connections, each on a thread of its own (default: the cores;
-    /// at most 1024).
+    /// Event loops serving connections, each on a thread of its own (default, and 0: the
+    /// cores; at most 1024).
     #[arg(short, long, value_name = "THREADS",
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     threads: Option<u16>,
@@ -53,8 +57,12 @@ struct Args {
     #[arg(short = 'l', long = "log-file", value_name = "stderr|FILE", default_value = "stderr")]
     log_file: String,
     /// More detail in the log: -v for debug, -vv for trace (RUST_LOG overrides).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    more: u8,
+    /// The log's level by gearmand's names: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE,
+    /// INFO, DEBUG (default INFO; admin `verbose` answers it).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
+    verbose: Option<log::LevelFilter>,
     /// Keep background jobs in FILE, synced before they are acknowledged, across restarts.
     #[arg(short = 'q', long = "queue-file", value_name = "FILE")]
     queue_file: Option<PathBuf>,
@@ -195,8 +203,8 @@ impl TlsArgs {
 fn main() -> ExitCode {
     // Before any thread exists (every later thread inherits the mask): SIGTERM and SIGINT are
     // read from a signalfd on the server's loop, never delivered to a thread's default action.
-    if let Err(e) = evcore::block_signals(&[signal::TERM, signal::INT]) {
-        eprintln!("jobd: cannot block SIGTERM and SIGINT: {e}");
+    if let Err(e) = evcore::block_signals(&[signal::TERM, signal::INT, signal::USR1]) {
+        eprintln!("jobd: cannot block SIGTERM, SIGINT and SIGUSR1: {e}");
         return ExitCode::FAILURE;
     }
     let args = Args::parse();
@@ -207,7 +215,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let Err(e) = init_log(&args.log_file, args.verbose) {
+    if let Err(e) = init_log(&args.log_file, args.verbose, args.more) {
         eprintln!("jobd: {}: {e}", args.log_file);
         return ExitCode::FAILURE;
     }
@@ -220,13 +228,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// gearmand's `--verbose` level names, in any case, as the `log` facade's levels.
+fn parse_level(name: &str) -> Result<log::LevelFilter, String> {
+    Ok(match name.to_ascii_uppercase().as_str() {
+        "FATAL" | "ALERT" | "CRITICAL" | "ERROR" => log::LevelFilter::Error,
+        "WARNING" => log::LevelFilter::Warn,
+        "NOTICE" | "INFO" => log::LevelFilter::Info,
+        "DEBUG" => log::LevelFilter::Debug,
+        _ => {
+            return Err("one of FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG".into())
+        }
+    })
+}
+
 /// The log, through the `log` facade: info and up by default, debug with -v, trace with -vv,
 /// `RUST_LOG` (env_logger's syntax: `jobclient=debug`) over both; to standard error, or
 /// appended to a file.
-fn init_log(dest: &str, verbose: u8) -> std::io::Result<()> {
+fn init_log(dest: &str, level: Option<log::LevelFilter>, more: u8) -> std::io::Result<()> {
     let mut log = env_logger::Builder::new();
-    log.filter_level(match verbose {
-        0 => log::LevelFilter::Info,
+    log.filter_level(match more {
+        0 => level.unwrap_or(log::LevelFilter::Info),
         1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     });
@@ -281,7 +302,8 @@ fn serve(args: Args) -> std::io::Result<()> {
     #[cfg(not(feature = "rustls"))]
     let mut server = Server::bind(addr, &h)?;
     server.busy_poll(spin);
-    let threads = args.threads.map(usize::from).unwrap_or_else(|| {
+    // 0 is gearmand's "guess": the cores, as when -t is not given.
+    let threads = args.threads.map(usize::from).filter(|&t| t > 0).unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     server.io_threads(threads)?;
@@ -304,12 +326,16 @@ fn serve(args: Args) -> std::io::Result<()> {
         Some(path) => Some(PidFile::write(path)?),
         None => None,
     };
-    let signals = Signals::new(&[signal::TERM, signal::INT], &h)?;
+    let signals = Signals::new(&[signal::TERM, signal::INT, signal::USR1], &h)?;
     let stopper = server.stopper();
     h.spawn_local(async move {
         let mut seen = 0;
         while let Ok(sig) = signals.recv().await {
-            let name = if sig == signal::TERM { "SIGTERM" } else { "SIGINT" };
+            let name = match sig {
+                signal::TERM => "SIGTERM",
+                signal::INT => "SIGINT",
+                _ => "SIGUSR1",
+            };
             seen += 1;
             if seen == 1 {
                 log::info!("{name}: shutting down gracefully (a second signal stops at once)");

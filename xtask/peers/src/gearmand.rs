@@ -81,6 +81,21 @@ impl Gearmand {
         &self.dir
     }
 
+    /// Waits, at most `within`, for gearmand to exit by itself (after a signal or an admin
+    /// `shutdown`); its exit status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> io::Result<Option<std::process::ExitStatus>> {
+        let t0 = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if t0.elapsed() > within {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The admin protocol's `version` answer, e.g. `OK 1.1.20`.
     pub fn version(&self) -> io::Result<String> {
         version(self.port)
