@@ -124,8 +124,14 @@ impl Conn {
     }
 
     /// A multicast; `block: false` never waits on a `groupd` connection (see
-    /// `DaemonClient::mcast`).
-    pub(crate) fn mcast(&mut self, iov: &[IoSlice<'_>], block: bool) -> Result<(), CsError> {
+    /// `DaemonClient::mcast`). `safe`: SAFE delivery, which only `groupd` gives (the local
+    /// bus delivers on receipt, corosync never built it: AGREED on both).
+    pub(crate) fn mcast(
+        &mut self,
+        iov: &[IoSlice<'_>],
+        block: bool,
+        safe: bool,
+    ) -> Result<(), CsError> {
         self.guard(|c| {
             // libcpg takes the slices as they are; the other backends need one buffer.
             #[cfg(feature = "corosync")]
@@ -138,7 +144,7 @@ impl Conn {
             }
             match c {
                 Conn::Local { bus, id } => bus.mcast(*id, msg),
-                Conn::Daemon(c) => c.mcast(msg, block),
+                Conn::Daemon(c) => c.mcast(msg, block, safe),
                 #[cfg(feature = "corosync")]
                 Conn::Corosync(c) => c.mcast(&[IoSlice::new(&msg)]),
                 Conn::Lost => Err(CsError::BadHandle),

@@ -265,8 +265,7 @@ impl<H: Handler> Cpg<H> {
         guarantee: Guarantee,
         iov: &[IoSlice<'_>],
     ) -> Result<(), CsError> {
-        let _ = guarantee;
-        self.conn().mcast(iov, false)
+        self.conn().mcast(iov, false, guarantee == Guarantee::Safe)
     }
 
     /// A `Clone + Send + Sync` sender for this handle's group: multicast from other threads
@@ -474,9 +473,8 @@ fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
 }
 
 fn mcast(conn: &mut Conn, guarantee: Guarantee, iov: &[IoSlice<'_>]) -> Result<(), CsError> {
-    // Every guarantee is delivered as AGREED.
-    let _ = guarantee;
-    conn.mcast(iov, true)
+    // SAFE is stronger than AGREED on groupd only; every other guarantee is AGREED.
+    conn.mcast(iov, true, guarantee == Guarantee::Safe)
 }
 
 fn mcast_retry(

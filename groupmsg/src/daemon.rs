@@ -22,6 +22,12 @@
 //! after a few rounds of work, and the accepting task after each batch of accepts, so no
 //! client can keep the one thread to itself.
 //!
+//! SAFE delivery: the daemon's bus keeps a SAFE message at the head of each member's inbox
+//! until every member it went to has acknowledged it. A connection sends it to its client
+//! once as a probe (`SafeProbe`); the client library acknowledges on receipt (`SafeAck`),
+//! keeps it, and delivers it when told (`SafeDeliver`). An acknowledgement counts only from
+//! a member that was sent that probe.
+//!
 //! Latency: the answers to what a client sent and that client's own events go out in one
 //! write, and both the daemon's loop and a client waiting in `dispatch` poll for up to 50 µs
 //! before sleeping. A round trip is then two hand-offs instead of two wake-ups from sleep;
@@ -113,7 +119,9 @@ impl Groupd {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         let me = rustix::process::geteuid().as_raw();
         let allowed = Arc::new(if me == 0 { vec![0] } else { vec![me, 0] });
-        Ok(Groupd { listener, bus: LocalBus::new(), allowed })
+        let bus = LocalBus::new();
+        bus.set_stability(true);
+        Ok(Groupd { listener, bus, allowed })
     }
 
     /// The bus behind the daemon, to tune its limits (flow control, backlog, stall time).
@@ -346,6 +354,13 @@ impl Conn {
                 Ok(Some(Popped::Event(e))) => {
                     wire::encode_response(&mut self.out, &Response::Event(e))
                 }
+                Ok(Some(Popped::SafeProbe { id, group, sender, msg })) => wire::encode_response(
+                    &mut self.out,
+                    &Response::SafeProbe { id, group, sender, msg },
+                ),
+                Ok(Some(Popped::SafeDeliver(id))) => {
+                    wire::encode_response(&mut self.out, &Response::SafeDeliver(id))
+                }
                 Ok(Some(Popped::FlowCleared)) => {
                     // Flow control cleared; if it is on again already, the notice is stale
                     // (asking re-arms the next one) and the hold-back count stands.
@@ -380,7 +395,15 @@ impl Conn {
                     Err(e) => return Err(Some(format!("protocol error: {e}"))),
                 };
                 progress = true;
-                if let (Request::Mcast(_), Some(n)) = (&request, &mut self.since_told) {
+                if let Request::SafeAck(sid) = request {
+                    // Receipt of a SAFE message: no answer.
+                    bus.safe_ack(self.id, sid);
+                    continue;
+                }
+                let asks_flow = matches!(request, Request::FlowQuery);
+                if let (Request::Mcast(_) | Request::McastSafe(_), Some(n)) =
+                    (&request, &mut self.since_told)
+                {
                     // A client may have a window of multicasts in flight when it hears that
                     // flow control is on; one that goes on past that ignores it, and is held
                     // back: nothing more is taken from it until flow clears, so the group's
@@ -391,10 +414,11 @@ impl Conn {
                     }
                 }
                 let response = answer(bus, self.id, request);
-                if matches!(
-                    response,
-                    Response::Flow(true) | Response::Result(Err(CsError::TryAgain))
-                ) {
+                // Told flow control is on: by a multicast's acknowledgement, or the answer to
+                // a flow query (a join's TRY_AGAIN is about SAFE messages).
+                if matches!(response, Response::Flow(true))
+                    || (asks_flow && response == Response::Result(Err(CsError::TryAgain)))
+                {
                     self.since_told.get_or_insert(0);
                 }
                 wire::encode_response(&mut self.out, &response);
@@ -500,7 +524,11 @@ fn answer(bus: &LocalBus, id: u64, request: Request) -> Response {
         }),
         Request::Leave => Response::Result(bus.leave(id)),
         // Pipelined: acknowledged with the flow state, never refused for flow control.
-        Request::Mcast(m) => match bus.mcast_accepted(id, m) {
+        Request::Mcast(m) => match bus.mcast_accepted(id, m, false) {
+            Ok(()) => Response::Flow(bus.flow_control(id)),
+            Err(e) => Response::McastRefused(e),
+        },
+        Request::McastSafe(m) => match bus.mcast_accepted(id, m, true) {
             Ok(()) => Response::Flow(bus.flow_control(id)),
             Err(e) => Response::McastRefused(e),
         },
@@ -514,5 +542,10 @@ fn answer(bus: &LocalBus, id: u64, request: Request) -> Response {
             Err(e) => Response::Result(Err(e)),
         },
         Request::Groups => Response::Groups(bus.groups()),
+        // Taken before answering; never reaches here.
+        Request::SafeAck(sid) => {
+            bus.safe_ack(id, sid);
+            Response::Result(Ok(()))
+        }
     }
 }

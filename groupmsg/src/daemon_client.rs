@@ -1,13 +1,13 @@
 //! A `Cpg` handle's connection to `groupd`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
@@ -17,8 +17,14 @@ use crate::{CpgEvent, CsError, GroupName, Member};
 pub(crate) struct DaemonClient {
     stream: UnixStream,
     rbuf: BytesMut,
+    /// Frames not yet written whole: a request being sent, and acknowledgements of SAFE
+    /// messages (written whenever the socket takes them).
+    wbuf: BytesMut,
     scratch: Vec<u8>,
     inbox: VecDeque<CpgEvent>,
+    /// SAFE messages received and acknowledged, waiting for the daemon to say they are
+    /// stable (at most one at a time: the daemon holds the rest behind it).
+    safe: HashMap<u64, CpgEvent>,
     /// Readable while the inbox holds events (and after a stop); part of `epoll`.
     pub(crate) wake: Arc<OwnedFd>,
     /// The socket and `wake`: readable when there is anything to dispatch.
@@ -78,8 +84,10 @@ impl DaemonClient {
         let mut client = DaemonClient {
             stream,
             rbuf,
+            wbuf: BytesMut::new(),
             scratch: vec![0u8; 64 * 1024],
             inbox: VecDeque::new(),
+            safe: HashMap::new(),
             wake,
             epoll: Arc::new(ep),
             member,
@@ -103,16 +111,28 @@ impl DaemonClient {
         }
     }
 
-    /// Writes one request frame, taking in the daemon's frames whenever the socket is full.
+    /// Writes one request frame (after anything still unwritten), taking in the daemon's
+    /// frames whenever the socket is full.
     fn send(&mut self, r: &Request) -> Result<(), CsError> {
-        let mut out = BytesMut::new();
-        wire::encode_request(&mut out, r);
-        let mut sent = 0;
-        while sent < out.len() {
-            match self.stream.write(&out[sent..]) {
+        wire::encode_request(&mut self.wbuf, r);
+        self.write_out(true)
+    }
+
+    /// Writes what is unwritten without waiting: acknowledgements go out as soon as the
+    /// socket takes them; what it does not take goes with the next request.
+    fn flush_acks(&mut self) -> Result<(), CsError> {
+        self.write_out(false)
+    }
+
+    fn write_out(&mut self, block: bool) -> Result<(), CsError> {
+        while !self.wbuf.is_empty() {
+            match self.stream.write(&self.wbuf) {
                 Ok(0) => return Err(CsError::Library),
-                Ok(n) => sent += n,
+                Ok(n) => self.wbuf.advance(n),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if !block {
+                        return Ok(());
+                    }
                     // The daemon is not reading: it may be blocked writing events to us. Keep
                     // taking them in while waiting for room, or both sides wait forever.
                     self.read_available()?;
@@ -127,6 +147,8 @@ impl DaemonClient {
     }
 
     fn wait_readable(&mut self) -> Result<(), CsError> {
+        // An acknowledgement the daemon waits for must not wait for us.
+        self.flush_acks()?;
         let mut fds = [PollFd::new(&self.stream, PollFlags::IN)];
         let _ = rustix::event::poll(&mut fds, None);
         self.read_available()
@@ -142,6 +164,15 @@ impl DaemonClient {
                     self.in_flight = self.in_flight.saturating_sub(1);
                 }
                 Some(Response::FlowCleared) => self.flow = false,
+                // Received, acknowledged at once, kept until every member has it.
+                Some(Response::SafeProbe { id, group, sender, msg }) => {
+                    wire::encode_request(&mut self.wbuf, &Request::SafeAck(id));
+                    self.safe.insert(id, CpgEvent::Deliver { group, sender, msg });
+                }
+                Some(Response::SafeDeliver(id)) => {
+                    let e = self.safe.remove(&id).ok_or(CsError::Library)?;
+                    self.push(e);
+                }
                 Some(Response::McastRefused(e)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.refused.get_or_insert(e);
@@ -196,6 +227,9 @@ impl DaemonClient {
             // A reply with no request waiting cannot happen; drop it rather than stall.
             let _ = r;
         }
+        if !self.wbuf.is_empty() {
+            self.flush_acks()?;
+        }
         Ok(())
     }
 
@@ -229,7 +263,7 @@ impl DaemonClient {
     /// the window); without it those answer `TryAgain` at once, for an async caller that
     /// then waits on the descriptor (an acknowledgement or a flow-cleared notice makes it
     /// readable).
-    pub(crate) fn mcast(&mut self, msg: Vec<u8>, block: bool) -> Result<(), CsError> {
+    pub(crate) fn mcast(&mut self, msg: Vec<u8>, block: bool, safe: bool) -> Result<(), CsError> {
         if let Some(e) = self.refused.take() {
             return Err(e);
         }
@@ -252,7 +286,7 @@ impl DaemonClient {
             self.wait_readable()?;
             self.parse_buffered()?;
         }
-        self.send(&Request::Mcast(msg))?;
+        self.send(&if safe { Request::McastSafe(msg) } else { Request::Mcast(msg) })?;
         self.in_flight += 1;
         Ok(())
     }

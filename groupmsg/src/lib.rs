@@ -91,8 +91,23 @@
 //!   The byte bound keeps a fast sender's backlog small enough to stay in cache: in-process
 //!   throughput at 1,600 B went from about 0.9 to 3.4 million messages a second with it.
 //! - Messages are delivered whole or refused with [`CsError::TooBig`] (corosync fragments
-//!   above 1,047,552 bytes; a 4 MB message through corosync is tested). Every guarantee is
-//!   delivered as AGREED, as corosync does.
+//!   above 1,047,552 bytes; a 4 MB message through corosync is tested).
+//! - **SAFE delivery on `groupd`**, which corosync's `cpg.h` lists (`CPG_TYPE_SAFE`) and never
+//!   built: a SAFE message is delivered to any member only once every member it went to has
+//!   acknowledged receiving it, and, there being one order, everything after it waits behind
+//!   it. The daemon sends it to each client first as a probe, which the client library
+//!   acknowledges as it reads it (whether or not the application dispatches yet), keeps, and
+//!   delivers in its place when the daemon says it is stable. A member that dies before
+//!   acknowledging is reported gone (PROCDOWN) before the message at every member, and its
+//!   own messages after that point, which nobody had delivered, go with it. While a group
+//!   has a SAFE message in flight a join answers [`CsError::TryAgain`] (retry, as for
+//!   corosync's joins during a membership change; `groupcat` does), because who must have
+//!   the message is fixed when it is sent; leaves go in the order as usual. A member that
+//!   never acknowledges (it stopped reading) holds SAFE delivery for its group until it is
+//!   removed: after `--max-stall` (10 s by default), at the next multicast in the group.
+//!   On the in-process bus receiving is delivering, so SAFE is AGREED there; on corosync it
+//!   is AGREED too, as corosync delivers it. FIFO and UNORDERED are AGREED everywhere (a
+//!   stronger order than asked). Measured in `cargo bench -p benches --bench groupmsg`.
 //! - Flow control clearing wakes a waiting sender on the local bus and on `groupd` (its
 //!   descriptor becomes readable); corosync gives no such notice, so there the waits fall
 //!   back on pauses (100 µs doubling to 50 ms).

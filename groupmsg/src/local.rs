@@ -6,7 +6,7 @@
 //! member sees, messages and membership changes alike, which is what CPG's virtual synchrony
 //! promises.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,6 +17,8 @@ use crate::{
     Change, CpgEvent, CsError, GroupName, Iteration, IterationEntry, Member, ModelFlags, Reason,
     RingId, MAX_MEMBERS,
 };
+
+mod safe;
 
 /// The largest message the local backend takes whole (corosync fragments above
 /// 1,047,552 bytes; here a message is delivered whole or refused with `TooBig`).
@@ -75,6 +77,27 @@ struct Bus {
     /// Backlog bounds: events, bytes.
     max_backlog: (usize, usize),
     max_stall: Duration,
+    /// SAFE delivery (`groupd`'s bus): a SAFE message waits in every inbox until each member
+    /// it went to has acknowledged receiving it. Off (a bus inside one process, where
+    /// receiving is delivering), SAFE is AGREED.
+    stability: bool,
+    next_safe: u64,
+    /// SAFE messages some member has not acknowledged yet, by id (ids grow in the group's
+    /// total order).
+    unstable: HashMap<u64, Unstable>,
+}
+
+/// A SAFE message not every member has acknowledged.
+#[derive(Debug)]
+struct Unstable {
+    group: GroupName,
+    /// The group's members just before it in the order: those it went to, less those whose
+    /// removal has since been put before it.
+    members: Vec<(Member, u64)>,
+    /// The handles it went to (woken when it becomes stable).
+    receivers: Vec<u64>,
+    /// Those of them that have not acknowledged it.
+    waiting: HashSet<u64>,
 }
 
 #[derive(Debug)]
@@ -101,6 +124,8 @@ struct HandleState {
     /// Flow control cleared since it was told: reported by the next pop, ahead of events
     /// (a notice, not an event in the group's order; not counted as backlog).
     flow_cleared: bool,
+    /// The SAFE message at the head of its inbox that it was sent to acknowledge, and when.
+    probed: Option<(u64, Instant)>,
 }
 
 /// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
@@ -109,7 +134,15 @@ struct HandleState {
 /// copy).
 #[derive(Debug)]
 enum Queued {
-    Deliver { group: GroupName, sender: Member, msg: bytes::Bytes },
+    /// A message from handle `from`; `safe` is its SAFE id while the bus keeps SAFE
+    /// delivery.
+    Deliver {
+        group: GroupName,
+        sender: Member,
+        from: u64,
+        msg: bytes::Bytes,
+        safe: Option<u64>,
+    },
     Other(CpgEvent),
 }
 
@@ -118,6 +151,16 @@ enum Queued {
 pub(crate) enum Popped {
     Event(CpgEvent),
     FlowCleared,
+    /// A SAFE message to acknowledge ([`LocalBus::safe_ack`]), and keep, not deliver: it
+    /// stays at the head of the inbox, everything after it waiting behind it.
+    SafeProbe {
+        id: u64,
+        group: GroupName,
+        sender: Member,
+        msg: Vec<u8>,
+    },
+    /// The SAFE message of this id, probed before, is stable: deliver it now.
+    SafeDeliver(u64),
 }
 
 impl Queued {
@@ -130,7 +173,7 @@ impl Queued {
 
     fn into_popped(self) -> Popped {
         match self {
-            Queued::Deliver { group, sender, msg } => {
+            Queued::Deliver { group, sender, msg, .. } => {
                 Popped::Event(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) })
             }
             Queued::Other(e) => Popped::Event(e),
@@ -206,6 +249,9 @@ impl LocalBus {
             max_message: LOCAL_MAX_MESSAGE,
             max_backlog: (MAX_BACKLOG, MAX_BACKLOG_BYTES),
             max_stall: MAX_STALL,
+            stability: false,
+            next_safe: 0,
+            unstable: HashMap::new(),
         };
         LocalBus { inner: Arc::new((Mutex::new(bus), Condvar::new())) }
     }
@@ -324,6 +370,7 @@ impl LocalBus {
                 totem_sent: false,
                 flow_waiting: false,
                 flow_cleared: false,
+                probed: None,
             },
         );
         (id, member)
@@ -345,6 +392,11 @@ impl LocalBus {
             }
             h.member
         };
+        // A SAFE message waits for the members it went to; a member that joined after it
+        // would change what "every member" means for the messages held behind it.
+        if bus.unstable.values().any(|u| u.group == *name) {
+            return Err(CsError::TryAgain);
+        }
         let list = bus.groups.entry(name.clone()).or_default();
         if list.len() >= MAX_MEMBERS {
             return Err(CsError::TooManyGroups);
@@ -368,6 +420,10 @@ impl LocalBus {
 
     pub(crate) fn leave(&self, id: u64) -> Result<(), CsError> {
         let mut bus = self.lock();
+        let h = bus.handles.get(&id).ok_or(CsError::BadHandle)?;
+        if h.group.is_none() {
+            return Err(CsError::NotExist);
+        }
         let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         let name = h.group.take().ok_or(CsError::NotExist)?;
         let member = h.member;
@@ -385,18 +441,20 @@ impl LocalBus {
     pub(crate) fn finalize(&self, id: u64) {
         let mut bus = self.lock();
         let Some(h) = bus.handles.remove(&id) else { return };
-        if let Some(name) = h.group {
-            bus.remove_member(&name, id);
-            bus.confchg(&name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
-            bus.evict_behind(&name);
-            bus.wake_flow_waiters(&name);
+        if let Some(name) = &h.group {
+            bus.remove_member(name, id);
+        }
+        bus.departed(h.group.as_ref(), id, h.member);
+        if let Some(name) = &h.group {
+            bus.evict_behind(name);
+            bus.wake_flow_waiters(name);
         }
         // A member gone may have been what held flow control on.
         self.inner.1.notify_all();
     }
 
     pub(crate) fn mcast(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
-        self.mcast_with(id, msg, true)
+        self.mcast_with(id, msg, true, false)
     }
 
     /// A multicast `groupd` has already taken from a client's pipeline: flow control was
@@ -406,11 +464,17 @@ impl LocalBus {
     /// The sender's own copy is queued without raising its signal: `groupd` writes the
     /// sender's events itself right after the request, and a raised signal would only wake
     /// its task again to find nothing.
-    pub(crate) fn mcast_accepted(&self, id: u64, msg: Vec<u8>) -> Result<(), CsError> {
-        self.mcast_with(id, msg, false)
+    pub(crate) fn mcast_accepted(&self, id: u64, msg: Vec<u8>, safe: bool) -> Result<(), CsError> {
+        self.mcast_with(id, msg, false, safe)
     }
 
-    fn mcast_with(&self, id: u64, msg: Vec<u8>, respect_flow: bool) -> Result<(), CsError> {
+    fn mcast_with(
+        &self,
+        id: u64,
+        msg: Vec<u8>,
+        respect_flow: bool,
+        safe: bool,
+    ) -> Result<(), CsError> {
         let mut bus = self.lock();
         let h = bus.handles.get(&id).ok_or(CsError::BadHandle)?;
         let name = h.group.clone().ok_or(CsError::NotExist)?;
@@ -429,15 +493,26 @@ impl LocalBus {
             }
             self.inner.1.notify_all();
         }
-        let Bus { groups, handles, flow_limit, .. } = &mut *bus;
+        let safe = (safe && bus.stability).then(|| {
+            bus.next_safe += 1;
+            bus.next_safe
+        });
+        let Bus { groups, handles, flow_limit, unstable, .. } = &mut *bus;
         let flow_limit = *flow_limit;
         let Some(list) = groups.get(&name) else { return Ok(()) };
         // One buffer for every member's inbox.
         let msg = bytes::Bytes::from(msg);
         for &(_, m) in list {
-            let e = Queued::Deliver { group: name.clone(), sender, msg: msg.clone() };
+            let e =
+                Queued::Deliver { group: name.clone(), sender, from: id, msg: msg.clone(), safe };
             let quiet = m == id && !respect_flow;
             Bus::push_to(handles, m, e, quiet, flow_limit);
+        }
+        if let Some(sid) = safe {
+            let receivers: Vec<u64> = list.iter().map(|m| m.1).collect();
+            let waiting = receivers.iter().copied().collect();
+            let members = list.clone();
+            unstable.insert(sid, Unstable { group: name.clone(), members, receivers, waiting });
         }
         if bus.evict_behind(&name) | bus.evict_stalled(&name) {
             self.inner.1.notify_all();
@@ -468,7 +543,9 @@ impl LocalBus {
         loop {
             match self.pop_raw(id)? {
                 Some(Popped::Event(e)) => return Ok(Some(e)),
-                Some(Popped::FlowCleared) => {}
+                // Only a bus with SAFE delivery on (groupd's, whose connections pop raw) holds
+                // messages for acknowledgements; a held one is no event yet.
+                Some(Popped::FlowCleared | Popped::SafeProbe { .. } | Popped::SafeDeliver(_)) => {}
                 None => return Ok(None),
             }
         }
@@ -478,13 +555,42 @@ impl LocalBus {
     pub(crate) fn pop_raw(&self, id: u64) -> Result<Option<Popped>, CsError> {
         let mut bus = self.lock();
         let limit = bus.flow_limit;
-        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
+        let Bus { handles, unstable, .. } = &mut *bus;
+        let h = handles.get_mut(&id).ok_or(CsError::BadHandle)?;
         if std::mem::take(&mut h.flow_cleared) {
             if h.inbox.is_empty() {
                 h.signal.clear();
                 h.signalled = false;
             }
             return Ok(Some(Popped::FlowCleared));
+        }
+        // A SAFE message at the head goes out once to be acknowledged, then waits there, with
+        // everything behind it, until every member it went to has acknowledged it. While it
+        // waits the signal stays raised (pushes behind it need not raise it again), and the
+        // message becoming stable raises it anew.
+        let mut deliver_safe = None;
+        if let Some(Queued::Deliver { safe: Some(sid), group, sender, msg, .. }) = h.inbox.front() {
+            let sid = *sid;
+            let probed = h.probed.is_some_and(|(p, _)| p == sid);
+            if unstable.contains_key(&sid) {
+                if probed {
+                    return Ok(None);
+                }
+                let popped = Popped::SafeProbe {
+                    id: sid,
+                    group: group.clone(),
+                    sender: *sender,
+                    msg: msg.to_vec(),
+                };
+                h.probed = Some((sid, Instant::now()));
+                return Ok(Some(popped));
+            }
+            // Stable. Every member it went to acknowledged a probe of it, so this one was
+            // probed; were it not, it gets the message whole, as an ordinary delivery.
+            if probed {
+                h.probed = None;
+                deliver_safe = Some(sid);
+            }
         }
         let over = |len: usize, bytes: usize| len >= limit || bytes >= FLOW_BYTES;
         let was_over = over(h.inbox.len(), h.inbox_bytes);
@@ -506,7 +612,10 @@ impl LocalBus {
             h.signal.clear();
             h.signalled = false;
         }
-        Ok(event.map(Queued::into_popped))
+        Ok(event.map(|e| match deliver_safe {
+            Some(sid) => Popped::SafeDeliver(sid),
+            None => e.into_popped(),
+        }))
     }
 
     /// Events waiting for a local handle. A flow-control notice has done its work by waking
@@ -598,10 +707,15 @@ impl Bus {
             .map(|l| {
                 l.iter()
                     .filter(|(_, id)| {
-                        self.handles
-                            .get(id)
-                            .and_then(|h| h.over_since)
-                            .is_some_and(|t| now.saturating_duration_since(t) > max)
+                        self.handles.get(id).is_some_and(|h| {
+                            // Held at a SAFE message for others' acknowledgements: not its
+                            // stall; holding one unacknowledged past the limit: its own.
+                            let (for_others, unanswered) = self.safe_wait(*id, h, now, max);
+                            unanswered
+                                || (!for_others
+                                    && h.over_since
+                                        .is_some_and(|t| now.saturating_duration_since(t) > max))
+                        })
                     })
                     .map(|&(_, id)| id)
                     .collect()
@@ -623,7 +737,7 @@ impl Bus {
         }
         // Its dispatcher may be waiting on the signal: wake it to find the handle gone.
         h.signal.raise();
-        self.confchg(name, &[Change { member: h.member, reason: Reason::ProcDown }], &[], None);
+        self.departed(Some(name), id, h.member);
         self.wake_flow_waiters(name);
     }
 

@@ -105,8 +105,9 @@ pub struct Change {
 }
 
 /// The delivery guarantee asked for (`CPG_TYPE_*`). Corosync delivers every one as AGREED
-/// (total order, including to the sender); SAFE is not implemented by corosync, and neither
-/// backend here makes it stronger than AGREED.
+/// (total order, including to the sender): it never built SAFE. `groupd` does: a SAFE
+/// message is delivered once every member has received it (see the crate docs); the
+/// in-process bus, where receiving is delivering, and corosync deliver it as AGREED.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Guarantee {
     /// `CPG_TYPE_UNORDERED`.

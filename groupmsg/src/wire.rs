@@ -37,13 +37,18 @@ pub(crate) enum Request {
     Groups,
     /// Whether flow control is on (answered with a `Result`: OK or TRY_AGAIN).
     FlowQuery,
+    /// This client has received the SAFE message of that id (a [`Response::SafeProbe`]).
+    SafeAck(u64),
+    /// A multicast with SAFE delivery, pipelined as [`Request::Mcast`].
+    McastSafe(Vec<u8>),
 }
 
 /// The protocol's version, in the daemon's greeting. 2: joins carry model flags, the totem
-/// and flow-cleared frames exist. A client and daemon of different versions part at once with
+/// and flow-cleared frames exist. 3: SAFE delivery (its multicast, probe, acknowledgement and
+/// delivery frames). A client and daemon of different versions part at once with
 /// a typed error (`CS_ERR_VERSION` at the client; an old client reads the greeting as
 /// malformed), never with one side misreading the other's frames.
-pub(crate) const PROTOCOL: u32 = 2;
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// Daemon to client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,17 @@ pub(crate) enum Response {
     /// Flow control, which the client was told was on, is off again: a sender waiting for
     /// it may go on.
     FlowCleared,
+    /// A SAFE message, sent for the client to keep and acknowledge ([`Request::SafeAck`]),
+    /// not to deliver yet.
+    SafeProbe {
+        id: u64,
+        group: GroupName,
+        sender: Member,
+        msg: Vec<u8>,
+    },
+    /// Every member has received the SAFE message of that id: deliver it now, in this place
+    /// of the order.
+    SafeDeliver(u64),
 }
 
 fn frame(out: &mut BytesMut, kind: u8, payload: impl FnOnce(&mut BytesMut)) {
@@ -93,6 +109,8 @@ pub(crate) fn encode_request(out: &mut BytesMut, r: &Request) {
         Request::Membership => frame(out, 4, |_| {}),
         Request::Groups => frame(out, 5, |_| {}),
         Request::FlowQuery => frame(out, 6, |_| {}),
+        Request::SafeAck(id) => frame(out, 7, |o| o.put_u64(*id)),
+        Request::McastSafe(m) => frame(out, 8, |o| o.put_slice(m)),
     }
 }
 
@@ -143,6 +161,13 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
         Response::Flow(on) => frame(out, 120, |o| o.put_u8(u8::from(*on))),
         Response::McastRefused(e) => frame(out, 121, |o| o.put_u32(e.code())),
         Response::FlowCleared => frame(out, 122, |_| {}),
+        Response::SafeProbe { id, group, sender, msg } => frame(out, 123, |o| {
+            o.put_u64(*id);
+            put_name(o, group);
+            put_member(o, sender);
+            o.put_slice(msg);
+        }),
+        Response::SafeDeliver(id) => frame(out, 124, |o| o.put_u64(*id)),
     }
 }
 
@@ -229,6 +254,8 @@ pub(crate) fn decode_request(buf: &mut BytesMut) -> Result<Option<Request>, Wire
         4 => Request::Membership,
         5 => Request::Groups,
         6 => Request::FlowQuery,
+        7 => Request::SafeAck(f.u64()?),
+        8 => Request::McastSafe(f.b.split().to_vec()),
         k => return Err(WireError::UnknownType(k)),
     };
     f.end()?;
@@ -300,6 +327,14 @@ pub(crate) fn decode_response(buf: &mut BytesMut) -> Result<Option<Response>, Wi
         120 => Response::Flow(f.u8()? != 0),
         121 => Response::McastRefused(CsError::from_code(f.u32()?).unwrap_or(CsError::Library)),
         122 => Response::FlowCleared,
+        123 => {
+            let id = f.u64()?;
+            let group = f.name()?;
+            let sender = f.member()?;
+            let msg = f.rest();
+            Response::SafeProbe { id, group, sender, msg }
+        }
+        124 => Response::SafeDeliver(f.u64()?),
         k => return Err(WireError::UnknownType(k)),
     };
     f.end()?;
@@ -337,6 +372,8 @@ mod tests {
             Response::Flow(true),
             Response::McastRefused(CsError::TooBig),
             Response::FlowCleared,
+            Response::SafeProbe { id: u64::MAX, group: g("a"), sender: m, msg: b"s".to_vec() },
+            Response::SafeDeliver(7),
         ];
         let mut buf = BytesMut::new();
         for r in &responses {
@@ -351,6 +388,9 @@ mod tests {
             Request::Mcast(vec![0, 1, 2]),
             Request::Membership,
             Request::Groups,
+            Request::FlowQuery,
+            Request::SafeAck(u64::MAX),
+            Request::McastSafe(b"safe".to_vec()),
         ];
         for r in &requests {
             encode_request(&mut buf, r);

@@ -171,6 +171,10 @@ struct Args {
     /// (CPG_MODEL_V1_DELIVER_INITIAL_TOTEM_CONF).
     #[arg(long)]
     totem: bool,
+    /// Multicast with SAFE delivery (CPG_TYPE_SAFE): on groupd, each line is delivered once
+    /// every member has received it; elsewhere it is AGREED.
+    #[arg(long)]
+    safe: bool,
     /// More detail on standard error: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -190,7 +194,8 @@ fn main() -> ExitCode {
     } else {
         Backend::Daemon(args.socket.unwrap_or_else(groupmsg::default_socket_path))
     };
-    match run(backend, args.json, args.totem, args.reconnect, &args.group) {
+    let guarantee = if args.safe { Guarantee::Safe } else { Guarantee::Agreed };
+    match run(backend, args.json, args.totem, args.reconnect, guarantee, &args.group) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("groupcat: {e}");
@@ -229,6 +234,7 @@ fn run(
     json: bool,
     totem: bool,
     reconnect: bool,
+    guarantee: Guarantee,
     group: &str,
 ) -> Result<(), String> {
     let name = GroupName::new(group).map_err(|e| e.to_string())?;
@@ -238,7 +244,7 @@ fn run(
     let mut cpg =
         Cpg::model_initialize(backend, printer, flags).map_err(|e| format!("{what}: {e}"))?;
     cpg.handler_mut().me = cpg.member();
-    cpg.join(&name).map_err(|e| e.to_string())?;
+    join(&mut cpg, &name)?;
     // A reader of our own over a copy of descriptor 0: std's stdin would buffer behind our back,
     // and the poll below must know when no line is waiting in userspace.
     let input = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| e.to_string())?;
@@ -280,9 +286,7 @@ fn run(
                         // Flow control: let the group catch up, then send. A line sent into
                         // a lost connection is sent again once reconnected.
                         loop {
-                            match cpg
-                                .mcast_joined(Guarantee::Agreed, &[IoSlice::new(msg.as_bytes())])
-                            {
+                            match cpg.mcast_joined(guarantee, &[IoSlice::new(msg.as_bytes())]) {
                                 Ok(()) => break,
                                 Err(groupmsg::CsError::TryAgain) => {
                                     if cpg.dispatch(Dispatch::One).is_err() && !cpg.is_lost() {
@@ -309,10 +313,17 @@ fn run(
 
 /// Connects again until it works (pausing 100 ms, doubling to 2 s) and, while input is
 /// open, joins the group again.
-fn rejoin(cpg: &mut Cpg<Printer>, name: &GroupName, join: bool) {
+fn rejoin(cpg: &mut Cpg<Printer>, name: &GroupName, join_too: bool) {
     let mut pause = std::time::Duration::from_millis(100);
     loop {
-        match cpg.reinitialize().and_then(|()| if join { cpg.join(name) } else { Ok(()) }) {
+        let joined = cpg.reinitialize().map_err(|e| e.to_string()).and_then(|()| {
+            if join_too {
+                join(cpg, name)
+            } else {
+                Ok(())
+            }
+        });
+        match joined {
             Ok(()) => {
                 cpg.handler_mut().me = cpg.member();
                 log::warn!("reconnected");
@@ -322,5 +333,21 @@ fn rejoin(cpg: &mut Cpg<Printer>, name: &GroupName, join: bool) {
         }
         std::thread::sleep(pause);
         pause = pause.saturating_mul(2).min(std::time::Duration::from_secs(2));
+    }
+}
+
+/// Joins, waiting while the daemon answers `TryAgain` (groupd does while a SAFE message in
+/// the group waits for its members' acknowledgements; corosync during a membership change):
+/// pauses of 1 ms doubling to 100 ms.
+fn join(cpg: &mut Cpg<Printer>, name: &GroupName) -> Result<(), String> {
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match cpg.join(name) {
+            Err(groupmsg::CsError::TryAgain) => {
+                std::thread::sleep(pause);
+                pause = pause.saturating_mul(2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
     }
 }

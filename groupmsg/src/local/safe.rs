@@ -1,0 +1,359 @@
+//! SAFE delivery on the bus (`groupd`'s): acknowledgements, stability, and where a member
+//! that dies first is reported.
+//!
+//! A SAFE message gets an id, growing in the group's total order, and an entry in the bus's
+//! `unstable` map with the handles it went to. A connection sends it to its client as a
+//! probe when it reaches the head of that member's inbox; the client acknowledges receipt;
+//! the message stays at the head, and everything behind it waits, until every member it went
+//! to has acknowledged it. Then each member is told to deliver it (`Popped::SafeDeliver`).
+
+use std::time::{Duration, Instant};
+
+use super::{Bus, HandleState, LocalBus, Queued};
+use crate::{Change, CpgEvent, GroupName, Member, Reason};
+
+impl LocalBus {
+    /// Turns on SAFE delivery (`groupd` does): a SAFE message is delivered to any member only
+    /// once every member it went to has acknowledged receiving it ([`Popped::SafeProbe`],
+    /// [`LocalBus::safe_ack`]), and everything after it in the group's order waits behind
+    /// it. While a group has such a message, a join answers `TryAgain` (as corosync's does
+    /// during a membership change); a leave goes in the order as always (the leaver still
+    /// acknowledges what it was sent before); a member that dies first is reported gone
+    /// before the message.
+    pub(crate) fn set_stability(&self, on: bool) {
+        self.lock().stability = on;
+    }
+
+    /// `id` has received the SAFE message `sid` it was sent as a probe. Anything else (an id
+    /// not probed to this member, or stable already) is ignored: no client can make a message
+    /// stable for the others by acknowledging what it was not sent.
+    pub(crate) fn safe_ack(&self, id: u64, sid: u64) {
+        let mut bus = self.lock();
+        let probed = bus.handles.get(&id).and_then(|h| h.probed).is_some_and(|(p, _)| p == sid);
+        let Some(u) = bus.unstable.get_mut(&sid).filter(|_| probed) else { return };
+        u.waiting.remove(&id);
+        if u.waiting.is_empty() {
+            bus.stabilize(sid);
+        }
+    }
+}
+
+impl Bus {
+    /// Handle `id` (`member`) is gone: its process died, or it was removed. Still in group
+    /// `group`, the others hear PROCDOWN. Under SAFE delivery, if a SAFE message still waits
+    /// for its acknowledgement, its removal goes just before the first such message instead,
+    /// so that every member hears it gone before that message is delivered, never after
+    /// (see [`Bus::remove_before`]); that also holds for a member that had left after the
+    /// message and died before acknowledging it.
+    pub(super) fn departed(&mut self, group: Option<&GroupName>, id: u64, member: Member) {
+        let mut first: Option<u64> = None;
+        let mut stable = Vec::new();
+        for (&sid, u) in &mut self.unstable {
+            if u.waiting.remove(&id) {
+                first = Some(first.map_or(sid, |f| f.min(sid)));
+                if u.waiting.is_empty() {
+                    stable.push(sid);
+                }
+            }
+        }
+        // Its removal goes before `first`: from there on it is no member.
+        if let Some(first) = first {
+            for (_, u) in self.unstable.iter_mut().filter(|(&s, _)| s >= first) {
+                u.members.retain(|m| m.1 != id);
+            }
+        }
+        match (first, group) {
+            (Some(sid), _) => {
+                let reason = if group.is_some() { Reason::ProcDown } else { Reason::Leave };
+                self.remove_before(sid, id, Change { member, reason });
+            }
+            (None, Some(name)) => {
+                self.confchg(name, &[Change { member, reason: Reason::ProcDown }], &[], None)
+            }
+            (None, None) => {}
+        }
+        for sid in stable {
+            self.stabilize(sid);
+        }
+    }
+
+    /// Puts the removal of handle `gone` (`change`) just before the SAFE message `sid` in
+    /// every inbox that holds it. Nothing after a group's unstable SAFE message has been
+    /// delivered to anyone (every member waits at it, and joins wait until none is left), so
+    /// that part of the order may still be rewritten, the same way in every inbox: the
+    /// removal goes before the message; after it, the member's messages go (no member
+    /// delivered them, and its own delivery, the only way a sender learns a message is
+    /// stable, never came), so does its own leave if it had left, and it leaves the member
+    /// lists of the membership changes that follow.
+    fn remove_before(&mut self, sid: u64, gone: u64, change: Change) {
+        let Some(u) = self.unstable.get(&sid) else { return };
+        let group = u.group.clone();
+        let event = CpgEvent::ConfChg {
+            group: group.clone(),
+            members: u.members.iter().map(|m| m.0).collect(),
+            left: vec![change],
+            joined: Vec::new(),
+        };
+        let receivers = u.receivers.clone();
+        let mut dropped = Vec::new();
+        for id in receivers {
+            let Some(h) = self.handles.get_mut(&id) else { continue };
+            let Some(at) = h
+                .inbox
+                .iter()
+                .position(|q| matches!(q, Queued::Deliver { safe: Some(s), .. } if *s == sid))
+            else {
+                continue;
+            };
+            let mut own_leave = true;
+            let mut i = at;
+            while i < h.inbox.len() {
+                let drop_it = match &mut h.inbox[i] {
+                    Queued::Deliver { from, safe, .. } if *from == gone => {
+                        dropped.extend(*safe);
+                        true
+                    }
+                    Queued::Other(CpgEvent::ConfChg { group: g, members, left, .. })
+                        if *g == group =>
+                    {
+                        let leave = Change { member: change.member, reason: Reason::Leave };
+                        if own_leave && left.len() == 1 && left[0] == leave {
+                            own_leave = false;
+                            true
+                        } else {
+                            if let Some(k) = members.iter().position(|m| *m == change.member) {
+                                members.remove(k);
+                            }
+                            false
+                        }
+                    }
+                    _ => false,
+                };
+                if drop_it {
+                    h.inbox_bytes -= h.inbox[i].bytes();
+                    h.inbox.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            h.inbox.insert(at, Queued::Other(event.clone()));
+            // Its head may have been the held message: the change goes out now.
+            h.signal.raise();
+            h.signalled = true;
+        }
+        for s in dropped {
+            self.unstable.remove(&s);
+        }
+    }
+
+    /// The SAFE message `sid` has every acknowledgement it waits for: the members it went to
+    /// may take it, and what waits behind it. Their backlogs grew while they waited for
+    /// others, not by their own slowness: the stall clock starts again for them.
+    pub(super) fn stabilize(&mut self, sid: u64) {
+        let Some(u) = self.unstable.remove(&sid) else { return };
+        let now = Instant::now();
+        for id in u.receivers {
+            if let Some(h) = self.handles.get_mut(&id) {
+                if h.over_since.is_some() {
+                    h.over_since = Some(now);
+                }
+                h.signal.raise();
+                h.signalled = true;
+            }
+        }
+    }
+
+    /// Whether `h` waits at a SAFE message that it has acknowledged and others have not
+    /// (its backlog is theirs to answer for), and whether it has held one unacknowledged for
+    /// longer than `max`.
+    pub(super) fn safe_wait(
+        &self,
+        id: u64,
+        h: &HandleState,
+        now: Instant,
+        max: Duration,
+    ) -> (bool, bool) {
+        let Some((sid, since)) = h.probed else { return (false, false) };
+        let Some(u) = self.unstable.get(&sid) else { return (false, false) };
+        let mine = u.waiting.contains(&id);
+        (!mine, mine && now.saturating_duration_since(since) > max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{Popped, Signal};
+    use super::*;
+
+    /// Three handles of a bus with SAFE delivery, joined to one group, their joins taken.
+    fn three() -> (LocalBus, [u64; 3], GroupName) {
+        let bus = LocalBus::new();
+        bus.set_stability(true);
+        let g = GroupName::new("s").unwrap();
+        let ids = [0, 1, 2].map(|_| bus.register_with(None, Signal::Call(Arc::new(|| {}))).0);
+        for id in ids {
+            bus.join(id, &g).unwrap();
+        }
+        for id in ids {
+            while bus.pop_raw(id).unwrap().is_some() {}
+        }
+        (bus, ids, g)
+    }
+
+    /// What `id` can take now, as text: `probe:MSG`, `safe`, `msg:MSG`, `-N` for a change
+    /// with N members left.
+    fn take(bus: &LocalBus, id: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(p) = bus.pop_raw(id).unwrap() {
+            out.push(match p {
+                Popped::SafeProbe { msg, .. } => format!("probe:{}", String::from_utf8_lossy(&msg)),
+                Popped::SafeDeliver(_) => "safe".into(),
+                Popped::Event(CpgEvent::Deliver { msg, .. }) => {
+                    format!("msg:{}", String::from_utf8_lossy(&msg))
+                }
+                Popped::Event(CpgEvent::ConfChg { members, .. }) => format!("-{}", members.len()),
+                other => format!("{other:?}"),
+            });
+        }
+        out
+    }
+
+    fn probe_id(bus: &LocalBus, id: u64) -> u64 {
+        bus.lock().handles[&id].probed.expect("probed").0
+    }
+
+    #[test]
+    fn a_dead_members_messages_after_the_held_one_go_with_it() {
+        let (bus, [a, b, c], _) = three();
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        bus.mcast_accepted(b, b"w".to_vec(), false).unwrap();
+        bus.mcast_accepted(c, b"v".to_vec(), false).unwrap();
+        assert_eq!(take(&bus, a), ["probe:x"]);
+        assert_eq!(take(&bus, c), ["probe:x"]);
+        let x = probe_id(&bus, a);
+        bus.safe_ack(a, x);
+        bus.safe_ack(c, x);
+        // Still held: b has not acknowledged (nor been sent the probe).
+        assert!(take(&bus, a).is_empty());
+        bus.finalize(b);
+        // b is gone before x; its w, after x, went with it; c's v stays.
+        for id in [a, c] {
+            assert_eq!(take(&bus, id), ["-2", "safe", "msg:v"]);
+        }
+        assert!(bus.lock().unstable.is_empty());
+    }
+
+    /// What `id` can take now, membership changes with their left members' reasons.
+    fn changes(bus: &LocalBus, id: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(p) = bus.pop_raw(id).unwrap() {
+            out.push(match p {
+                Popped::Event(CpgEvent::ConfChg { members, left, .. }) => {
+                    format!(
+                        "{:?}/{}",
+                        left.iter().map(|c| c.reason).collect::<Vec<_>>(),
+                        members.len()
+                    )
+                }
+                Popped::SafeProbe { .. } => "probe".into(),
+                Popped::SafeDeliver(_) => "safe".into(),
+                other => format!("{other:?}"),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_member_that_left_after_the_message_and_died_before_acknowledging_it_left_before_it() {
+        let (bus, [a, b, c], _) = three();
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        for id in [a, c] {
+            assert_eq!(take(&bus, id), ["probe:x"]);
+        }
+        let x = probe_id(&bus, a);
+        bus.safe_ack(a, x);
+        bus.safe_ack(c, x);
+        // b leaves (after x in the order) and, before it has read x, dies.
+        bus.leave(b).unwrap();
+        bus.finalize(b);
+        // Its leave moved before x, with the member list of that moment (a and c), and the
+        // leave that was queued after x is gone.
+        for id in [a, c] {
+            assert_eq!(changes(&bus, id), ["[Leave]/2", "safe"]);
+        }
+    }
+
+    #[test]
+    fn later_changes_lose_a_member_whose_removal_went_before_them() {
+        let (bus, [a, b, c], g) = three();
+        let d = bus.register_with(None, Signal::Call(Arc::new(|| {}))).0;
+        bus.join(d, &g).unwrap();
+        for id in [a, b, c, d] {
+            while bus.pop_raw(id).unwrap().is_some() {}
+        }
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        for id in [a, b, d] {
+            assert_eq!(take(&bus, id), ["probe:x"]);
+        }
+        let x = probe_id(&bus, a);
+        for id in [a, b, d] {
+            bus.safe_ack(id, x);
+        }
+        // d leaves after x (members then: a, b, c); then c dies without having read x.
+        bus.leave(d).unwrap();
+        bus.finalize(c);
+        // At a and b: c's removal before x (a, b, d left), x, d's leave (a, b left: c is gone
+        // from it too). d sees the same, its leave last.
+        for id in [a, b, d] {
+            assert_eq!(changes(&bus, id), ["[ProcDown]/3", "safe", "[Leave]/2"]);
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_of_what_was_not_probed_counts_for_nothing() {
+        let (bus, [a, b, c], _) = three();
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        assert_eq!(take(&bus, a), ["probe:x"]);
+        let x = probe_id(&bus, a);
+        // b acknowledges before it was sent the probe, and twice; then an unknown id.
+        bus.safe_ack(b, x);
+        bus.safe_ack(b, x);
+        bus.safe_ack(b, x + 100);
+        bus.safe_ack(a, x);
+        bus.safe_ack(c, x);
+        assert!(take(&bus, a).is_empty(), "stable without b's receipt");
+        assert_eq!(take(&bus, b), ["probe:x"]);
+        assert_eq!(take(&bus, c), ["probe:x"]);
+        bus.safe_ack(b, x);
+        assert!(take(&bus, a).is_empty(), "c's acknowledgement came before its probe");
+        bus.safe_ack(c, x);
+        for id in [a, b, c] {
+            assert_eq!(take(&bus, id), ["safe"]);
+        }
+    }
+
+    #[test]
+    fn several_safe_messages_are_delivered_in_order_each_after_its_acknowledgements() {
+        let (bus, ids, _) = three();
+        bus.mcast_accepted(ids[0], b"x1".to_vec(), true).unwrap();
+        bus.mcast_accepted(ids[1], b"m".to_vec(), false).unwrap();
+        bus.mcast_accepted(ids[2], b"x2".to_vec(), true).unwrap();
+        for id in ids {
+            assert_eq!(take(&bus, id), ["probe:x1"]);
+        }
+        let x1 = probe_id(&bus, ids[0]);
+        ids.iter().for_each(|&id| bus.safe_ack(id, x1));
+        // x1, the AGREED m behind it, then x2's probe: x2 waits for its own.
+        for id in ids {
+            assert_eq!(take(&bus, id), ["safe", "msg:m", "probe:x2"]);
+        }
+        let x2 = probe_id(&bus, ids[0]);
+        assert!(x2 > x1, "ids grow in the order");
+        ids.iter().for_each(|&id| bus.safe_ack(id, x2));
+        for id in ids {
+            assert_eq!(take(&bus, id), ["safe"]);
+        }
+    }
+}

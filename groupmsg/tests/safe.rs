@@ -1,0 +1,215 @@
+//! SAFE delivery on `groupd`: a SAFE message is delivered to any member only once every
+//! member it went to has acknowledged receiving it, everything after it in the group's order
+//! waits behind it, and a member that dies first is reported gone before it. On the
+//! in-process bus receiving is delivering, so SAFE is AGREED there.
+//!
+//! A member that does not dispatch reads nothing from its socket, so it acknowledges
+//! nothing: that is how these tests hold a message.
+
+use std::io::IoSlice;
+use std::time::Duration;
+
+use groupmsg::{
+    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, LocalBus, Member,
+    Reason,
+};
+
+fn daemon(max_stall: Option<Duration>) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("safe-{}-{n}.sock", std::process::id()));
+    let d = groupmsg::Groupd::bind(&path).unwrap();
+    if let Some(limit) = max_stall {
+        d.bus().set_max_stall(limit);
+    }
+    std::thread::spawn(move || d.run());
+    path
+}
+
+fn group() -> GroupName {
+    GroupName::new("safe").unwrap()
+}
+
+fn handle(backend: &Backend) -> Cpg<Collect> {
+    Cpg::initialize(backend.clone(), Collect::default()).unwrap()
+}
+
+/// `n` members of the group, each having taken the confchgs of the joins up to its own and
+/// after (so that none has events pending), with their events cleared.
+fn members(backend: &Backend, n: usize) -> Vec<Cpg<Collect>> {
+    let mut all: Vec<Cpg<Collect>> = Vec::new();
+    for _ in 0..n {
+        let mut c = handle(backend);
+        c.join(&group()).unwrap();
+        all.push(c);
+    }
+    for (i, c) in all.iter_mut().enumerate() {
+        // Member i sees the joins of members i..n.
+        while c.handler().events.len() < n - i {
+            c.dispatch(Dispatch::One).unwrap();
+        }
+        c.handler_mut().events.clear();
+    }
+    all
+}
+
+fn send(c: &mut Cpg<Collect>, g: Guarantee, msg: &[u8]) {
+    c.mcast_joined(g, &[IoSlice::new(msg)]).unwrap();
+}
+
+/// What `c` has been delivered, in order: messages as their text, membership changes as
+/// `-pid` for each member that left.
+fn seen(c: &Cpg<Collect>) -> Vec<String> {
+    c.handler()
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            CpgEvent::Deliver { msg, .. } => Some(String::from_utf8_lossy(msg).into_owned()),
+            CpgEvent::ConfChg { left, .. } if !left.is_empty() => {
+                Some(left.iter().map(|l| format!("-{}", l.member.pid)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Dispatches until `c` has seen `n` things (as [`seen`] counts them); a failure after 20 s
+/// says what it saw.
+fn until_seen(c: &mut Cpg<Collect>, n: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    while seen(c).len() < n {
+        let left = Duration::from_secs(20).saturating_sub(start.elapsed());
+        assert!(!left.is_zero(), "waited for {n} deliveries, saw {:?}", seen(c));
+        let mut fds = [rustix::event::PollFd::new(&*c, rustix::event::PollFlags::IN)];
+        let _ =
+            rustix::event::poll(&mut fds, Some(&rustix::event::Timespec::try_from(left).unwrap()));
+        c.dispatch(Dispatch::All).unwrap();
+    }
+    seen(c)
+}
+
+/// Two round trips to the daemon: whatever it would have delivered to `c` for what `c` sent
+/// before has then been written to `c`'s socket (its connection takes events between
+/// answers), and `All` takes it.
+fn settle(c: &mut Cpg<Collect>) {
+    c.membership_get().unwrap();
+    c.membership_get().unwrap();
+    c.dispatch(Dispatch::All).unwrap();
+}
+
+#[test]
+fn a_safe_message_waits_for_every_member_and_holds_what_follows() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut m = members(&backend, 3);
+    send(&mut m[0], Guarantee::Safe, b"x");
+    send(&mut m[0], Guarantee::Agreed, b"y");
+    // The sender and the third member read (and so acknowledge); the second does not.
+    settle(&mut m[0]);
+    settle(&mut m[2]);
+    settle(&mut m[0]);
+    assert_eq!(seen(&m[0]), Vec::<String>::new(), "delivered before every member had it");
+    assert_eq!(seen(&m[2]), Vec::<String>::new());
+    // The second member reads: it acknowledges, and the message goes to everyone, the
+    // AGREED one behind it.
+    settle(&mut m[1]);
+    for c in &mut m {
+        assert_eq!(until_seen(c, 2), ["x", "y"]);
+    }
+}
+
+#[test]
+fn a_member_that_dies_first_is_reported_gone_before_the_message() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut m = members(&backend, 3);
+    let gone: Member = m[1].member();
+    send(&mut m[0], Guarantee::Agreed, b"before");
+    send(&mut m[0], Guarantee::Safe, b"x");
+    // The daemon has taken x (it answered after it); the silent member dies without having
+    // read anything. (A member that sends reads first, so acknowledges: the bus's own tests
+    // cover a dead member's messages after x, which go with it.)
+    m[0].membership_get().unwrap();
+    drop(m.remove(1));
+    send(&mut m[0], Guarantee::Agreed, b"z");
+    // The third member reads now: x waited for it as well as for the one that died.
+    settle(&mut m[1]);
+    let expected = ["before".to_string(), format!("-{}", gone.pid), "x".into(), "z".into()];
+    for c in &mut m {
+        assert_eq!(until_seen(c, 4), expected);
+    }
+    // And its leaving says why.
+    let left: Vec<Reason> = m[0]
+        .handler()
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            CpgEvent::ConfChg { left, .. } => left.first().map(|l| l.reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, [Reason::ProcDown]);
+}
+
+#[test]
+fn joins_wait_for_safe_messages_and_a_leave_comes_after_them() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut m = members(&backend, 2);
+    send(&mut m[0], Guarantee::Safe, b"x");
+    settle(&mut m[0]);
+    // While x waits for the second member, a join would change who must have it.
+    let mut late = handle(&backend);
+    assert_eq!(late.join(&group()), Err(CsError::TryAgain));
+    settle(&mut m[1]);
+    assert_eq!(until_seen(&mut m[0], 1), ["x"]);
+    // The second member has acknowledged x; x is stable once the daemon has the
+    // acknowledgement, which it has when it answers a request sent after it.
+    m[1].membership_get().unwrap();
+    late.join(&group()).unwrap();
+    // A leave comes after a SAFE message sent before it, at every member: the leaver, which
+    // was a member when the message went out, still has to acknowledge it, and has it
+    // delivered before its leave.
+    send(&mut m[0], Guarantee::Safe, b"x2");
+    settle(&mut m[0]);
+    let leaver = m[1].member();
+    m[1].leave().unwrap();
+    // x2 also waits for the late joiner, which has not read.
+    settle(&mut m[0]);
+    assert_eq!(seen(&m[0]), ["x"]);
+    settle(&mut late);
+    let expected = ["x", "x2", format!("-{}", leaver.pid).as_str()].map(String::from);
+    assert_eq!(until_seen(&mut m[1], 3), expected);
+    assert_eq!(until_seen(&mut m[0], 3), expected);
+}
+
+#[test]
+fn a_member_that_never_acknowledges_is_removed_after_the_stall_limit() {
+    // With a stall limit of zero, a probe unanswered when the next multicast comes is past
+    // it: the silent member is removed, before x in the order, and x is delivered.
+    let backend = Backend::Daemon(daemon(Some(Duration::ZERO)));
+    let mut m = members(&backend, 2);
+    let silent = m[1].member();
+    send(&mut m[0], Guarantee::Safe, b"x");
+    // The silent member's probe goes out when its connection next runs; each multicast
+    // after that finds it unanswered. Bounded: a few rounds at most.
+    for i in 0..1000 {
+        send(&mut m[0], Guarantee::Agreed, format!("after{i}").as_bytes());
+        settle(&mut m[0]);
+        if !seen(&m[0]).is_empty() {
+            break;
+        }
+    }
+    let seen = until_seen(&mut m[0], 2);
+    assert_eq!(seen[..2], [format!("-{}", silent.pid), "x".into()], "{seen:?}");
+}
+
+#[test]
+fn on_the_local_bus_safe_is_agreed() {
+    let bus = LocalBus::new();
+    let backend = Backend::Local(bus);
+    let mut m = members(&backend, 2);
+    send(&mut m[0], Guarantee::Safe, b"x");
+    // Delivered at once, though the other member has not dispatched.
+    m[0].dispatch(Dispatch::All).unwrap();
+    assert_eq!(seen(&m[0]), ["x"]);
+    m[1].dispatch(Dispatch::All).unwrap();
+    assert_eq!(seen(&m[1]), ["x"]);
+}
