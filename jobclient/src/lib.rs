@@ -18,7 +18,11 @@
 //!   and waits for `NOOP` without polling. The job that ends a sleep is answered with
 //!   `PRE_SLEEP` rather than another `GRAB_JOB_ALL` (the queue was empty before it came;
 //!   a server answers `PRE_SLEEP` with `NOOP` at once when a job is queued), which saves a
-//!   round trip and a wake-up per job that comes to a sleeping worker: 3.0 sleeps per
+//!   round trip and a wake-up per job that comes to a sleeping worker (and costs one round
+//!   trip more when jobs were already queued behind the one that woke it; it relies on the
+//!   server answering `PRE_SLEEP` with `NOOP` when jobs are queued, which gearmand and ours
+//!   do, and which a server that did not would already lose against libgearman's workers,
+//!   whose `PRE_SLEEP` can cross a submission): 3.0 sleeps per
 //!   sequential job before, 2.5 after, libgearman's worker 2.7-3.0 (`GEARMAN_BENCH=worker
 //!   cargo bench -p benches --bench gearman`; with the loop polling before it sleeps, 0.02). Plain functions run one job at a time; async
 //!   functions ([`Worker::register_async`]) run up to [`Worker::max_concurrent`] jobs at once
@@ -254,8 +258,9 @@
 //! - A background job is acknowledged only once its record is synced ([`QueueSync`]); a
 //!   record that cannot be written is answered `ERROR QUEUE_ERROR`.
 //! - `shutdown graceful` (and SIGTERM, SIGINT, SIGUSR1) waits for running jobs, up to `--shutdown-timeout`,
-//!   and answers submissions meanwhile `ERROR SHUTTING_DOWN`; gearmand closes its listener
-//!   and waits for every connection to go, with no deadline. SIGTERM stopping gearmand at
+//!   and answers submissions meanwhile `ERROR SHUTTING_DOWN`; gearmand (SIGUSR1, `shutdown
+//!   graceful`) closes its listener and waits, with no deadline, until no job is left,
+//!   queued ones included (with background jobs queued and no worker, it never exits). SIGTERM stopping gearmand at
 //!   once loses its running foreground jobs; ours finish.
 //! - With `-w N`, a job still queued 250 ms after its wake-up wakes N more sleepers; gearmand
 //!   never wakes again, so a woken worker that never answers holds the job until another

@@ -521,15 +521,15 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
     // Whether the job just run was the one that ended a sleep (NO_JOB, PRE_SLEEP, NOOP). Then
     // the queue was empty before it came and most likely is again: the result goes out with
     // PRE_SLEEP instead of a GRAB_JOB_ALL that would only hear NO_JOB. The server answers
-    // PRE_SLEEP with NOOP at once when a job is queued (gearmand and ours), so nothing waits
-    // longer, and a worker saves a round trip and a wake-up on each job that comes to it
-    // asleep.
+    // PRE_SLEEP with NOOP at once when a job is queued (gearmand and ours): a worker saves a
+    // round trip and a wake-up on each job that comes to it asleep, and pays one round trip
+    // more when jobs were already queued behind the one that woke it.
     let (mut slept, mut woken_by_job) = (false, false);
     loop {
         if std::mem::take(&mut woken_by_job) && !shared.finished() {
             conn.queue(PacketType::PreSleep, &[])?;
             conn.flush().await?;
-            sleep_until_noop(shared, conn, handle).await?;
+            let _ = sleep_until_noop(shared, conn, handle).await?;
             // Not counted as a sleep: the NOOP may have come at once, because jobs are queued,
             // and a busy worker must go back to grabbing after each job rather than paying a
             // PRE_SLEEP round trip on every one. (A strictly sequential load so saves the
@@ -555,8 +555,9 @@ async fn serve(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), 
             PacketType::NoJob => {
                 conn.queue(PacketType::PreSleep, &[])?;
                 conn.flush().await?;
-                sleep_until_noop(shared, conn, handle).await?;
-                slept = true;
+                // Only a NOOP says a job came; a poll-interval tick (a server that never sends
+                // NOOP) says nothing about the queue.
+                slept = sleep_until_noop(shared, conn, handle).await?;
             }
             PacketType::JobAssignAll | PacketType::JobAssignUniq | PacketType::JobAssign => {
                 shared.worker.borrow_mut().run_job(conn, &p)?;
@@ -723,14 +724,18 @@ fn queue_result(
 }
 
 /// Waits for the server's NOOP without polling it; wakes early for a stop, or on the poll
-/// interval if one is set.
-async fn sleep_until_noop(shared: &Shared, conn: &mut Conn, handle: &Handle) -> Result<(), Error> {
+/// interval if one is set. True when a NOOP ended it.
+async fn sleep_until_noop(
+    shared: &Shared,
+    conn: &mut Conn,
+    handle: &Handle,
+) -> Result<bool, Error> {
     let interval = shared.worker.borrow().poll_interval;
     let mut tick = interval.map(|i| handle.sleep(i));
     poll_fn(|cx| loop {
         match conn.poll_packet(cx) {
             Poll::Ready(Ok(p)) => match p.kind() {
-                PacketType::Noop => return Poll::Ready(Ok(())),
+                PacketType::Noop => return Poll::Ready(Ok(true)),
                 PacketType::Error => return Poll::Ready(Err(server_error(&p))),
                 _ => continue,
             },
@@ -738,11 +743,11 @@ async fn sleep_until_noop(shared: &Shared, conn: &mut Conn, handle: &Handle) -> 
             Poll::Pending => {}
         }
         if shared.poll_finished(cx.waker()) {
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(false));
         }
         if let Some(t) = tick.as_mut() {
             if Pin::new(t).poll(cx).is_ready() {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(false));
             }
         }
         return Poll::Pending;

@@ -268,10 +268,13 @@ fn four_loops_under_random_worker_and_client_deaths_lose_nothing_and_run_nothing
 fn priorities_hold_across_loops() {
     let jobd = Jobd::start(&["-t", "4"], None);
     let addr = jobd.addr();
-    let base =
+    // `PRIORITIES_SEED=N` replays one round.
+    let replay = std::env::var("PRIORITIES_SEED").ok().and_then(|s| s.parse().ok());
+    let base = replay.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-            as u64;
-    for round in 0..4 {
+            as u64
+    });
+    for round in 0..if replay.is_some() { 1 } else { 4 } {
         let seed = base.wrapping_add(round);
         let mut rng = Rng(seed | 1);
         // Eight clients (spread over the four loops) queue jobs of random priorities.

@@ -367,9 +367,10 @@ fn a_worker_past_its_can_do_timeout_loses_the_job_to_another() {
             })
         })
     });
-    // This worker promises 50 ms, takes the job and never answers.
+    // This worker promises a second (the least the server takes), takes the job and never
+    // answers.
     let mut late = Raw::connect(addr);
-    late.send(PacketType::CanDoTimeout, &[b"slow", b"50"]);
+    late.send(PacketType::CanDoTimeout, &[b"slow", b"1000"]);
     late.send(PacketType::PreSleep, &[]);
     assert_eq!(late.recv().kind(), PacketType::Noop, "woken by the submission");
     late.send(PacketType::GrabJobAll, &[]);

@@ -227,6 +227,17 @@ fn a_second_jobd_that_cannot_start_leaves_the_first_ones_pid_file() {
     assert!(!pid_file.exists());
 }
 
+/// The pid the admin port at `addr` gives, if anything answers there.
+fn answers_getpid(addr: std::net::SocketAddr) -> Option<u32> {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"getpid\r\n").ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).ok()?;
+    line.trim_end().strip_prefix("OK ")?.parse().ok()
+}
+
 /// Beside gearmand. SIGUSR1, gearmand's graceful signal, drains both servers: the listener
 /// closes, the running job finishes and reaches its client, the exit status is 0. SIGTERM
 /// stops gearmand at once, cutting the running job's client off without its result; jobd
@@ -261,10 +272,12 @@ fn signals_beside_gearmand() {
                 assert!(client.1.is_empty() && rest.is_empty(), "{server}: {rest:?}");
                 continue;
             }
+            // Closed once nothing answers there as this server (another test's server may
+            // take the port once it is free).
             let t0 = std::time::Instant::now();
-            while std::net::TcpStream::connect(addr).is_ok() {
+            while answers_getpid(addr) == Some(pid) {
                 assert!(t0.elapsed() < Duration::from_secs(10), "{server} {sig}: still listening");
-                std::thread::yield_now();
+                std::thread::sleep(Duration::from_millis(2));
             }
             worker.send(T::WorkComplete, &[&handle, b"ok"]);
             let p = client.recv();

@@ -2,9 +2,11 @@
 //!
 //! `jobd --help` lists every flag. In short: `-L ADDRESS` (default 127.0.0.1), `-p PORT`
 //! (default 4730), `-t THREADS` (event loops, each on a thread of its own; default the
-//! number of cores, as is 0: gearmand's "guess"), `-l stderr|FILE` (where the log goes; default
-//! stderr), `--verbose LEVEL` (gearmand's level names; default INFO) or `-v` (more detail,
-//! repeatable; `RUST_LOG` filters further), `-q FILE` / `--queue-file FILE` to keep
+//! number of cores, as is 0; gearmand's default is 4 and its 0 a guess of its own), `-l
+//! stderr|FILE` (where the log goes; default stderr), `--verbose LEVEL` (gearmand's level
+//! names; default INFO) or `-v` (more detail, repeatable, over `--verbose`; `RUST_LOG`
+//! filters further; `--verbose` without a level, the count it was before, is now an error
+//! naming the levels), `-q FILE` / `--queue-file FILE` to keep
 //! background jobs in a file across restarts, and the limits beyond gearmand's flags (see the
 //! server's "Limits and defaults"): `--max-connections N` (default 65,536),
 //! `--admin-from ADDRESS[/BITS]` (repeatable: the peers that may use `shutdown`,
@@ -23,7 +25,8 @@
 //! once. A deliberate difference: gearmand drains only on SIGUSR1, and SIGTERM or SIGINT stop
 //! it at once, cutting off the clients of running jobs; here the signal a service manager
 //! sends is the one that loses nothing (`tests/shutdown.rs` shows both servers side by
-//! side). `-P FILE` writes the pid to FILE and removes it at exit. `jobd.service` beside this
+//! side). SIGUSR1 is gearmand's graceful signal and so is ours: it does not reopen the log,
+//! as some daemons' SIGUSR1 does. `-P FILE` writes the pid to FILE and removes it at exit. `jobd.service` beside this
 //! crate's README is a systemd unit for it.
 //!
 //! Exit status: 0 after a shutdown, 1 when the server cannot start or fails, 2 for a
@@ -49,7 +52,7 @@ struct Args {
     #[arg(short, long, default_value_t = 4730)]
     port: u16,
     /// Event loops serving connections, each on a thread of its own (default, and 0: the
-    /// cores; at most 1024).
+    /// cores; at most 1024; gearmand's default is 4).
     #[arg(short, long, value_name = "THREADS",
           value_parser = clap::value_parser!(u16).range(0..=1024))]
     threads: Option<u16>,
@@ -60,7 +63,8 @@ struct Args {
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     more: u8,
     /// The log's level by gearmand's names: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE,
-    /// INFO, DEBUG (default INFO; admin `verbose` answers it).
+    /// INFO, DEBUG (default INFO; FATAL to CRITICAL log as ERROR, NOTICE as INFO, and admin
+    /// `verbose` names the level logged; -v overrides it).
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     verbose: Option<log::LevelFilter>,
     /// Keep background jobs in FILE, synced before they are acknowledged, across restarts.
@@ -201,8 +205,8 @@ impl TlsArgs {
 }
 
 fn main() -> ExitCode {
-    // Before any thread exists (every later thread inherits the mask): SIGTERM and SIGINT are
-    // read from a signalfd on the server's loop, never delivered to a thread's default action.
+    // Before any thread exists (every later thread inherits the mask): SIGTERM, SIGINT and
+    // SIGUSR1 are read from a signalfd on the server's loop, never delivered to a thread's default action.
     if let Err(e) = evcore::block_signals(&[signal::TERM, signal::INT, signal::USR1]) {
         eprintln!("jobd: cannot block SIGTERM, SIGINT and SIGUSR1: {e}");
         return ExitCode::FAILURE;

@@ -598,10 +598,12 @@ impl Core {
             T::CanDo => self.can_do(from, p.arg(0), None)?,
             T::CanDoTimeout => {
                 // 0, and anything beyond the bound, is no timeout: a zero timeout would take
-                // every job back the moment it was assigned.
+                // every job back the moment it was assigned. Milliseconds, at least 1,000 as
+                // gearmand rounds them up (a worker asking for 1 gets a second on both).
                 let ms = p.number(1, "timeout")?;
                 let timeout = (1..=MAX_CAN_DO_TIMEOUT_MS).contains(&ms);
-                self.can_do(from, p.arg(0), timeout.then(|| Duration::from_millis(ms)))?;
+                let limit = Duration::from_millis(ms.max(1_000));
+                self.can_do(from, p.arg(0), timeout.then_some(limit))?;
             }
             T::CantDo => self.cant_do(from, &p.arg(0)),
             T::ResetAbilities => {

@@ -203,8 +203,9 @@ impl Sim {
             if abilities.is_empty() || self.rng.chance(60) {
                 let timeout = match self.rng.below(3) {
                     0 => None,
-                    1 => Some(50),
-                    _ => Some(300),
+                    // The server takes at least 1,000 ms, as gearmand does.
+                    1 => Some(1_000),
+                    _ => Some(2_500),
                 };
                 let name = FUNCTIONS[f].as_bytes();
                 match timeout {
@@ -424,7 +425,7 @@ impl Sim {
     }
 
     fn advance(&mut self) -> String {
-        let ms = [10u64, 60, 400, 1000][self.rng.below(4)];
+        let ms = [100u64, 600, 1_500, 4_000][self.rng.below(4)];
         let until = self.m.now_ms + ms;
         // Jobs dropped by a timeout past their retry limit: checked once the core has acted.
         let mut dropped = Vec::new();

@@ -376,7 +376,7 @@ impl Server {
     }
 
     /// A handle that stops this server from another task of its executor: what `jobd` calls
-    /// on SIGTERM and SIGINT.
+    /// on SIGTERM, SIGINT and SIGUSR1.
     pub fn stopper(&self) -> ServerStopper {
         ServerStopper { shared: Arc::downgrade(&self.shared) }
     }

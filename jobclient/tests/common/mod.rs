@@ -281,6 +281,8 @@ impl Jobd {
         let mut child = cmd
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
+            // The level is the test's to set (a developer's RUST_LOG would change `verbose`).
+            .env_remove("RUST_LOG")
             .stderr(if std::env::var_os("JOBD_LOG").is_some() {
                 Stdio::inherit()
             } else {
