@@ -32,6 +32,11 @@ fn main() {
     if !filter.is_empty() && !filter.iter().any(|f| "groupmsg".contains(f.as_str())) {
         return;
     }
+    // `GROUPMSG_BENCH=safe`: SAFE against AGREED on groupd alone (no corosync).
+    if std::env::var("GROUPMSG_BENCH").is_ok_and(|v| v == "safe") {
+        println!("\n{}", safe_rows().join("\n"));
+        return;
+    }
     peers::ensure_packages(&["corosync", "libcpg-dev", "pkg-config"]).unwrap();
     let root = peers::workspace_root();
     let harness =
@@ -98,6 +103,114 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("groupmsg.md"), table).unwrap();
     let _ = std::fs::remove_file(&socket);
+}
+
+/// SAFE against AGREED through `groupd`: 64 B messages from one sender, with the sender
+/// alone in its group and with two more members (threads that dispatch as messages come),
+/// messages per second counting the sender's own deliveries, and the self-delivery round
+/// trip; medians of 5, alternating.
+fn safe_rows() -> Vec<String> {
+    let socket =
+        std::env::temp_dir().join(format!("groupd-bench-safe-{}.sock", std::process::id()));
+    let daemon = groupmsg::Groupd::bind(&socket).unwrap();
+    std::thread::spawn(move || daemon.run());
+    let backend = Backend::Daemon(socket.clone());
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut rows = vec![
+        "| groupd, 64 B (median of 5) | SAFE | AGREED | SAFE/AGREED |".to_string(),
+        "|---|---|---|---|".into(),
+    ];
+    for others in [0, 2] {
+        let (mut safe, mut agreed) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            safe.push(throughput_with(&backend, Guarantee::Safe, others, 5_000));
+            agreed.push(throughput_with(&backend, Guarantee::Agreed, others, 5_000));
+        }
+        let (s, a) = (median(safe), median(agreed));
+        rows.push(format!(
+            "| throughput, {} member(s) | {s:.0}/s | {a:.0}/s | {:.2}x |",
+            others + 1,
+            s / a
+        ));
+    }
+    let (mut safe, mut agreed) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        safe.push(rtt_with(&backend, Guarantee::Safe, 2_000));
+        agreed.push(rtt_with(&backend, Guarantee::Agreed, 2_000));
+    }
+    let (s, a) = (median(safe), median(agreed));
+    rows.push(format!(
+        "| self-delivery round trip, alone | {s:.1} µs | {a:.1} µs | {:.2}x |",
+        s / a
+    ));
+    let _ = std::fs::remove_file(&socket);
+    rows
+}
+
+/// Messages per second from one sender with `g`, `others` more members dispatching on
+/// threads of their own, until every member has every message.
+fn throughput_with(backend: &Backend, g: Guarantee, others: usize, count: usize) -> f64 {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let group = GroupName::new(format!("evstack-safe-{n}")).unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let helpers: Vec<_> = (0..others)
+        .map(|_| {
+            let (backend, group, ready) = (backend.clone(), group.clone(), ready_tx.clone());
+            std::thread::spawn(move || {
+                let mut c = Cpg::initialize(backend, Count(0)).unwrap();
+                c.join(&group).unwrap();
+                ready.send(()).unwrap();
+                while c.handler().0 < count {
+                    c.dispatch(Dispatch::One).unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..others {
+        ready_rx.recv().unwrap();
+    }
+    let mut c = Cpg::initialize(backend.clone(), Count(0)).unwrap();
+    // The helpers' joins are done: a join now would find nothing in flight.
+    while let Err(CsError::TryAgain) = c.join(&group) {}
+    let msg = [0u8; 64];
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        match c.mcast_joined(g, &[IoSlice::new(&msg)]) {
+            Ok(()) => sent += 1,
+            Err(CsError::TryAgain) => {
+                c.dispatch(Dispatch::All).unwrap();
+            }
+            Err(e) => panic!("mcast: {e}"),
+        }
+    }
+    while c.handler().0 < count {
+        c.dispatch(Dispatch::One).unwrap();
+    }
+    for h in helpers {
+        h.join().unwrap();
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Mean microseconds from a multicast with `g` to its self-delivery, alone in a group.
+fn rtt_with(backend: &Backend, g: Guarantee, count: usize) -> f64 {
+    let mut c = member(backend.clone());
+    let msg = [0u8; 64];
+    let start = Instant::now();
+    for i in 0..count {
+        while let Err(CsError::TryAgain) = c.mcast_joined(g, &[IoSlice::new(&msg)]) {
+            c.dispatch(Dispatch::All).unwrap();
+        }
+        while c.handler().0 <= i {
+            c.dispatch(Dispatch::One).unwrap();
+        }
+    }
+    start.elapsed().as_secs_f64() / count as f64 * 1e6
 }
 
 fn met(ok: bool) -> &'static str {
