@@ -32,6 +32,16 @@ fn groupd_lists_its_flags() {
 fn groupcat_lists_its_flags() {
     check(
         env!("CARGO_BIN_EXE_groupcat"),
-        &["<GROUP>", "--socket", "--corosync", "--json", "-v, --verbose", "-h, --help"],
+        &[
+            "<GROUP>",
+            "--socket",
+            "--corosync",
+            "--json",
+            "--reconnect",
+            "--totem",
+            "--safe",
+            "-v, --verbose",
+            "-h, --help",
+        ],
     );
 }
