@@ -283,6 +283,7 @@ async fn serve(
         chunk: vec![0u8; 64 * 1024],
         id: 0,
         held: false,
+        safe_held: false,
         since_told: None,
         stall_check: None,
         notify: Arc::new(Notify::default()),
@@ -316,6 +317,8 @@ struct Conn {
     id: u64,
     /// Held back for flow control: nothing is read until the bus says it cleared.
     held: bool,
+    /// Its member waits at a SAFE message for others' acknowledgements.
+    safe_held: bool,
     /// Multicasts taken since the client was told flow control is on (`None`: not told).
     since_told: Option<usize>,
     stall_check: Option<evcore::Sleep>,
@@ -359,7 +362,13 @@ impl Conn {
                     &Response::SafeProbe { id, group, sender, msg },
                 ),
                 Ok(Some(Popped::SafeDeliver(id))) => {
+                    self.safe_held = false;
                     wire::encode_response(&mut self.out, &Response::SafeDeliver(id))
+                }
+                // Waiting for the others' acknowledgements: the stall timer watches them.
+                Ok(Some(Popped::Held)) => {
+                    self.safe_held = true;
+                    break;
                 }
                 Ok(Some(Popped::FlowCleared)) => {
                     // Flow control cleared; if it is on again already, the notice is stale
@@ -466,14 +475,17 @@ impl Conn {
             }
             // Room made in the output is progress: more events may move now.
             progress |= self.out.len() < buffered;
-            if self.since_told.is_some() {
-                // A sender waiting on flow control: ask the bus now and then whether the
-                // member holding it on has stalled for too long (it is removed then, and
-                // flow clears), since nobody else may be asking.
+            if self.since_told.is_some() || self.safe_held {
+                // A sender waiting on flow control, or a member waiting at a SAFE message:
+                // ask the bus now and then whether the member holding it up has stalled for
+                // too long (it is removed then), since nobody else may be asking.
                 let check = self.stall_check.get_or_insert_with(|| h.sleep(STALL_CHECK));
                 if Pin::new(check).poll(cx).is_ready() {
                     self.stall_check = None;
-                    if !bus.flow_after_stall_check(self.id) {
+                    if self.safe_held {
+                        bus.safe_stall_check(self.id);
+                    }
+                    if self.since_told.is_some() && !bus.flow_after_stall_check(self.id) {
                         self.held = false;
                         self.since_told = None;
                     }

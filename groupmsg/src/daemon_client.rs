@@ -1,6 +1,6 @@
 //! A `Cpg` handle's connection to `groupd`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -22,9 +22,10 @@ pub(crate) struct DaemonClient {
     wbuf: BytesMut,
     scratch: Vec<u8>,
     inbox: VecDeque<CpgEvent>,
-    /// SAFE messages received and acknowledged, waiting for the daemon to say they are
-    /// stable (at most one at a time: the daemon holds the rest behind it).
-    safe: HashMap<u64, CpgEvent>,
+    /// The SAFE message received and acknowledged, waiting for the daemon to say it is
+    /// stable. One at a time: the daemon probes only the head of the member's inbox, so a
+    /// new probe means the one before was delivered or dropped (its sender died first).
+    safe: Option<(u64, CpgEvent)>,
     /// Readable while the inbox holds events (and after a stop); part of `epoll`.
     pub(crate) wake: Arc<OwnedFd>,
     /// The socket and `wake`: readable when there is anything to dispatch.
@@ -87,7 +88,7 @@ impl DaemonClient {
             wbuf: BytesMut::new(),
             scratch: vec![0u8; 64 * 1024],
             inbox: VecDeque::new(),
-            safe: HashMap::new(),
+            safe: None,
             wake,
             epoll: Arc::new(ep),
             member,
@@ -105,6 +106,11 @@ impl DaemonClient {
         self.send(r)?;
         loop {
             if let Some(resp) = self.next_reply()? {
+                // What came after the answer in the same read is taken in now (events to the
+                // inbox, raising its descriptor; the socket will not signal bytes already
+                // read), and a probe read with it is acknowledged now, not whenever this
+                // handle next reads: the group's delivery waits for it.
+                self.parse_buffered()?;
                 return Ok(resp);
             }
             self.wait_readable()?;
@@ -167,12 +173,12 @@ impl DaemonClient {
                 // Received, acknowledged at once, kept until every member has it.
                 Some(Response::SafeProbe { id, group, sender, msg }) => {
                     wire::encode_request(&mut self.wbuf, &Request::SafeAck(id));
-                    self.safe.insert(id, CpgEvent::Deliver { group, sender, msg });
+                    self.safe = Some((id, CpgEvent::Deliver { group, sender, msg }));
                 }
-                Some(Response::SafeDeliver(id)) => {
-                    let e = self.safe.remove(&id).ok_or(CsError::Library)?;
-                    self.push(e);
-                }
+                Some(Response::SafeDeliver(id)) => match self.safe.take() {
+                    Some((kept, e)) if kept == id => self.push(e),
+                    _ => return Err(CsError::Library),
+                },
                 Some(Response::McastRefused(e)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.refused.get_or_insert(e);

@@ -18,6 +18,7 @@ use crate::{
     RingId, MAX_MEMBERS,
 };
 
+mod evict;
 mod safe;
 
 /// The largest message the local backend takes whole (corosync fragments above
@@ -98,6 +99,8 @@ struct Unstable {
     receivers: Vec<u64>,
     /// Those of them that have not acknowledged it.
     waiting: HashSet<u64>,
+    /// When it was sent: a member still to acknowledge it past the stall limit has stalled.
+    sent: Instant,
 }
 
 #[derive(Debug)]
@@ -126,6 +129,9 @@ struct HandleState {
     flow_cleared: bool,
     /// The SAFE message at the head of its inbox that it was sent to acknowledge, and when.
     probed: Option<(u64, Instant)>,
+    /// A handle of this process on a bus with SAFE delivery (`Groupd::bus`): the message it
+    /// acknowledged at once, delivered when stable.
+    local_safe: Option<CpgEvent>,
 }
 
 /// An event waiting in an inbox. A message is shared by every member's inbox (one buffer,
@@ -144,6 +150,12 @@ enum Queued {
         safe: Option<u64>,
     },
     Other(CpgEvent),
+    /// The membership change of handle `leaver`'s own leave (several handles of one process
+    /// are one `Member`: this says which one left).
+    Leave {
+        event: CpgEvent,
+        leaver: u64,
+    },
 }
 
 /// What [`LocalBus::pop_raw`] takes off an inbox.
@@ -161,13 +173,15 @@ pub(crate) enum Popped {
     },
     /// The SAFE message of this id, probed before, is stable: deliver it now.
     SafeDeliver(u64),
+    /// Nothing can be taken until the SAFE message at the head, probed already, is stable.
+    Held,
 }
 
 impl Queued {
     fn bytes(&self) -> usize {
         match self {
             Queued::Deliver { msg, .. } => msg.len(),
-            Queued::Other(_) => 0,
+            Queued::Other(_) | Queued::Leave { .. } => 0,
         }
     }
 
@@ -176,7 +190,7 @@ impl Queued {
             Queued::Deliver { group, sender, msg, .. } => {
                 Popped::Event(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) })
             }
-            Queued::Other(e) => Popped::Event(e),
+            Queued::Other(e) | Queued::Leave { event: e, .. } => Popped::Event(e),
         }
     }
 }
@@ -371,6 +385,7 @@ impl LocalBus {
                 flow_waiting: false,
                 flow_cleared: false,
                 probed: None,
+                local_safe: None,
             },
         );
         (id, member)
@@ -508,11 +523,14 @@ impl LocalBus {
             let quiet = m == id && !respect_flow;
             Bus::push_to(handles, m, e, quiet, flow_limit);
         }
-        if let Some(sid) = safe {
+        if let Some(sid) = safe.filter(|_| list.len() > 1) {
             let receivers: Vec<u64> = list.iter().map(|m| m.1).collect();
-            let waiting = receivers.iter().copied().collect();
+            // The sender has it: only the others' receipt is waited for.
+            let waiting: HashSet<u64> = receivers.iter().copied().filter(|&r| r != id).collect();
             let members = list.clone();
-            unstable.insert(sid, Unstable { group: name.clone(), members, receivers, waiting });
+            let sent = Instant::now();
+            unstable
+                .insert(sid, Unstable { group: name.clone(), members, receivers, waiting, sent });
         }
         if bus.evict_behind(&name) | bus.evict_stalled(&name) {
             self.inner.1.notify_all();
@@ -543,10 +561,24 @@ impl LocalBus {
         loop {
             match self.pop_raw(id)? {
                 Some(Popped::Event(e)) => return Ok(Some(e)),
-                // Only a bus with SAFE delivery on (groupd's, whose connections pop raw) holds
-                // messages for acknowledgements; a held one is no event yet.
-                Some(Popped::FlowCleared | Popped::SafeProbe { .. } | Popped::SafeDeliver(_)) => {}
-                None => return Ok(None),
+                Some(Popped::FlowCleared) => {}
+                // A handle made on a bus with SAFE delivery (`Groupd::bus`) in this process:
+                // receiving is acknowledging, and the message is kept until it is stable.
+                Some(Popped::SafeProbe { id: sid, group, sender, msg }) => {
+                    let mut bus = self.lock();
+                    if let Some(h) = bus.handles.get_mut(&id) {
+                        h.local_safe = Some(CpgEvent::Deliver { group, sender, msg });
+                    }
+                    drop(bus);
+                    self.safe_ack(id, sid);
+                }
+                Some(Popped::SafeDeliver(_)) => {
+                    let kept = self.lock().handles.get_mut(&id).and_then(|h| h.local_safe.take());
+                    if let Some(e) = kept {
+                        return Ok(Some(e));
+                    }
+                }
+                Some(Popped::Held) | None => return Ok(None),
             }
         }
     }
@@ -574,7 +606,7 @@ impl LocalBus {
             let probed = h.probed.is_some_and(|(p, _)| p == sid);
             if unstable.contains_key(&sid) {
                 if probed {
-                    return Ok(None);
+                    return Ok(Some(Popped::Held));
                 }
                 let popped = Popped::SafeProbe {
                     id: sid,
@@ -671,76 +703,6 @@ pub(crate) fn iterate(
 }
 
 impl Bus {
-    /// Removes every member of `name` whose backlog passed the bounds, as PROCDOWN for the
-    /// others; each removal is one membership change, in the same total order as all else.
-    fn evict_behind(&mut self, name: &GroupName) -> bool {
-        let (max_events, max_bytes) = self.max_backlog;
-        let behind: Vec<u64> = self
-            .groups
-            .get(name)
-            .map(|l| {
-                l.iter()
-                    .filter(|(_, id)| {
-                        self.handles.get(id).is_some_and(|h| {
-                            h.inbox.len() > max_events || h.inbox_bytes > max_bytes
-                        })
-                    })
-                    .map(|&(_, id)| id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let any = !behind.is_empty();
-        for id in behind {
-            self.evict(name, id);
-        }
-        any
-    }
-
-    /// Removes every member of `name` that has held flow control on for longer than the stall
-    /// limit; true if any was.
-    fn evict_stalled(&mut self, name: &GroupName) -> bool {
-        let now = Instant::now();
-        let max = self.max_stall;
-        let stalled: Vec<u64> = self
-            .groups
-            .get(name)
-            .map(|l| {
-                l.iter()
-                    .filter(|(_, id)| {
-                        self.handles.get(id).is_some_and(|h| {
-                            // Held at a SAFE message for others' acknowledgements: not its
-                            // stall; holding one unacknowledged past the limit: its own.
-                            let (for_others, unanswered) = self.safe_wait(*id, h, now, max);
-                            unanswered
-                                || (!for_others
-                                    && h.over_since
-                                        .is_some_and(|t| now.saturating_duration_since(t) > max))
-                        })
-                    })
-                    .map(|&(_, id)| id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let any = !stalled.is_empty();
-        for id in stalled {
-            self.evict(name, id);
-        }
-        any
-    }
-
-    /// Removes one member for falling behind: PROCDOWN for the others, its handle gone.
-    fn evict(&mut self, name: &GroupName, id: u64) {
-        let Some(h) = self.handles.remove(&id) else { return };
-        self.remove_member(name, id);
-        if let Some(f) = &h.on_evict {
-            (f.0)();
-        }
-        // Its dispatcher may be waiting on the signal: wake it to find the handle gone.
-        h.signal.raise();
-        self.departed(Some(name), id, h.member);
-        self.wake_flow_waiters(name);
-    }
-
     /// When flow control is off for `name`, tells every member that was told it was on.
     fn wake_flow_waiters(&mut self, name: &GroupName) {
         if self.flow_enabled(name) {
@@ -760,10 +722,10 @@ impl Bus {
             if let Some(h) = self.handles.get_mut(&id) {
                 h.flow_waiting = false;
                 h.flow_cleared = true;
-                if !h.signalled {
-                    h.signal.raise();
-                    h.signalled = true;
-                }
+                // Raised even when already signalled: a member held at a SAFE message keeps
+                // its signal raised, and the notice must still reach it now.
+                h.signal.raise();
+                h.signalled = true;
             }
         }
     }
@@ -786,11 +748,19 @@ impl Bus {
             left: left.to_vec(),
             joined: joined.to_vec(),
         };
-        for (_, id) in &list {
-            self.push(*id, event.clone());
-        }
-        if let Some(id) = also {
-            self.push(id, event);
+        match also {
+            None => {
+                for (_, id) in &list {
+                    self.push(*id, event.clone());
+                }
+            }
+            // A leave: marked with the leaver's handle, in every inbox it goes to.
+            Some(leaver) => {
+                for id in list.iter().map(|m| m.1).chain([leaver]) {
+                    let e = Queued::Leave { event: event.clone(), leaver };
+                    Bus::push_to(&mut self.handles, id, e, false, self.flow_limit);
+                }
+            }
         }
     }
 

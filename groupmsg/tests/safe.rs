@@ -213,3 +213,20 @@ fn on_the_local_bus_safe_is_agreed() {
     m[1].dispatch(Dispatch::All).unwrap();
     assert_eq!(seen(&m[1]), ["x"]);
 }
+
+/// A member that leaves with a SAFE message's probe in its socket and then never reads
+/// again: its leave takes the probe in and acknowledges it, so the others are not held.
+#[test]
+fn a_leaver_that_reads_nothing_more_does_not_hold_the_group() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut m = members(&backend, 3);
+    send(&mut m[0], Guarantee::Safe, b"x");
+    settle(&mut m[0]);
+    settle(&mut m[2]);
+    let leaver = m[1].member();
+    m[1].leave().unwrap();
+    // It dispatches no more; the others get x, then its leave.
+    let expected = ["x".to_string(), format!("-{}", leaver.pid)];
+    assert_eq!(until_seen(&mut m[0], 2), expected);
+    assert_eq!(until_seen(&mut m[2], 2), expected);
+}

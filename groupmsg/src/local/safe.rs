@@ -24,6 +24,17 @@ impl LocalBus {
         self.lock().stability = on;
     }
 
+    /// For `groupd`'s timer while a member waits at a SAFE message: removes whoever has held
+    /// one of its group's unacknowledged past the stall limit.
+    pub(crate) fn safe_stall_check(&self, id: u64) {
+        let mut bus = self.lock();
+        if let Some(g) = bus.handles.get(&id).and_then(|h| h.group.clone()) {
+            if bus.evict_stalled(&g) {
+                self.inner.1.notify_all();
+            }
+        }
+    }
+
     /// `id` has received the SAFE message `sid` it was sent as a probe. Anything else (an id
     /// not probed to this member, or stable already) is ignored: no client can make a message
     /// stable for the others by acknowledging what it was not sent.
@@ -40,37 +51,38 @@ impl LocalBus {
 
 impl Bus {
     /// Handle `id` (`member`) is gone: its process died, or it was removed. Still in group
-    /// `group`, the others hear PROCDOWN. Under SAFE delivery, if a SAFE message still waits
-    /// for its acknowledgement, its removal goes just before the first such message instead,
-    /// so that every member hears it gone before that message is delivered, never after
-    /// (see [`Bus::remove_before`]); that also holds for a member that had left after the
-    /// message and died before acknowledging it.
+    /// `group`, the others hear PROCDOWN. Under SAFE delivery, for each group with a SAFE
+    /// message it had yet to acknowledge, its removal goes just before the first such message
+    /// instead (see [`Bus::remove_before`]), so that every member hears it gone before that
+    /// message is delivered, never after: as PROCDOWN in its group, as the leave it was in a
+    /// group it had left after that message.
     pub(super) fn departed(&mut self, group: Option<&GroupName>, id: u64, member: Member) {
-        let mut first: Option<u64> = None;
+        let mut first: Vec<(u64, GroupName)> = Vec::new();
         let mut stable = Vec::new();
         for (&sid, u) in &mut self.unstable {
             if u.waiting.remove(&id) {
-                first = Some(first.map_or(sid, |f| f.min(sid)));
+                match first.iter_mut().find(|(_, g)| *g == u.group) {
+                    Some(f) => f.0 = f.0.min(sid),
+                    None => first.push((sid, u.group.clone())),
+                }
                 if u.waiting.is_empty() {
                     stable.push(sid);
                 }
             }
         }
-        // Its removal goes before `first`: from there on it is no member.
-        if let Some(first) = first {
-            for (_, u) in self.unstable.iter_mut().filter(|(&s, _)| s >= first) {
+        first.sort();
+        // From its removal on, it is no member of that group.
+        for (f, g) in &first {
+            for (_, u) in self.unstable.iter_mut().filter(|(&s, u)| s >= *f && u.group == *g) {
                 u.members.retain(|m| m.1 != id);
             }
         }
-        match (first, group) {
-            (Some(sid), _) => {
-                let reason = if group.is_some() { Reason::ProcDown } else { Reason::Leave };
-                self.remove_before(sid, id, Change { member, reason });
-            }
-            (None, Some(name)) => {
-                self.confchg(name, &[Change { member, reason: Reason::ProcDown }], &[], None)
-            }
-            (None, None) => {}
+        for (f, g) in &first {
+            let reason = if group == Some(g) { Reason::ProcDown } else { Reason::Leave };
+            self.remove_before(*f, id, Change { member, reason });
+        }
+        if let Some(g) = group.filter(|g| !first.iter().any(|f| f.1 == **g)) {
+            self.confchg(g, &[Change { member, reason: Reason::ProcDown }], &[], None);
         }
         for sid in stable {
             self.stabilize(sid);
@@ -81,10 +93,10 @@ impl Bus {
     /// every inbox that holds it. Nothing after a group's unstable SAFE message has been
     /// delivered to anyone (every member waits at it, and joins wait until none is left), so
     /// that part of the order may still be rewritten, the same way in every inbox: the
-    /// removal goes before the message; after it, the member's messages go (no member
-    /// delivered them, and its own delivery, the only way a sender learns a message is
-    /// stable, never came), so does its own leave if it had left, and it leaves the member
-    /// lists of the membership changes that follow.
+    /// removal goes before the message; after it, the member's messages to the group go (no
+    /// member delivered them, and its own delivery, the only way a sender learns a message
+    /// is stable, never came), so does its own leave if it had left, and it leaves the
+    /// member lists of the group's membership changes that follow. One pass per inbox.
     fn remove_before(&mut self, sid: u64, gone: u64, change: Change) {
         let Some(u) = self.unstable.get(&sid) else { return };
         let group = u.group.clone();
@@ -95,7 +107,9 @@ impl Bus {
             joined: Vec::new(),
         };
         let receivers = u.receivers.clone();
+        let limit = self.flow_limit;
         let mut dropped = Vec::new();
+        let mut cleared = false;
         for id in receivers {
             let Some(h) = self.handles.get_mut(&id) else { continue };
             let Some(at) = h
@@ -105,44 +119,61 @@ impl Bus {
             else {
                 continue;
             };
-            let mut own_leave = true;
-            let mut i = at;
-            while i < h.inbox.len() {
-                let drop_it = match &mut h.inbox[i] {
-                    Queued::Deliver { from, safe, .. } if *from == gone => {
-                        dropped.extend(*safe);
-                        true
-                    }
-                    Queued::Other(CpgEvent::ConfChg { group: g, members, left, .. })
-                        if *g == group =>
-                    {
-                        let leave = Change { member: change.member, reason: Reason::Leave };
-                        if own_leave && left.len() == 1 && left[0] == leave {
-                            own_leave = false;
-                            true
-                        } else {
+            let old = std::mem::take(&mut h.inbox);
+            let mut inbox = std::collections::VecDeque::with_capacity(old.len() + 1);
+            let mut bytes = 0;
+            for (i, mut q) in old.into_iter().enumerate() {
+                if i == at {
+                    inbox.push_back(Queued::Other(event.clone()));
+                }
+                if i >= at {
+                    let keep = match &mut q {
+                        Queued::Deliver { group: g, from, safe, .. } if *from == gone => {
+                            if *g == group {
+                                dropped.extend(*safe);
+                            }
+                            *g != group
+                        }
+                        Queued::Leave { event: CpgEvent::ConfChg { group: g, .. }, leaver }
+                            if *leaver == gone && *g == group =>
+                        {
+                            false
+                        }
+                        Queued::Other(CpgEvent::ConfChg { group: g, members, .. })
+                        | Queued::Leave {
+                            event: CpgEvent::ConfChg { group: g, members, .. },
+                            ..
+                        } if *g == group => {
                             if let Some(k) = members.iter().position(|m| *m == change.member) {
                                 members.remove(k);
                             }
-                            false
+                            true
                         }
+                        _ => true,
+                    };
+                    if !keep {
+                        continue;
                     }
-                    _ => false,
-                };
-                if drop_it {
-                    h.inbox_bytes -= h.inbox[i].bytes();
-                    h.inbox.remove(i);
-                } else {
-                    i += 1;
                 }
+                bytes += q.bytes();
+                inbox.push_back(q);
             }
-            h.inbox.insert(at, Queued::Other(event.clone()));
+            h.inbox = inbox;
+            h.inbox_bytes = bytes;
+            // What was dropped may take it back under the flow threshold.
+            if h.over_since.is_some() && h.inbox.len() < limit && bytes < super::FLOW_BYTES {
+                h.over_since = None;
+                cleared = true;
+            }
             // Its head may have been the held message: the change goes out now.
             h.signal.raise();
             h.signalled = true;
         }
         for s in dropped {
             self.unstable.remove(&s);
+        }
+        if cleared {
+            self.wake_flow_waiters(&group);
         }
     }
 
@@ -163,20 +194,30 @@ impl Bus {
         }
     }
 
-    /// Whether `h` waits at a SAFE message that it has acknowledged and others have not
-    /// (its backlog is theirs to answer for), and whether it has held one unacknowledged for
-    /// longer than `max`.
-    pub(super) fn safe_wait(
-        &self,
-        id: u64,
-        h: &HandleState,
-        now: Instant,
-        max: Duration,
-    ) -> (bool, bool) {
-        let Some((sid, since)) = h.probed else { return (false, false) };
-        let Some(u) = self.unstable.get(&sid) else { return (false, false) };
-        let mine = u.waiting.contains(&id);
-        (!mine, mine && now.saturating_duration_since(since) > max)
+    /// The SAFE message `h` (handle `id`) waits at for the others' acknowledgements, having
+    /// given its own: its backlog is theirs to answer for.
+    pub(super) fn held_for_others(&self, id: u64, h: &HandleState) -> Option<u64> {
+        let (sid, _) = h.probed?;
+        self.unstable.get(&sid).filter(|u| !u.waiting.contains(&id)).map(|_| sid)
+    }
+
+    /// The handles still to acknowledge a SAFE message of `name` sent longer than `max` ago
+    /// (members, or members that left after it): they hold the group's delivery.
+    pub(super) fn safe_stalled(&self, name: &GroupName, now: Instant, max: Duration) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .unstable
+            .values()
+            .filter(|u| u.group == *name && now.saturating_duration_since(u.sent) > max)
+            .flat_map(|u| u.waiting.iter().copied())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The handles a SAFE message `sid` still waits for.
+    pub(super) fn safe_waiting(&self, sid: u64) -> Vec<u64> {
+        self.unstable.get(&sid).map(|u| u.waiting.iter().copied().collect()).unwrap_or_default()
     }
 }
 
@@ -208,6 +249,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(p) = bus.pop_raw(id).unwrap() {
             out.push(match p {
+                Popped::Held => break,
                 Popped::SafeProbe { msg, .. } => format!("probe:{}", String::from_utf8_lossy(&msg)),
                 Popped::SafeDeliver(_) => "safe".into(),
                 Popped::Event(CpgEvent::Deliver { msg, .. }) => {
@@ -250,6 +292,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(p) = bus.pop_raw(id).unwrap() {
             out.push(match p {
+                Popped::Held => break,
                 Popped::Event(CpgEvent::ConfChg { members, left, .. }) => {
                     format!(
                         "{:?}/{}",
@@ -259,6 +302,7 @@ mod tests {
                 }
                 Popped::SafeProbe { .. } => "probe".into(),
                 Popped::SafeDeliver(_) => "safe".into(),
+                Popped::Event(CpgEvent::Deliver { .. }) => "msg".into(),
                 other => format!("{other:?}"),
             });
         }
@@ -309,6 +353,85 @@ mod tests {
         for id in [a, b, d] {
             assert_eq!(changes(&bus, id), ["[ProcDown]/3", "safe", "[Leave]/2"]);
         }
+    }
+
+    #[test]
+    fn a_backlog_that_a_removal_dropped_no_longer_counts_as_a_stall() {
+        let (bus, [a, b, c], _) = three();
+        bus.set_flow_limit(3);
+        bus.mcast_accepted(c, b"x".to_vec(), true).unwrap();
+        for i in 0..3 {
+            bus.mcast_accepted(b, format!("m{i}").into_bytes(), false).unwrap();
+        }
+        assert!(bus.lock().handles[&a].over_since.is_some());
+        // b dies before x is stable: its messages after x go, and a is under the limit.
+        bus.finalize(b);
+        assert!(bus.lock().handles[&a].over_since.is_none(), "a stall clock left running");
+    }
+
+    #[test]
+    fn a_member_that_left_and_never_acknowledges_is_removed_after_the_stall_limit() {
+        let (bus, [a, b, c], _) = three();
+        let limit = Duration::from_millis(20);
+        bus.set_max_stall(limit);
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        assert_eq!(take(&bus, c), ["probe:x"]);
+        let x = probe_id(&bus, c);
+        bus.safe_ack(c, x);
+        // b leaves without reading, then stays: only the stall check can end its hold.
+        bus.leave(b).unwrap();
+        bus.safe_stall_check(a);
+        assert!(bus.lock().handles.contains_key(&b), "removed before the limit");
+        // The limit is what is tested: let it pass.
+        std::thread::sleep(limit * 2);
+        bus.safe_stall_check(a);
+        assert!(!bus.lock().handles.contains_key(&b), "the leaver was not removed");
+        assert_eq!(changes(&bus, c), ["[Leave]/2", "safe"]);
+    }
+
+    #[test]
+    fn a_death_with_a_wait_in_a_group_it_left_is_told_in_both_groups() {
+        let (bus, [a, b, c], g) = three();
+        let g2 = GroupName::new("other").unwrap();
+        let d = bus.register_with(None, Signal::Call(Arc::new(|| {}))).0;
+        bus.join(d, &g2).unwrap();
+        while bus.pop_raw(d).unwrap().is_some() {}
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        // b leaves g before it has read x, joins g2 (nothing waits there) and dies.
+        bus.leave(b).unwrap();
+        bus.join(b, &g2).unwrap();
+        while bus.pop_raw(d).unwrap().is_some() {}
+        bus.finalize(b);
+        // In g: its leave, before x. In g2: PROCDOWN.
+        assert_eq!(take(&bus, c), ["-2", "probe:x"]);
+        assert_eq!(changes(&bus, d), ["[ProcDown]/1"]);
+        let _ = g;
+    }
+
+    #[test]
+    fn a_leave_by_another_handle_of_the_same_process_stays() {
+        let bus = LocalBus::new();
+        bus.set_stability(true);
+        let g = GroupName::new("s").unwrap();
+        let a = bus.register_with(None, Signal::Call(Arc::new(|| {}))).0;
+        // Two handles of one process: one `Member`.
+        let b1 = bus.register_with(Some(7), Signal::Call(Arc::new(|| {}))).0;
+        let b2 = bus.register_with(Some(7), Signal::Call(Arc::new(|| {}))).0;
+        for id in [a, b1, b2] {
+            bus.join(id, &g).unwrap();
+        }
+        for id in [a, b1, b2] {
+            while bus.pop_raw(id).unwrap().is_some() {}
+        }
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        assert_eq!(take(&bus, b2), ["probe:x"]);
+        bus.safe_ack(b2, probe_id(&bus, b2));
+        // b2 leaves after x; b1 dies without having read x.
+        bus.leave(b2).unwrap();
+        bus.finalize(b1);
+        // b1's removal before x; b2's leave after it, still there. (x became stable before
+        // the sender was sent its probe, so it has it whole.)
+        assert_eq!(changes(&bus, a), ["[ProcDown]/2", "msg", "[Leave]/1"]);
     }
 
     #[test]
