@@ -230,3 +230,21 @@ fn a_leaver_that_reads_nothing_more_does_not_hold_the_group() {
     assert_eq!(until_seen(&mut m[0], 2), expected);
     assert_eq!(until_seen(&mut m[2], 2), expected);
 }
+
+/// What comes before a SAFE message in the order is not held by it: an AGREED message sent
+/// before it is delivered while the SAFE one waits.
+#[test]
+fn messages_before_a_safe_one_are_not_delayed() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut m = members(&backend, 2);
+    send(&mut m[0], Guarantee::Agreed, b"y");
+    send(&mut m[0], Guarantee::Safe, b"x");
+    // The second member reads nothing yet.
+    settle(&mut m[0]);
+    assert_eq!(until_seen(&mut m[0], 1), ["y"]);
+    settle(&mut m[0]);
+    assert_eq!(seen(&m[0]), ["y"], "x delivered before the second member had it");
+    settle(&mut m[1]);
+    assert_eq!(until_seen(&mut m[0], 2), ["y", "x"]);
+    assert_eq!(until_seen(&mut m[1], 2), ["y", "x"]);
+}

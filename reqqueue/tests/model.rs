@@ -1,6 +1,10 @@
 //! Random sequences of operations checked against a plain model of tevent_queue: who is
 //! triggered, in which order, the length, the running flag, and who is refused by a close.
 //!
+//! The operations include `untrigger` of an entered barrier (then `start` triggers it again)
+//! and deadlines (`Entry::timeout` on a timer the test fires), on waiting and running
+//! requests alike.
+//!
 //! The harness re-polls a future only when its waker fired, so a missing wake-up shows up as a
 //! divergence from the model, not just a wrong state. Beside the model, a trace hook counts
 //! attaches and detaches (their difference is always the length), and `idle()` is ready
@@ -50,6 +54,9 @@ enum Op {
     Close,
     TryEnter,
     TryAdd(usize),
+    Untrigger(usize),
+    AddTimed,
+    Expire(usize),
 }
 
 /// An entry of the model: its id, kind, and whether it was triggered.
@@ -64,6 +71,7 @@ struct Model {
     /// Ids in the order they were triggered (started or entered).
     triggered: Vec<usize>,
     refused: Vec<usize>,
+    timed_out: Vec<usize>,
 }
 
 impl Model {
@@ -84,16 +92,28 @@ type Trig = Probe<
     >,
 >;
 
+type Boxed = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// A request with a deadline: its trigger's gate, and the timer's.
+type Timed = Probe<reqqueue::Entry<Box<dyn FnOnce() -> Boxed>, Boxed, reqqueue::Local, Boxed>>;
+
+/// A barrier's guard given back once the queue triggers it again after `untrigger`.
+type Again = Probe<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Guard, QueueError>>>>>;
+
 /// A live entry; the `Option<usize>` is the wake count at the last poll (`None`: never polled).
 enum Live {
     Trigger(Trig, Gate, Option<usize>),
+    Timed(Timed, Gate, Gate, Option<usize>),
+    Untriggered(Again, Option<usize>),
     Barrier(Probe<reqqueue::Enter>, Option<usize>),
     // Held only to keep the queue held; released by dropping.
     Guard(#[allow(dead_code)] Guard),
     Blocker(#[allow(dead_code)] Blocker),
 }
 
-fn run(seed: u64, steps: usize) -> Result<(), String> {
+/// The run's outcome: how many barriers were triggered again after `untrigger`, and how many
+/// requests timed out (so the test can tell that those paths ran).
+fn run(seed: u64, steps: usize) -> Result<(usize, usize), String> {
     let mut rng = Rng(seed.max(1));
     let q = Queue::new("model");
     let (attached, detached) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -110,6 +130,7 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
     let mut live: Vec<(usize, Live)> = Vec::new();
     let mut seen_triggered: Vec<usize> = Vec::new();
     let mut refused: Vec<usize> = Vec::new();
+    let mut timed_out: Vec<usize> = Vec::new();
     let mut log = Vec::new();
     for step in 0..steps {
         let pick = rng.below(100);
@@ -123,8 +144,11 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             53..=69 => Op::Finish(rng.below(8)),
             70..=79 => Op::Release(rng.below(8)),
             80..=88 => Op::DropWaiting(rng.below(8)),
-            89..=92 => Op::TryEnter,
-            93..=98 => Op::TryAdd(rng.below(5)),
+            89..=91 => Op::TryEnter,
+            92..=94 => Op::TryAdd(rng.below(5)),
+            95 => Op::Untrigger(rng.below(8)),
+            96 | 97 => Op::AddTimed,
+            98 => Op::Expire(rng.below(8)),
             _ => Op::Close,
         };
         log.push(op);
@@ -181,10 +205,11 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     .map(|e| e.0)
                     .collect();
                 if let Some(&target) = running.get(n % running.len().max(1)) {
-                    if let Some((_, Live::Trigger(_, gate, _))) =
-                        live.iter().find(|(i, _)| *i == target)
-                    {
-                        gate.open();
+                    match live.iter().find(|(i, _)| *i == target) {
+                        Some((_, Live::Trigger(_, gate, _) | Live::Timed(_, gate, _, _))) => {
+                            gate.open()
+                        }
+                        _ => {}
                     }
                     model.entries.retain(|e| e.0 != target);
                 }
@@ -192,7 +217,9 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
             Op::Release(n) => {
                 let held: Vec<usize> = live
                     .iter()
-                    .filter(|(_, l)| matches!(l, Live::Guard(_) | Live::Blocker(_)))
+                    .filter(|(_, l)| {
+                        matches!(l, Live::Guard(_) | Live::Blocker(_) | Live::Untriggered(..))
+                    })
                     .map(|(i, _)| *i)
                     .collect();
                 if let Some(&target) = held.get(n % held.len().max(1)) {
@@ -255,6 +282,76 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                     }
                 }
             }
+            Op::Untrigger(n) => {
+                let guards: Vec<usize> = live
+                    .iter()
+                    .filter(|(_, l)| matches!(l, Live::Guard(_)))
+                    .map(|(i, _)| *i)
+                    .collect();
+                if let Some(&target) = guards.get(n % guards.len().max(1)) {
+                    let may =
+                        !model.running && model.entries.first().is_some_and(|e| e.0 == target);
+                    let at = live.iter().position(|(i, _)| *i == target).expect("live");
+                    let (_, Live::Guard(mut g)) = live.remove(at) else { unreachable!() };
+                    match g.untrigger() {
+                        Ok(()) if may => {
+                            model.entries[0].2 = false;
+                            // Not triggered in a closed queue: refused, as waiting entries
+                            // are by the close.
+                            if model.closed {
+                                model.entries.remove(0);
+                                model.refused.push(target);
+                            }
+                            let again: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
+                                Box::pin(async move { g.retriggered().await.map(|()| g) });
+                            live.insert(at, (target, Live::Untriggered(Probe::new(again), None)));
+                        }
+                        Err(_) if !may => live.insert(at, (target, Live::Guard(g))),
+                        got => {
+                            return Err(format!(
+                                "untrigger: {:?} where the model says {may}",
+                                got.is_ok()
+                            ))
+                        }
+                    }
+                }
+            }
+            Op::AddTimed => {
+                let (gate, timer) = (Gate::default(), Gate::default());
+                let (g, s, t) = (gate.clone(), started.clone(), timer.clone());
+                let trigger: Box<dyn FnOnce() -> Boxed> = Box::new(move || {
+                    s.borrow_mut().push(id);
+                    Box::pin(async move { g.wait().await })
+                });
+                let deadline: Boxed = Box::pin(async move { t.wait().await });
+                let entry = q.add(trigger).timeout(deadline);
+                live.push((id, Live::Timed(Probe::new(entry), gate, timer, None)));
+                if model.closed {
+                    model.refused.push(id);
+                } else {
+                    model.entries.push((id, Kind::Trigger, false));
+                }
+            }
+            Op::Expire(n) => {
+                // The n-th live request with a deadline that the model still holds (waiting
+                // or running): its timer fires, and it leaves the queue, timed out.
+                let timed: Vec<usize> = live
+                    .iter()
+                    .filter(|(i, l)| {
+                        matches!(l, Live::Timed(..)) && model.entries.iter().any(|e| e.0 == *i)
+                    })
+                    .map(|(i, _)| *i)
+                    .collect();
+                if let Some(&target) = timed.get(n % timed.len().max(1)) {
+                    if let Some((_, Live::Timed(_, _, timer, _))) =
+                        live.iter().find(|(i, _)| *i == target)
+                    {
+                        timer.open();
+                    }
+                    model.entries.retain(|e| e.0 != target);
+                    model.timed_out.push(target);
+                }
+            }
             Op::Close => {
                 q.close();
                 model.closed = true;
@@ -283,6 +380,33 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
                                 Ok(()) => {}
                                 Err(QueueError::Closed) => refused.push(*i),
                                 Err(e) => return Err(format!("entry {i}: {e}")),
+                            }
+                        }
+                    }
+                    Live::Timed(p, _, _, last) if due(p.wakes(), *last) => {
+                        *last = Some(p.wakes());
+                        if p.poll() {
+                            moved = true;
+                            finished.push(*i);
+                            match p.out.take().unwrap() {
+                                Ok(()) => {}
+                                Err(QueueError::Closed) => refused.push(*i),
+                                Err(QueueError::TimedOut) => timed_out.push(*i),
+                                Err(e) => return Err(format!("entry {i}: {e}")),
+                            }
+                        }
+                    }
+                    Live::Untriggered(p, last) if due(p.wakes(), *last) => {
+                        *last = Some(p.wakes());
+                        if p.poll() {
+                            moved = true;
+                            match p.out.take().unwrap() {
+                                Ok(g) => entered = Some(g),
+                                Err(QueueError::Closed) => {
+                                    refused.push(*i);
+                                    finished.push(*i);
+                                }
+                                Err(e) => return Err(format!("retriggered {i}: {e}")),
                             }
                         }
                     }
@@ -347,14 +471,27 @@ fn run(seed: u64, steps: usize) -> Result<(), String> {
         if r != m {
             return Err(format!("{}: refused {r:?} vs model {m:?}", ctx()));
         }
+        let mut t = timed_out.clone();
+        let mut mt = model.timed_out.clone();
+        t.sort();
+        mt.sort();
+        if t != mt {
+            return Err(format!("{}: timed out {t:?} vs model {mt:?}", ctx()));
+        }
     }
-    Ok(())
+    let again = model.triggered.len() - {
+        let mut t = model.triggered.clone();
+        t.sort_unstable();
+        t.dedup();
+        t.len()
+    };
+    Ok((again, timed_out.len()))
 }
 
 /// 0 for a request (add or add_optimize_empty), 1 for a barrier, by the op that created `id`.
 fn log_kind(log: &[Op], id: usize) -> Option<u8> {
     match log.get(id)? {
-        Op::Add | Op::AddOptimizeEmpty | Op::TryAdd(_) => Some(0),
+        Op::Add | Op::AddOptimizeEmpty | Op::TryAdd(_) | Op::AddTimed => Some(0),
         Op::Enter | Op::TryEnter => Some(1),
         _ => None,
     }
@@ -362,9 +499,16 @@ fn log_kind(log: &[Op], id: usize) -> Option<u8> {
 
 #[test]
 fn random_operation_sequences_match_the_model() {
+    let (mut again, mut timed_out) = (0, 0);
     for seed in 1..=400u64 {
-        if let Err(e) = run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 120) {
-            panic!("{e}");
+        match run(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 120) {
+            Ok((a, t)) => {
+                again += a;
+                timed_out += t;
+            }
+            Err(e) => panic!("{e}"),
         }
     }
+    // The seeds reach both paths: barriers triggered again, requests timed out.
+    assert!(again > 0 && timed_out > 0, "retriggered {again}, timed out {timed_out}");
 }
