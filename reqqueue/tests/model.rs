@@ -205,11 +205,10 @@ fn run(seed: u64, steps: usize) -> Result<(usize, usize), String> {
                     .map(|e| e.0)
                     .collect();
                 if let Some(&target) = running.get(n % running.len().max(1)) {
-                    match live.iter().find(|(i, _)| *i == target) {
-                        Some((_, Live::Trigger(_, gate, _) | Live::Timed(_, gate, _, _))) => {
-                            gate.open()
-                        }
-                        _ => {}
+                    if let Some((_, Live::Trigger(_, gate, _) | Live::Timed(_, gate, _, _))) =
+                        live.iter().find(|(i, _)| *i == target)
+                    {
+                        gate.open();
                     }
                     model.entries.retain(|e| e.0 != target);
                 }
