@@ -14,7 +14,9 @@ use groupmsg::{
     Backend, Change, Cpg, CsError, Dispatch, GroupName, Guarantee, Handler, LocalBus, Member,
 };
 
-const ROUNDS: usize = 5;
+/// Interleaved rounds (libcpg, ours, local, groupd in turn each round): libcpg itself swings
+/// about 2x between runs here, so each row gives the median and the spread of the ratios.
+const ROUNDS: usize = 7;
 const SIZES: &[(usize, usize)] = &[(64, 50_000), (1_600, 30_000), (40_000, 5_000)];
 const RTT_COUNT: usize = 2_000;
 
@@ -62,8 +64,11 @@ fn main() {
             local.push(throughput(Backend::Local(LocalBus::new()), size, count));
             daemon.push(throughput(Backend::Daemon(socket.clone()), size, count.min(20_000)));
         }
+        // Per round, ours against the libcpg run beside it: the spread of those ratios.
+        let ratios: Vec<f64> = ours.iter().zip(&c).map(|(o, c)| o / c).collect();
+        let (lo, hi) = ratios.iter().fold((f64::MAX, 0f64), |(l, h), r| (l.min(*r), h.max(*r)));
         let (c, ours, local, daemon) = (median(c), median(ours), median(local), median(daemon));
-        rows.push(format!("| {size} B: corosync backend vs libcpg | {ours:.0}/s | {c:.0}/s | {:.2}x | ≥ 0.95x | {} |", ours / c, met(ours / c >= 0.95)));
+        rows.push(format!("| {size} B: corosync backend vs libcpg (per-round ratios {lo:.2}x to {hi:.2}x) | {ours:.0}/s | {c:.0}/s | {:.2}x | ≥ 1.0x | {} |", ours / c, met(ours / c >= 1.0)));
         let lt = if size <= 1_600 { 10.0 } else { 0.0 };
         rows.push(format!(
             "| {size} B: local backend, in-process, vs libcpg on corosync | {local:.0}/s | {c:.0}/s | {:.1}x | {} | {} |",

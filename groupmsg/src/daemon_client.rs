@@ -22,10 +22,11 @@ pub(crate) struct DaemonClient {
     wbuf: BytesMut,
     scratch: Vec<u8>,
     inbox: VecDeque<CpgEvent>,
-    /// The SAFE message received and acknowledged, waiting for the daemon to say it is
-    /// stable. One at a time: the daemon probes only the head of the member's inbox, so a
-    /// new probe means the one before was delivered or dropped (its sender died first).
-    safe: Option<(u64, CpgEvent)>,
+    /// SAFE messages received and acknowledged, waiting for the daemon to say each is stable
+    /// (at most a look-ahead's worth: the daemon probes a few behind the one it holds).
+    /// Delivered in order, so one still kept when a later one is delivered was dropped (its
+    /// sender died first) and goes.
+    safe: std::collections::BTreeMap<u64, CpgEvent>,
     /// Readable while the inbox holds events (and after a stop); part of `epoll`.
     pub(crate) wake: Arc<OwnedFd>,
     /// The socket and `wake`: readable when there is anything to dispatch.
@@ -88,7 +89,7 @@ impl DaemonClient {
             wbuf: BytesMut::new(),
             scratch: vec![0u8; 64 * 1024],
             inbox: VecDeque::new(),
-            safe: None,
+            safe: std::collections::BTreeMap::new(),
             wake,
             epoll: Arc::new(ep),
             member,
@@ -173,12 +174,14 @@ impl DaemonClient {
                 // Received, acknowledged at once, kept until every member has it.
                 Some(Response::SafeProbe { id, group, sender, msg }) => {
                     wire::encode_request(&mut self.wbuf, &Request::SafeAck(id));
-                    self.safe = Some((id, CpgEvent::Deliver { group, sender, msg }));
+                    self.safe.insert(id, CpgEvent::Deliver { group, sender, msg });
                 }
-                Some(Response::SafeDeliver(id)) => match self.safe.take() {
-                    Some((kept, e)) if kept == id => self.push(e),
-                    _ => return Err(CsError::Library),
-                },
+                Some(Response::SafeDeliver(id)) => {
+                    let e = self.safe.remove(&id).ok_or(CsError::Library)?;
+                    // Anything kept from before it was dropped by the daemon.
+                    self.safe = self.safe.split_off(&id);
+                    self.push(e);
+                }
                 Some(Response::McastRefused(e)) => {
                     self.in_flight = self.in_flight.saturating_sub(1);
                     self.refused.get_or_insert(e);

@@ -25,6 +25,14 @@ mod safe;
 /// 1,047,552 bytes; here a message is delivered whole or refused with `TooBig`).
 pub const LOCAL_MAX_MESSAGE: usize = 64 << 20;
 
+/// SAFE messages a member is sent as probes behind the one at the head of its inbox, while
+/// that one waits: their acknowledgements overlap.
+pub(crate) const PROBE_AHEAD: usize = 64;
+
+/// Bytes of SAFE messages probed ahead of the head (at least one message is, whatever its
+/// size): a client keeps each until it is delivered.
+pub(crate) const PROBE_AHEAD_BYTES: usize = 1 << 20;
+
 /// A member's undelivered events above which senders are flow-controlled.
 pub const DEFAULT_FLOW_LIMIT: usize = 10_000;
 
@@ -127,8 +135,13 @@ struct HandleState {
     /// Flow control cleared since it was told: reported by the next pop, ahead of events
     /// (a notice, not an event in the group's order; not counted as backlog).
     flow_cleared: bool,
-    /// The SAFE message at the head of its inbox that it was sent to acknowledge, and when.
-    probed: Option<(u64, Instant)>,
+    /// SAFE messages of its inbox it was sent to acknowledge and has not had delivered yet,
+    /// in order: the head's, and up to [`PROBE_AHEAD`] behind it.
+    probed: VecDeque<u64>,
+    /// Bytes of the messages in `probed`.
+    probed_bytes: usize,
+    /// Inbox entries from the front already looked at for SAFE messages to probe ahead.
+    scanned: usize,
     /// A handle of this process on a bus with SAFE delivery (`Groupd::bus`): the message it
     /// acknowledged at once, delivered when stable.
     local_safe: Option<CpgEvent>,
@@ -384,7 +397,9 @@ impl LocalBus {
                 totem_sent: false,
                 flow_waiting: false,
                 flow_cleared: false,
-                probed: None,
+                probed: VecDeque::new(),
+                probed_bytes: 0,
+                scanned: 0,
                 local_safe: None,
             },
         );
@@ -600,27 +615,54 @@ impl LocalBus {
         // everything behind it, until every member it went to has acknowledged it. While it
         // waits the signal stays raised (pushes behind it need not raise it again), and the
         // message becoming stable raises it anew.
+        // While it waits, the SAFE messages behind it are sent as probes too (up to
+        // PROBE_AHEAD of them and PROBE_AHEAD_BYTES), so that their acknowledgements overlap
+        // instead of costing a round trip through every member each.
         let mut deliver_safe = None;
         if let Some(Queued::Deliver { safe: Some(sid), group, sender, msg, .. }) = h.inbox.front() {
             let sid = *sid;
-            let probed = h.probed.is_some_and(|(p, _)| p == sid);
+            let probed = h.probed.contains(&sid);
             if unstable.contains_key(&sid) {
-                if probed {
-                    return Ok(Some(Popped::Held));
+                if !probed {
+                    let popped = Popped::SafeProbe {
+                        id: sid,
+                        group: group.clone(),
+                        sender: *sender,
+                        msg: msg.to_vec(),
+                    };
+                    h.probed.push_front(sid);
+                    h.probed_bytes += msg.len();
+                    h.scanned = h.scanned.max(1);
+                    return Ok(Some(popped));
                 }
-                let popped = Popped::SafeProbe {
-                    id: sid,
-                    group: group.clone(),
-                    sender: *sender,
-                    msg: msg.to_vec(),
-                };
-                h.probed = Some((sid, Instant::now()));
-                return Ok(Some(popped));
+                while h.scanned < h.inbox.len()
+                    && h.probed.len() <= PROBE_AHEAD
+                    && h.probed_bytes < PROBE_AHEAD_BYTES
+                {
+                    let at = h.scanned;
+                    h.scanned += 1;
+                    if let Queued::Deliver { safe: Some(s), group, sender, msg, .. } = &h.inbox[at]
+                    {
+                        if unstable.contains_key(s) && !h.probed.contains(s) {
+                            let popped = Popped::SafeProbe {
+                                id: *s,
+                                group: group.clone(),
+                                sender: *sender,
+                                msg: msg.to_vec(),
+                            };
+                            h.probed.push_back(*s);
+                            h.probed_bytes += msg.len();
+                            return Ok(Some(popped));
+                        }
+                    }
+                }
+                return Ok(Some(Popped::Held));
             }
             // Stable. Every member it went to acknowledged a probe of it, so this one was
             // probed; were it not, it gets the message whole, as an ordinary delivery.
             if probed {
-                h.probed = None;
+                h.probed.retain(|p| *p != sid);
+                h.probed_bytes = h.probed_bytes.saturating_sub(msg.len());
                 deliver_safe = Some(sid);
             }
         }
@@ -628,6 +670,7 @@ impl LocalBus {
         let was_over = over(h.inbox.len(), h.inbox_bytes);
         let event = h.inbox.pop_front();
         h.inbox_bytes -= event.as_ref().map_or(0, Queued::bytes);
+        h.scanned = h.scanned.saturating_sub(1);
         // Someone may be waiting for flow control to clear: tell them when this member's
         // backlog crosses back under the threshold.
         if was_over && !over(h.inbox.len(), h.inbox_bytes) {

@@ -21,6 +21,11 @@ trait Fixture {
     }
     /// A handle from `cpg_model_initialize` with these flags.
     fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect>;
+    /// Whether one process can reach the backend's size and membership limits (`TooBig`,
+    /// `TooManyGroups`): corosync takes one join per process, and fragments large messages.
+    fn limits_in_one_process(&self) -> bool {
+        true
+    }
 }
 
 struct Local(LocalBus);
@@ -61,6 +66,9 @@ impl Fixture for Corosync {
     fn handle_with(&self, flags: ModelFlags) -> Cpg<Collect> {
         Cpg::model_initialize(Backend::Corosync, Collect::default(), flags).unwrap()
     }
+    fn limits_in_one_process(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! each_backend {
@@ -86,6 +94,7 @@ each_backend!(
     two_threads_send_through_one_handle_while_a_third_dispatches,
     initial_totem_conf_after_the_first_join_only_when_asked,
     iteration_kinds,
+    every_error_code_one_process_can_produce,
 );
 
 #[test]
@@ -262,6 +271,52 @@ fn errors_and_limits(f: &dyn Fixture) {
     assert_eq!(a.membership_get().unwrap(), [me]);
     a.context_set(Box::new(7u32));
     assert_eq!(a.context_get().and_then(|c| c.downcast_ref::<u32>()), Some(&7));
+}
+
+/// Each error code a backend gives a caller in one process, produced. The others are
+/// produced where they need more than one process or a daemon that goes away: `TryAgain` for
+/// flow control (`tests/flow.rs`, and corosync's flood above), for a join while a SAFE message
+/// is in flight (`tests/safe.rs`); `Access` and `Version` (`tests/groupd.rs`); `Library` on a
+/// daemon or corosync that went away (`tests/groupd.rs`, `tests/corosync.rs`). Corosync's
+/// codes come back as corosync gives them (`CsError::from_code`, all 29 mapped one to one).
+fn every_error_code_one_process_can_produce(f: &dyn Fixture) {
+    let g = group("codes");
+    let mut a = f.handle();
+    // Not joined.
+    assert_eq!(a.leave(), Err(CsError::NotExist));
+    assert_eq!(a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"x")]), Err(CsError::NotExist));
+    // Names.
+    assert_eq!(GroupName::new(vec![b'n'; 129]).unwrap_err(), CsError::NameTooLong);
+    assert_eq!(GroupName::new(b"").unwrap_err(), CsError::InvalidParam);
+    // Joined twice.
+    a.join(&g).unwrap();
+    assert_eq!(a.join(&g), Err(CsError::Exist));
+    // A sender of a handle that is gone.
+    let sender = a.sender();
+    drop(a);
+    assert_eq!(
+        sender.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"x")]),
+        Err(CsError::BadHandle)
+    );
+    if !f.limits_in_one_process() {
+        return;
+    }
+    // A message past the limit.
+    let mut b = f.handle();
+    b.join(&group("codes-big")).unwrap();
+    let big = vec![0u8; groupmsg::LOCAL_MAX_MESSAGE + 1];
+    assert_eq!(b.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&big)]), Err(CsError::TooBig));
+    // One member past the limit of a group.
+    let full = group("codes-full");
+    let members: Vec<Cpg<Collect>> = (0..groupmsg::MAX_MEMBERS)
+        .map(|_| {
+            let mut m = f.handle();
+            m.join(&full).unwrap();
+            m
+        })
+        .collect();
+    assert_eq!(f.handle().join(&full), Err(CsError::TooManyGroups));
+    drop(members);
 }
 
 fn join_leave_and_join_again(f: &dyn Fixture) {

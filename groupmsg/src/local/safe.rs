@@ -40,7 +40,7 @@ impl LocalBus {
     /// stable for the others by acknowledging what it was not sent.
     pub(crate) fn safe_ack(&self, id: u64, sid: u64) {
         let mut bus = self.lock();
-        let probed = bus.handles.get(&id).and_then(|h| h.probed).is_some_and(|(p, _)| p == sid);
+        let probed = bus.handles.get(&id).is_some_and(|h| h.probed.contains(&sid));
         let Some(u) = bus.unstable.get_mut(&sid).filter(|_| probed) else { return };
         u.waiting.remove(&id);
         if u.waiting.is_empty() {
@@ -160,6 +160,18 @@ impl Bus {
             }
             h.inbox = inbox;
             h.inbox_bytes = bytes;
+            // Probes of messages that went are forgotten; the look-ahead starts over.
+            let present: std::collections::HashMap<u64, usize> = h
+                .inbox
+                .iter()
+                .filter_map(|q| match q {
+                    Queued::Deliver { safe: Some(s), msg, .. } => Some((*s, msg.len())),
+                    _ => None,
+                })
+                .collect();
+            h.probed.retain(|s| present.contains_key(s));
+            h.probed_bytes = h.probed.iter().map(|s| present[s]).sum();
+            h.scanned = 0;
             // What was dropped may take it back under the flow threshold.
             if h.over_since.is_some() && h.inbox.len() < limit && bytes < super::FLOW_BYTES {
                 h.over_since = None;
@@ -197,8 +209,9 @@ impl Bus {
     /// The SAFE message `h` (handle `id`) waits at for the others' acknowledgements, having
     /// given its own: its backlog is theirs to answer for.
     pub(super) fn held_for_others(&self, id: u64, h: &HandleState) -> Option<u64> {
-        let (sid, _) = h.probed?;
-        self.unstable.get(&sid).filter(|u| !u.waiting.contains(&id)).map(|_| sid)
+        let Some(Queued::Deliver { safe: Some(sid), .. }) = h.inbox.front() else { return None };
+        let u = self.unstable.get(sid)?;
+        (h.probed.contains(sid) && !u.waiting.contains(&id)).then_some(*sid)
     }
 
     /// The handles still to acknowledge a SAFE message of `name` sent longer than `max` ago
@@ -225,7 +238,7 @@ impl Bus {
 mod tests {
     use std::sync::Arc;
 
-    use super::super::{Popped, Signal};
+    use super::super::{Popped, Signal, PROBE_AHEAD};
     use super::*;
 
     /// Three handles of a bus with SAFE delivery, joined to one group, their joins taken.
@@ -263,7 +276,7 @@ mod tests {
     }
 
     fn probe_id(bus: &LocalBus, id: u64) -> u64 {
-        bus.lock().handles[&id].probed.expect("probed").0
+        *bus.lock().handles[&id].probed.front().expect("probed")
     }
 
     #[test]
@@ -463,20 +476,33 @@ mod tests {
         bus.mcast_accepted(ids[0], b"x1".to_vec(), true).unwrap();
         bus.mcast_accepted(ids[1], b"m".to_vec(), false).unwrap();
         bus.mcast_accepted(ids[2], b"x2".to_vec(), true).unwrap();
+        // The head's probe, and x2's ahead of its turn: their acknowledgements overlap.
         for id in ids {
-            assert_eq!(take(&bus, id), ["probe:x1"]);
+            assert_eq!(take(&bus, id), ["probe:x1", "probe:x2"]);
         }
         let x1 = probe_id(&bus, ids[0]);
-        ids.iter().for_each(|&id| bus.safe_ack(id, x1));
-        // x1, the AGREED m behind it, then x2's probe: x2 waits for its own.
-        for id in ids {
-            assert_eq!(take(&bus, id), ["safe", "msg:m", "probe:x2"]);
-        }
-        let x2 = probe_id(&bus, ids[0]);
+        let x2 = *bus.lock().handles[&ids[0]].probed.back().unwrap();
         assert!(x2 > x1, "ids grow in the order");
+        // x2 acknowledged first by everyone still waits for x1: the order holds.
         ids.iter().for_each(|&id| bus.safe_ack(id, x2));
         for id in ids {
-            assert_eq!(take(&bus, id), ["safe"]);
+            assert!(take(&bus, id).is_empty());
         }
+        ids.iter().for_each(|&id| bus.safe_ack(id, x1));
+        for id in ids {
+            assert_eq!(take(&bus, id), ["safe", "msg:m", "safe"]);
+        }
+        assert!(bus.lock().unstable.is_empty());
+    }
+
+    #[test]
+    fn probes_ahead_stop_at_the_look_ahead() {
+        let (bus, [a, b, _], _) = three();
+        for i in 0..PROBE_AHEAD + 10 {
+            bus.mcast_accepted(a, format!("x{i}").into_bytes(), true).unwrap();
+        }
+        // The head's probe and PROBE_AHEAD more, then nothing until the head is delivered.
+        assert_eq!(take(&bus, b).len(), PROBE_AHEAD + 1);
+        assert_eq!(bus.lock().handles[&b].probed.len(), PROBE_AHEAD + 1);
     }
 }
