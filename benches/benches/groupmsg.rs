@@ -257,19 +257,7 @@ fn throughput(backend: Backend, size: usize, count: usize) -> f64 {
 
 /// Mean microseconds from multicast to its self-delivery.
 fn rtt(backend: Backend, count: usize) -> f64 {
-    let mut c = member(backend);
-    let msg = [0u8; 64];
-    let start = Instant::now();
-    for i in 0..count {
-        while let Err(CsError::TryAgain) = c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&msg)])
-        {
-            c.dispatch(Dispatch::All).unwrap();
-        }
-        while c.handler().0 <= i {
-            c.dispatch(Dispatch::One).unwrap();
-        }
-    }
-    start.elapsed().as_secs_f64() / count as f64 * 1e6
+    rtt_with(&backend, Guarantee::Agreed, count)
 }
 
 fn run_c(harness: &std::path::Path, mode: &str, size: usize, count: usize) -> f64 {

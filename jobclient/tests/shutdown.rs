@@ -152,13 +152,7 @@ fn sigterm_finishes_running_jobs_and_keeps_queued_background_jobs() {
 #[test]
 fn a_second_signal_stops_at_once() {
     let mut jobd = Jobd::start(&["--shutdown-timeout", "600"], None);
-    let mut client = Raw::connect(jobd.addr());
-    client.send(T::SubmitJob, &[b"slow", b"", b"x"]);
-    assert_eq!(client.recv().kind(), T::JobCreated);
-    let mut worker = Raw::connect(jobd.addr());
-    worker.send(T::CanDo, &[b"slow"]);
-    worker.send(T::GrabJob, &[]);
-    assert_eq!(worker.recv().kind(), T::JobAssign);
+    let (mut client, _worker, _) = common::running_job(jobd.addr(), b"slow");
     signal(&jobd, "-INT");
     until_shutting_down(&mut client);
     // The job never finishes; a second signal does not wait for it.
@@ -254,13 +248,7 @@ fn signals_beside_gearmand() {
                 "gearmand" => (gearmand.addr(), gearmand.pid()),
                 _ => (jobd.addr(), jobd.0.id()),
             };
-            let mut client = Raw::connect(addr);
-            client.send(T::SubmitJob, &[b"f", b"", b"x"]);
-            assert_eq!(client.recv().kind(), T::JobCreated);
-            let mut worker = Raw::connect(addr);
-            worker.send(T::CanDo, &[b"f"]);
-            worker.send(T::GrabJob, &[]);
-            let handle = worker.recv().arg(0);
+            let (mut client, mut worker, handle) = common::running_job(addr, b"f");
             let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
             assert!(ok.success());
             if server == "gearmand" && sig == "-TERM" {
@@ -299,13 +287,7 @@ fn signals_beside_gearmand() {
 #[test]
 fn admin_shutdown_stops_at_once() {
     let mut jobd = Jobd::start(&["--shutdown-timeout", "600"], None);
-    let mut client = Raw::connect(jobd.addr());
-    client.send(T::SubmitJob, &[b"slow", b"", b"x"]);
-    assert_eq!(client.recv().kind(), T::JobCreated);
-    let mut worker = Raw::connect(jobd.addr());
-    worker.send(T::CanDo, &[b"slow"]);
-    worker.send(T::GrabJob, &[]);
-    assert_eq!(worker.recv().kind(), T::JobAssign);
+    let (_client, _worker, _) = common::running_job(jobd.addr(), b"slow");
     let out = Command::new(env!("CARGO_BIN_EXE_jobadmin"))
         .args(["-h", "127.0.0.1", "-p", &jobd.1.to_string(), "--shutdown"])
         .output()

@@ -399,35 +399,29 @@ fn run(seed: u64, steps: usize) -> Result<(usize, usize), String> {
                         *last = Some(p.wakes());
                         if p.poll() {
                             moved = true;
-                            match p.out.take().unwrap() {
-                                Ok(g) => entered = Some(g),
-                                Err(QueueError::Closed) => {
-                                    refused.push(*i);
-                                    finished.push(*i);
-                                }
-                                Err(e) => return Err(format!("retriggered {i}: {e}")),
-                            }
+                            entered = took_guard(p.out.take().unwrap(), *i, "retriggered")?;
                         }
                     }
                     Live::Barrier(p, last) if due(p.wakes(), *last) => {
                         *last = Some(p.wakes());
                         if p.poll() {
                             moved = true;
-                            match p.out.take().unwrap() {
-                                Ok(g) => entered = Some(g),
-                                Err(QueueError::Closed) => {
-                                    refused.push(*i);
-                                    finished.push(*i);
-                                }
-                                Err(e) => return Err(format!("enter {i}: {e}")),
-                            }
+                            entered = took_guard(p.out.take().unwrap(), *i, "enter")?;
                         }
                     }
                     _ => {}
                 }
-                if let Some(g) = entered {
-                    seen_triggered.push(*i);
-                    *l = Live::Guard(g);
+                match entered {
+                    Some(Some(g)) => {
+                        seen_triggered.push(*i);
+                        *l = Live::Guard(g);
+                    }
+                    // Refused by a close.
+                    Some(None) => {
+                        refused.push(*i);
+                        finished.push(*i);
+                    }
+                    None => {}
                 }
             }
             live.retain(|(i, _)| !finished.contains(i));
@@ -485,6 +479,20 @@ fn run(seed: u64, steps: usize) -> Result<(usize, usize), String> {
         t.len()
     };
     Ok((again, timed_out.len()))
+}
+
+/// What a barrier's wait (or its wait to be triggered again) gave: its guard, or `None` when
+/// a close refused it; any other error fails the run.
+fn took_guard(
+    out: Result<Guard, QueueError>,
+    id: usize,
+    what: &str,
+) -> Result<Option<Option<Guard>>, String> {
+    match out {
+        Ok(g) => Ok(Some(Some(g))),
+        Err(QueueError::Closed) => Ok(Some(None)),
+        Err(e) => Err(format!("{what} {id}: {e}")),
+    }
 }
 
 /// 0 for a request (add or add_optimize_empty), 1 for a barrier, by the op that created `id`.

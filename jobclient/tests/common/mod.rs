@@ -214,16 +214,23 @@ pub fn queued_data(addr: SocketAddr, function: &[u8]) -> Vec<Vec<u8>> {
 /// A client that submits a foreground job and will never read, and a worker that has taken
 /// that job: what the worker reports piles up for the client. Returns both and the handle.
 pub fn deaf_client_and_its_worker(addr: SocketAddr) -> (Raw, Raw, bytes::Bytes) {
-    let mut deaf = Raw::connect(addr);
-    deaf.send(PacketType::SubmitJob, &[b"f", b"", b"x"]);
-    // Its JOB_CREATED, the last thing it reads: on a server of several loops, the worker's
-    // GRAB_JOB could otherwise be served before this submission.
-    assert_eq!(deaf.recv().kind(), PacketType::JobCreated);
+    running_job(addr, b"f")
+}
+
+/// A client that has submitted a foreground job of `function` (its JOB_CREATED read) and a
+/// worker running it: (client, worker, handle).
+pub fn running_job(addr: SocketAddr, function: &[u8]) -> (Raw, Raw, bytes::Bytes) {
+    let mut client = Raw::connect(addr);
+    client.send(PacketType::SubmitJob, &[function, b"", b"x"]);
+    // Its JOB_CREATED first: on a server of several loops, the worker's GRAB_JOB could
+    // otherwise be served before this submission.
+    assert_eq!(client.recv().kind(), PacketType::JobCreated);
     let mut w = Raw::connect(addr);
-    w.send(PacketType::CanDo, &[b"f"]);
+    w.send(PacketType::CanDo, &[function]);
     w.send(PacketType::GrabJob, &[]);
-    let handle = w.recv().arg(0);
-    (deaf, w, handle)
+    let p = w.recv();
+    assert_eq!(p.kind(), PacketType::JobAssign);
+    (client, w, p.arg(0))
 }
 
 pub fn block_on<T>(
