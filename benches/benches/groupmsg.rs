@@ -183,19 +183,7 @@ fn throughput_with(backend: &Backend, g: Guarantee, others: usize, count: usize)
     while let Err(CsError::TryAgain) = c.join(&group) {}
     let msg = [0u8; 64];
     let start = Instant::now();
-    let mut sent = 0;
-    while sent < count {
-        match c.mcast_joined(g, &[IoSlice::new(&msg)]) {
-            Ok(()) => sent += 1,
-            Err(CsError::TryAgain) => {
-                c.dispatch(Dispatch::All).unwrap();
-            }
-            Err(e) => panic!("mcast: {e}"),
-        }
-    }
-    while c.handler().0 < count {
-        c.dispatch(Dispatch::One).unwrap();
-    }
+    flood(&mut c, g, &msg, count);
     for h in helpers {
         h.join().unwrap();
     }
@@ -239,9 +227,16 @@ fn throughput(backend: Backend, size: usize, count: usize) -> f64 {
     let mut c = member(backend);
     let msg = vec![0u8; size];
     let start = Instant::now();
+    flood(&mut c, Guarantee::Agreed, &msg, count);
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Sends `count` copies of `msg` with `g`, dispatching while flow control is on, and waits
+/// for this member's own deliveries of all of them.
+fn flood(c: &mut Cpg<Count>, g: Guarantee, msg: &[u8], count: usize) {
     let mut sent = 0;
     while sent < count {
-        match c.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&msg)]) {
+        match c.mcast_joined(g, &[IoSlice::new(msg)]) {
             Ok(()) => sent += 1,
             Err(CsError::TryAgain) => {
                 c.dispatch(Dispatch::All).unwrap();
@@ -252,7 +247,6 @@ fn throughput(backend: Backend, size: usize, count: usize) -> f64 {
     while c.handler().0 < count {
         c.dispatch(Dispatch::One).unwrap();
     }
-    count as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Mean microseconds from multicast to its self-delivery.

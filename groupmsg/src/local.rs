@@ -6,7 +6,7 @@
 //! member sees, messages and membership changes alike, which is what CPG's virtual synchrony
 //! promises.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -93,7 +93,9 @@ struct Bus {
     next_safe: u64,
     /// SAFE messages some member has not acknowledged yet, by id (ids grow in the group's
     /// total order).
-    unstable: HashMap<u64, Unstable>,
+    /// In id order, which is the order they were sent in: the oldest first, so the stall
+    /// check, run on every multicast, looks only at those past the limit.
+    unstable: BTreeMap<u64, Unstable>,
 }
 
 /// A SAFE message not every member has acknowledged.
@@ -278,7 +280,7 @@ impl LocalBus {
             max_stall: MAX_STALL,
             stability: false,
             next_safe: 0,
-            unstable: HashMap::new(),
+            unstable: BTreeMap::new(),
         };
         LocalBus { inner: Arc::new((Mutex::new(bus), Condvar::new())) }
     }

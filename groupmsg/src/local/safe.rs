@@ -217,10 +217,13 @@ impl Bus {
     /// The handles still to acknowledge a SAFE message of `name` sent longer than `max` ago
     /// (members, or members that left after it): they hold the group's delivery.
     pub(super) fn safe_stalled(&self, name: &GroupName, now: Instant, max: Duration) -> Vec<u64> {
+        // Oldest first: the scan stops at the first message still within the limit, so a
+        // multicast pays nothing for the SAFE messages in flight that are not stale.
         let mut out: Vec<u64> = self
             .unstable
             .values()
-            .filter(|u| u.group == *name && now.saturating_duration_since(u.sent) > max)
+            .take_while(|u| now.saturating_duration_since(u.sent) > max)
+            .filter(|u| u.group == *name)
             .flat_map(|u| u.waiting.iter().copied())
             .collect();
         out.sort_unstable();
