@@ -283,15 +283,25 @@ fn run(
                     }
                     Ok(_) => {
                         let msg = line.trim_end_matches('\n');
-                        // Flow control: let the group catch up, then send. A line sent into
-                        // a lost connection is sent again once reconnected.
+                        // Flow control (or corosync's membership sync): let the group catch
+                        // up, then send. Waiting for an event is not enough: corosync sends
+                        // no notice when its TRY_AGAIN ends, and no event may come, so the
+                        // wait is for an event or a pause (1 ms doubling to 50 ms),
+                        // dispatching what came meanwhile. A line sent into a lost
+                        // connection is sent again once reconnected.
+                        let mut pause = std::time::Duration::from_millis(1);
                         loop {
                             match cpg.mcast_joined(guarantee, &[IoSlice::new(msg.as_bytes())]) {
                                 Ok(()) => break,
                                 Err(groupmsg::CsError::TryAgain) => {
-                                    if cpg.dispatch(Dispatch::One).is_err() && !cpg.is_lost() {
+                                    let mut fds = [PollFd::new(&cpg, PollFlags::IN)];
+                                    let limit = rustix::event::Timespec::try_from(pause)
+                                        .map_err(|e| e.to_string())?;
+                                    let _ = rustix::event::poll(&mut fds, Some(&limit));
+                                    if cpg.dispatch(Dispatch::All).is_err() && !cpg.is_lost() {
                                         return Err("dispatch failed".into());
                                     }
+                                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
                                 }
                                 Err(e) if reconnect && cpg.is_lost() => {
                                     log::warn!("{e}: reconnecting");
