@@ -120,6 +120,10 @@ where
                             return Poll::Ready(Err(QueueError::Closed));
                         }
                         Turn::Wait => break,
+                        Turn::Yield => {
+                            cx.waker().wake_by_ref();
+                            break;
+                        }
                     }
                 }
                 StageProj::Running { fut } => {

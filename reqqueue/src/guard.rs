@@ -49,6 +49,10 @@ impl<S: Sharing> Future for Enter<S> {
                 Poll::Ready(Err(QueueError::Closed))
             }
             Turn::Wait => Poll::Pending,
+            Turn::Yield => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
     }
 }
@@ -114,6 +118,10 @@ impl<S: Sharing> Future for Retriggered<'_, S> {
             Turn::Start => Poll::Ready(Ok(())),
             Turn::Closed => Poll::Ready(Err(QueueError::Closed)),
             Turn::Wait => Poll::Pending,
+            Turn::Yield => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
     }
 }

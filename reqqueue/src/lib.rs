@@ -40,6 +40,24 @@
 //!   must be awaited or spawned. The next head is *woken*, never polled from inside the
 //!   completion of the previous one, which is what tevent's immediate event achieves.
 //!
+//! # Fairness between queues
+//!
+//! tevent starts every head from an immediate event, one per loop turn, so two queues whose
+//! requests finish at once take turns: A1, B1, A2, B2. A woken entry goes to the back of its
+//! executor's run queue, which gives the same order. One case needs more: an entry whose turn
+//! comes before it was ever polled has no waker to wake, and it may already sit in the run
+//! queue ahead of the other queue's head (entries spawned queue by queue). Such an entry
+//! yields once (it wakes itself and returns `Pending`) before its trigger runs, so it starts
+//! behind what is already runnable. This works on any executor that runs woken tasks in
+//! order (evcore's, tokio's), with nothing executor-specific.
+//!
+//! The cost, measured: the bulk path (100,000 entries added at once, each finishing in its
+//! trigger) ran in one pass before, each new head polled straight after its predecessor; now
+//! each entry is woken and polled again, 148 ns → 190 ns per entry, against libtevent's
+//! 675 ns (3.5x instead of 4.5x). Taken: one queue running back to back while another waits
+//! is the unfairness tevent's design rules out, and a Samba-style server runs one queue per
+//! connection.
+//!
 //! # Design
 //!
 //! The queue's state is a sans-I/O state machine (`state.rs`): a slab of entries threaded into

@@ -80,6 +80,10 @@ pub(crate) enum Turn {
     Start,
     /// The queue was closed before the entry was triggered.
     Closed,
+    /// Its turn came while it was already due to be polled (it had stored no waker, so the
+    /// completion that made it head could not move it to the back of the executor's run
+    /// queue). It should wake itself and return `Pending` once; see [`Slot::defer`].
+    Yield,
 }
 
 #[derive(Debug)]
@@ -91,6 +95,12 @@ struct Slot {
     kind: Kind,
     waker: Option<Waker>,
     tag: &'static str,
+    /// Set when the entry became head by its predecessor leaving while it had no waker
+    /// stored: it was never polled, so it is most likely still in the run queue ahead of the
+    /// other queues' heads, and starting it there would run this queue's entries back to back.
+    /// tevent starts each head from an immediate event, one per loop turn, so two queues take
+    /// turns; the entry yields once instead, which puts it behind what is already runnable.
+    defer: bool,
 }
 
 /// How an entry stands, for [`Queue::snapshot`](crate::QueueHandle::snapshot).
@@ -251,6 +261,7 @@ impl State {
             kind,
             waker: None,
             tag,
+            defer: false,
         };
         let key = match self.free {
             NIL => {
@@ -301,6 +312,10 @@ impl State {
             return Turn::Closed;
         }
         if is_head && running && !slot.triggered {
+            if slot.defer {
+                slot.defer = false;
+                return Turn::Yield;
+            }
             slot.triggered = true;
             slot.waker = None;
             let tag = slot.tag;
@@ -360,7 +375,9 @@ impl State {
         if head.triggered {
             None
         } else {
-            head.waker.take()
+            let waker = head.waker.take();
+            head.defer = waker.is_none();
+            waker
         }
     }
 

@@ -92,7 +92,63 @@ fn steady_state_allocates_no_new_slots() {
     for round in 0..100 {
         let mut a = Probe::new(q.add(|| async { 1 }));
         let mut b = Probe::new(q.add(|| async { 2 }));
-        assert!(a.poll() && b.poll(), "round {round}");
+        assert!(a.poll(), "round {round}");
+        // b became head before it was ever polled: it yields once (see the next test).
+        assert!(b.poll_after_yield(), "round {round}");
     }
     assert_eq!(q.slots_allocated(), 2);
+}
+
+/// tevent starts every head from an immediate event, one per loop turn, so two queues whose
+/// requests finish at once take turns. Here the entries of both queues are spawned queue by
+/// queue, which puts all of A's ahead of B's in the run queue: without the head's one yield
+/// (an entry whose predecessor left before it was ever polled) A would run back to back.
+#[test]
+fn two_queues_take_turns_on_one_executor() {
+    let ex = Executor::new().unwrap();
+    let (a, b) = (Queue::new("a"), Queue::new("b"));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (name, q) in [("a", &a), ("b", &b)] {
+        for i in 0..5 {
+            let log = log.clone();
+            tasks.push(ex.spawn_local(q.add(move || {
+                log.borrow_mut().push(format!("{name}{i}"));
+                std::future::ready(())
+            })));
+        }
+    }
+    ex.block_on(async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let expected: Vec<String> = (0..5).flat_map(|i| [format!("a{i}"), format!("b{i}")]).collect();
+    assert_eq!(*log.borrow(), expected);
+}
+
+/// The same on tokio's current-thread runtime, with the `Send` queue: the yield goes through
+/// the waker, so any executor that runs woken tasks in order interleaves the same way.
+#[test]
+fn two_sync_queues_take_turns_on_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (a, b) = (reqqueue::SyncQueue::new("a"), reqqueue::SyncQueue::new("b"));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (name, q) in [("a", &a), ("b", &b)] {
+            for i in 0..5 {
+                let log = log.clone();
+                tasks.push(tokio::spawn(q.add(move || {
+                    log.lock().unwrap().push(format!("{name}{i}"));
+                    std::future::ready(())
+                })));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    });
+    let expected: Vec<String> = (0..5).flat_map(|i| [format!("a{i}"), format!("b{i}")]).collect();
+    assert_eq!(*log.lock().unwrap(), expected);
 }

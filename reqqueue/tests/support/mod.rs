@@ -43,6 +43,16 @@ impl<F: Future> Probe<F> {
         self.out.is_some()
     }
 
+    /// Polls an entry whose turn came before it was ever polled: the first poll yields (it
+    /// wakes itself and stays pending, as tevent starts a head from an immediate event); the
+    /// second runs it. Returns whether it is complete after the second.
+    pub fn poll_after_yield(&mut self) -> bool {
+        let woken = self.wakes();
+        assert!(!self.poll(), "an entry never polled before its turn yields once");
+        assert_eq!(self.wakes(), woken + 1, "and wakes itself to be polled again");
+        self.poll()
+    }
+
     /// How many times the future's waker was woken so far.
     pub fn wakes(&self) -> usize {
         self.flag.0.load(Ordering::SeqCst)
