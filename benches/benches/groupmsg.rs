@@ -39,6 +39,26 @@ fn main() {
         println!("\n{}", safe_rows().join("\n"));
         return;
     }
+    // `GROUPMSG_BENCH=groupd`: groupd's throughput rows alone (no corosync), for profiling.
+    if std::env::var("GROUPMSG_BENCH").is_ok_and(|v| v == "groupd") {
+        let socket =
+            std::env::temp_dir().join(format!("groupd-bench-only-{}.sock", std::process::id()));
+        let daemon = groupmsg::Groupd::bind(&socket).unwrap();
+        std::thread::spawn(move || daemon.run());
+        // `GROUPMSG_SIZE=N`: that size alone.
+        let only: Option<usize> = std::env::var("GROUPMSG_SIZE").ok().and_then(|v| v.parse().ok());
+        for &(size, count) in SIZES.iter().filter(|(s, _)| only.is_none_or(|o| o == *s)) {
+            let rates: Vec<String> = (0..ROUNDS)
+                .map(|_| {
+                    let r = throughput(Backend::Daemon(socket.clone()), size, count.min(20_000));
+                    format!("{r:.0}")
+                })
+                .collect();
+            println!("groupd {size} B: {}/s", rates.join(", "));
+        }
+        let _ = std::fs::remove_file(&socket);
+        return;
+    }
     peers::ensure_packages(&["corosync", "libcpg-dev", "pkg-config"]).unwrap();
     let root = peers::workspace_root();
     let harness =

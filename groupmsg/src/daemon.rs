@@ -357,10 +357,12 @@ impl Conn {
                 Ok(Some(Popped::Event(e))) => {
                     wire::encode_response(&mut self.out, &Response::Event(e))
                 }
-                Ok(Some(Popped::SafeProbe { id, group, sender, msg })) => wire::encode_response(
-                    &mut self.out,
-                    &Response::SafeProbe { id, group, sender, msg },
-                ),
+                Ok(Some(Popped::Deliver { group, sender, msg })) => {
+                    wire::encode_deliver(&mut self.out, &group, &sender, &msg)
+                }
+                Ok(Some(Popped::SafeProbe { id, group, sender, msg })) => {
+                    wire::encode_safe_probe(&mut self.out, id, &group, &sender, &msg)
+                }
                 Ok(Some(Popped::SafeDeliver(id))) => {
                     self.safe_held = false;
                     wire::encode_response(&mut self.out, &Response::SafeDeliver(id))

@@ -22,6 +22,8 @@ pub(crate) struct DaemonClient {
     wbuf: BytesMut,
     scratch: Vec<u8>,
     inbox: VecDeque<CpgEvent>,
+    /// The bytes of the messages in `inbox`.
+    inbox_bytes: usize,
     /// SAFE messages received and acknowledged, waiting for the daemon to say each is stable
     /// (at most a look-ahead's worth: the daemon probes a few behind the one it holds).
     /// Delivered in order, so one still kept when a later one is delivered was dropped (its
@@ -36,7 +38,8 @@ pub(crate) struct DaemonClient {
     flow: bool,
     /// Multicasts sent and not yet acknowledged.
     in_flight: usize,
-    /// A pipelined multicast the daemon refused, reported by the next call.
+    /// A pipelined multicast the daemon refused (its handle was removed meanwhile), reported
+    /// by a later call, once the acknowledgements are read.
     refused: Option<CsError>,
     joined: bool,
     /// The model flags, sent with each join.
@@ -89,6 +92,7 @@ impl DaemonClient {
             wbuf: BytesMut::new(),
             scratch: vec![0u8; 64 * 1024],
             inbox: VecDeque::new(),
+            inbox_bytes: 0,
             safe: std::collections::BTreeMap::new(),
             wake,
             epoll: Arc::new(ep),
@@ -192,7 +196,20 @@ impl DaemonClient {
         }
     }
 
+    /// Whether this handle's own backlog (events read from the daemon and not yet dispatched)
+    /// is past the bus's flow-control threshold. Events read here no longer count in the
+    /// daemon's bus, so without this a member that multicasts and never dispatches would
+    /// take in every delivery and grow without bound; with it, it hears `TryAgain`, as from
+    /// any member too far behind, and dispatching clears it.
+    fn backlogged(&self) -> bool {
+        self.inbox.len() >= crate::local::DEFAULT_FLOW_LIMIT
+            || self.inbox_bytes >= crate::local::FLOW_BYTES
+    }
+
     fn push(&mut self, e: CpgEvent) {
+        if let CpgEvent::Deliver { msg, .. } = &e {
+            self.inbox_bytes += msg.len();
+        }
         if self.inbox.is_empty() {
             let _ = rustix::io::write(&*self.wake, &1u64.to_ne_bytes());
         }
@@ -282,13 +299,20 @@ impl DaemonClient {
         if msg.len() > crate::local::LOCAL_MAX_MESSAGE {
             return Err(CsError::TooBig);
         }
-        self.read_available()?;
-        self.parse_buffered()?;
+        // The daemon's acknowledgements are read in batches, once half the window is
+        // unacknowledged (or flow control was on), not on every multicast: a read per
+        // multicast was a system call per message, most of them finding nothing. The flow
+        // state is as fresh as before where it matters: the window still bounds how far a
+        // sender can run past the acknowledgement that said flow control is on.
+        if self.flow || self.in_flight >= WINDOW / 2 || !self.safe.is_empty() {
+            self.read_available()?;
+            self.parse_buffered()?;
+        }
         if self.flow && self.in_flight == 0 && block {
             let r = self.request(&Request::FlowQuery)?;
             self.flow = Self::result(r) == Err(CsError::TryAgain);
         }
-        if self.flow || (!block && self.in_flight >= WINDOW) {
+        if self.flow || self.backlogged() || (!block && self.in_flight >= WINDOW) {
             return Err(CsError::TryAgain);
         }
         while self.in_flight >= WINDOW {
@@ -316,7 +340,7 @@ impl DaemonClient {
     }
 
     pub(crate) fn flow_control(&self) -> bool {
-        self.flow
+        self.flow || self.backlogged()
     }
 
     /// The next event: buffered, or read now without blocking.
@@ -326,6 +350,9 @@ impl DaemonClient {
             self.parse_buffered()?;
         }
         let e = self.inbox.pop_front();
+        if let Some(CpgEvent::Deliver { msg, .. }) = &e {
+            self.inbox_bytes -= msg.len();
+        }
         if self.inbox.is_empty() {
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(&*self.wake, &mut buf);

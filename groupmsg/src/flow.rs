@@ -10,7 +10,9 @@
 //! - **groupd**: the same mark in the daemon's bus; the wake-up becomes a frame to the client
 //!   (its socket, and so its descriptor, becomes readable), and reading it clears the
 //!   client's flow state. A daemon-side check drops the notice when flow control is on again
-//!   by the time it would be sent.
+//!   by the time it would be sent. The client also counts its own backlog (events read from
+//!   the socket, not yet dispatched) against the same threshold; dispatching is what clears
+//!   that, and its descriptor is readable meanwhile.
 //! - **corosync**: libcpg has no such notice (its state changes only as it dispatches, and a
 //!   full IPC queue answers `TryAgain` with the state off), so senders retry after growing
 //!   pauses, as Pacemaker does; the async API also retries whenever the descriptor is

@@ -176,6 +176,13 @@ enum Queued {
 /// What [`LocalBus::pop_raw`] takes off an inbox.
 #[derive(Debug)]
 pub(crate) enum Popped {
+    /// A message, as the bus holds it (shared by every inbox it went to): the daemon
+    /// encodes it from here, with no copy of its own.
+    Deliver {
+        group: GroupName,
+        sender: Member,
+        msg: bytes::Bytes,
+    },
     Event(CpgEvent),
     FlowCleared,
     /// A SAFE message to acknowledge ([`LocalBus::safe_ack`]), and keep, not deliver: it
@@ -184,7 +191,7 @@ pub(crate) enum Popped {
         id: u64,
         group: GroupName,
         sender: Member,
-        msg: Vec<u8>,
+        msg: bytes::Bytes,
     },
     /// The SAFE message of this id, probed before, is stable: deliver it now.
     SafeDeliver(u64),
@@ -202,9 +209,7 @@ impl Queued {
 
     fn into_popped(self) -> Popped {
         match self {
-            Queued::Deliver { group, sender, msg, .. } => {
-                Popped::Event(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) })
-            }
+            Queued::Deliver { group, sender, msg, .. } => Popped::Deliver { group, sender, msg },
             Queued::Other(e) | Queued::Leave { event: e, .. } => Popped::Event(e),
         }
     }
@@ -577,6 +582,9 @@ impl LocalBus {
     pub(crate) fn pop(&self, id: u64) -> Result<Option<CpgEvent>, CsError> {
         loop {
             match self.pop_raw(id)? {
+                Some(Popped::Deliver { group, sender, msg }) => {
+                    return Ok(Some(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) }))
+                }
                 Some(Popped::Event(e)) => return Ok(Some(e)),
                 Some(Popped::FlowCleared) => {}
                 // A handle made on a bus with SAFE delivery (`Groupd::bus`) in this process:
@@ -584,7 +592,8 @@ impl LocalBus {
                 Some(Popped::SafeProbe { id: sid, group, sender, msg }) => {
                     let mut bus = self.lock();
                     if let Some(h) = bus.handles.get_mut(&id) {
-                        h.local_safe = Some(CpgEvent::Deliver { group, sender, msg });
+                        h.local_safe =
+                            Some(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) });
                     }
                     drop(bus);
                     self.safe_ack(id, sid);
@@ -630,7 +639,7 @@ impl LocalBus {
                         id: sid,
                         group: group.clone(),
                         sender: *sender,
-                        msg: msg.to_vec(),
+                        msg: msg.clone(),
                     };
                     h.probed.push_front(sid);
                     h.probed_bytes += msg.len();
@@ -650,7 +659,7 @@ impl LocalBus {
                                 id: *s,
                                 group: group.clone(),
                                 sender: *sender,
-                                msg: msg.to_vec(),
+                                msg: msg.clone(),
                             };
                             h.probed.push_back(*s);
                             h.probed_bytes += msg.len();

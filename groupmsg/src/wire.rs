@@ -114,6 +114,32 @@ pub(crate) fn encode_request(out: &mut BytesMut, r: &Request) {
     }
 }
 
+/// A delivery, encoded from the message as the bus shares it: the same frame as
+/// `Response::Event(CpgEvent::Deliver { .. })`, with no copy into a `Vec` on the way.
+pub(crate) fn encode_deliver(out: &mut BytesMut, group: &GroupName, sender: &Member, msg: &[u8]) {
+    frame(out, 110, |o| {
+        put_name(o, group);
+        put_member(o, sender);
+        o.put_slice(msg);
+    })
+}
+
+/// A SAFE message's probe, encoded from the shared message (`Response::SafeProbe`'s frame).
+pub(crate) fn encode_safe_probe(
+    out: &mut BytesMut,
+    id: u64,
+    group: &GroupName,
+    sender: &Member,
+    msg: &[u8],
+) {
+    frame(out, 123, |o| {
+        o.put_u64(id);
+        put_name(o, group);
+        put_member(o, sender);
+        o.put_slice(msg);
+    })
+}
+
 pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
     match r {
         Response::Hello(m, version) => frame(out, 100, |o| {
@@ -133,11 +159,9 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
                 ms.iter().for_each(|m| put_member(o, m));
             }
         }),
-        Response::Event(CpgEvent::Deliver { group, sender, msg }) => frame(out, 110, |o| {
-            put_name(o, group);
-            put_member(o, sender);
-            o.put_slice(msg);
-        }),
+        Response::Event(CpgEvent::Deliver { group, sender, msg }) => {
+            encode_deliver(out, group, sender, msg)
+        }
         Response::Event(CpgEvent::ConfChg { group, members, left, joined }) => {
             frame(out, 111, |o| {
                 put_name(o, group);
@@ -161,12 +185,9 @@ pub(crate) fn encode_response(out: &mut BytesMut, r: &Response) {
         Response::Flow(on) => frame(out, 120, |o| o.put_u8(u8::from(*on))),
         Response::McastRefused(e) => frame(out, 121, |o| o.put_u32(e.code())),
         Response::FlowCleared => frame(out, 122, |_| {}),
-        Response::SafeProbe { id, group, sender, msg } => frame(out, 123, |o| {
-            o.put_u64(*id);
-            put_name(o, group);
-            put_member(o, sender);
-            o.put_slice(msg);
-        }),
+        Response::SafeProbe { id, group, sender, msg } => {
+            encode_safe_probe(out, *id, group, sender, msg)
+        }
         Response::SafeDeliver(id) => frame(out, 124, |o| o.put_u64(*id)),
     }
 }

@@ -478,6 +478,38 @@ fn a_sender_that_never_dispatches_cannot_deadlock_with_the_daemon() {
     }
 }
 
+#[test]
+fn a_sender_that_never_dispatches_hears_try_again_at_its_own_backlog() {
+    // Its deliveries, read from the socket while it sends, wait in the handle and no longer
+    // count at the daemon: they count here instead, at the bus's threshold (1 MiB), so a
+    // member that only sends is told to dispatch instead of growing without bound.
+    let d = Daemon::start();
+    let g = GroupName::new("own-backlog").unwrap();
+    let mut a = d.handle();
+    a.join(&g).unwrap();
+    let big = vec![7u8; 64 * 1024];
+    let mut sent = 0;
+    let refused = loop {
+        match a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(&big)]) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        // 64 MiB: far past the threshold and the daemon's buffers together.
+        assert!(sent < 1_000, "a sender that never dispatches was never told to wait");
+    };
+    assert_eq!(refused, CsError::TryAgain);
+    assert_eq!(a.flow_control_state(), groupmsg::FlowControl::Enabled);
+    // Dispatching clears it, and every message sent arrives.
+    let mut delivered = 0;
+    while delivered < sent {
+        a.dispatch(Dispatch::One).unwrap();
+        delivered =
+            a.handler().events.iter().filter(|e| matches!(e, CpgEvent::Deliver { .. })).count();
+    }
+    assert_eq!(a.flow_control_state(), groupmsg::FlowControl::Disabled);
+    a.mcast_joined(Guarantee::Agreed, &[IoSlice::new(b"after")]).unwrap();
+}
+
 /// The daemon's threads, from /proc.
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()

@@ -268,9 +268,7 @@ mod tests {
                 Popped::Held => break,
                 Popped::SafeProbe { msg, .. } => format!("probe:{}", String::from_utf8_lossy(&msg)),
                 Popped::SafeDeliver(_) => "safe".into(),
-                Popped::Event(CpgEvent::Deliver { msg, .. }) => {
-                    format!("msg:{}", String::from_utf8_lossy(&msg))
-                }
+                Popped::Deliver { msg, .. } => format!("msg:{}", String::from_utf8_lossy(&msg)),
                 Popped::Event(CpgEvent::ConfChg { members, .. }) => format!("-{}", members.len()),
                 other => format!("{other:?}"),
             });
@@ -318,7 +316,7 @@ mod tests {
                 }
                 Popped::SafeProbe { .. } => "probe".into(),
                 Popped::SafeDeliver(_) => "safe".into(),
-                Popped::Event(CpgEvent::Deliver { .. }) => "msg".into(),
+                Popped::Deliver { .. } => "msg".into(),
                 other => format!("{other:?}"),
             });
         }
