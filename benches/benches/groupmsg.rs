@@ -39,24 +39,10 @@ fn main() {
         println!("\n{}", safe_rows().join("\n"));
         return;
     }
-    // `GROUPMSG_BENCH=groupd`: groupd's throughput rows alone (no corosync), for profiling.
-    if std::env::var("GROUPMSG_BENCH").is_ok_and(|v| v == "groupd") {
-        let socket =
-            std::env::temp_dir().join(format!("groupd-bench-only-{}.sock", std::process::id()));
-        let daemon = groupmsg::Groupd::bind(&socket).unwrap();
-        std::thread::spawn(move || daemon.run());
-        // `GROUPMSG_SIZE=N`: that size alone.
-        let only: Option<usize> = std::env::var("GROUPMSG_SIZE").ok().and_then(|v| v.parse().ok());
-        for &(size, count) in SIZES.iter().filter(|(s, _)| only.is_none_or(|o| o == *s)) {
-            let rates: Vec<String> = (0..ROUNDS)
-                .map(|_| {
-                    let r = throughput(Backend::Daemon(socket.clone()), size, count.min(20_000));
-                    format!("{r:.0}")
-                })
-                .collect();
-            println!("groupd {size} B: {}/s", rates.join(", "));
-        }
-        let _ = std::fs::remove_file(&socket);
+    // `GROUPMSG_BENCH=groupd` (no corosync), `corosync` or `libcpg`: one backend's throughput
+    // rows alone, each round printed, for profiling; `GROUPMSG_SIZE=N`: that size alone.
+    if let Ok(only) = std::env::var("GROUPMSG_BENCH") {
+        one_backend(&only);
         return;
     }
     peers::ensure_packages(&["corosync", "libcpg-dev", "pkg-config"]).unwrap();
@@ -128,6 +114,43 @@ fn main() {
     let dir = root.join("target/peer-results");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("groupmsg.md"), table).unwrap();
+    let _ = std::fs::remove_file(&socket);
+}
+
+/// The rows of one backend, every round shown (see `main`).
+fn one_backend(which: &str) {
+    let socket =
+        std::env::temp_dir().join(format!("groupd-bench-only-{}.sock", std::process::id()));
+    let mut keep = Vec::new();
+    let run: Box<dyn Fn(usize, usize) -> f64> = match which {
+        "groupd" => {
+            let daemon = groupmsg::Groupd::bind(&socket).unwrap();
+            std::thread::spawn(move || daemon.run());
+            let socket = socket.clone();
+            Box::new(move |size, count| {
+                throughput(Backend::Daemon(socket.clone()), size, count.min(20_000))
+            })
+        }
+        "corosync" | "libcpg" => {
+            peers::ensure_packages(&["corosync", "libcpg-dev", "pkg-config"]).unwrap();
+            keep.push(peers::Corosync::start().unwrap());
+            if which == "corosync" {
+                Box::new(|size, count| throughput(Backend::Corosync, size, count))
+            } else {
+                let root = peers::workspace_root();
+                let harness =
+                    peers::build_c(&root.join("benches/c/cpg_bench.c"), "cpg_bench", &["libcpg"])
+                        .unwrap();
+                Box::new(move |size, count| run_c(&harness, "throughput", size, count))
+            }
+        }
+        other => panic!("GROUPMSG_BENCH={other}: safe, groupd, corosync or libcpg"),
+    };
+    let only: Option<usize> = std::env::var("GROUPMSG_SIZE").ok().and_then(|v| v.parse().ok());
+    for &(size, count) in SIZES.iter().filter(|(s, _)| only.is_none_or(|o| o == *s)) {
+        let rates: Vec<String> = (0..ROUNDS).map(|_| format!("{:.0}", run(size, count))).collect();
+        println!("{which} {size} B: {}/s", rates.join(", "));
+    }
     let _ = std::fs::remove_file(&socket);
 }
 
