@@ -284,6 +284,7 @@ async fn serve(
         id: 0,
         held: false,
         safe_held: false,
+        parked: None,
         since_told: None,
         stall_check: None,
         notify: Arc::new(Notify::default()),
@@ -319,6 +320,10 @@ struct Conn {
     held: bool,
     /// Its member waits at a SAFE message for others' acknowledgements.
     safe_held: bool,
+    /// A join waiting for its group's SAFE messages to become stable (`LocalBus::join_queued`):
+    /// tried again whenever the task wakes, and nothing more is read meanwhile (a client waits
+    /// for its join's answer before it sends anything else).
+    parked: Option<Request>,
     /// Multicasts taken since the client was told flow control is on (`None`: not told).
     since_told: Option<usize>,
     stall_check: Option<evcore::Sleep>,
@@ -400,11 +405,25 @@ impl Conn {
         let mut progress = false;
         loop {
             while !self.held && self.out.len() < OUT_HIGH {
-                let request = match wire::decode_request(&mut self.rbuf) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => return Err(Some(format!("protocol error: {e}"))),
+                let (request, retried) = match self.parked.take() {
+                    Some(r) => (r, true),
+                    None => match wire::decode_request(&mut self.rbuf) {
+                        Ok(Some(r)) => (r, false),
+                        Ok(None) => break,
+                        Err(e) => return Err(Some(format!("protocol error: {e}"))),
+                    },
                 };
+                if let Request::Join(g, flags) = &request {
+                    let response = join(bus, self.id, g, *flags, true);
+                    if response == Response::Result(Err(CsError::TryAgain)) {
+                        // It waits; the bus wakes this task when it may go in.
+                        self.parked = Some(request);
+                        return Ok(progress || !retried);
+                    }
+                    progress = true;
+                    wire::encode_response(&mut self.out, &response);
+                    continue;
+                }
                 progress = true;
                 if let Request::SafeAck(sid) = request {
                     // Receipt of a SAFE message: no answer.
@@ -434,7 +453,11 @@ impl Conn {
                 }
                 wire::encode_response(&mut self.out, &response);
             }
-            if self.held || self.out.len() >= OUT_HIGH || read >= READ_PER_TURN {
+            if self.held
+                || self.parked.is_some()
+                || self.out.len() >= OUT_HIGH
+                || read >= READ_PER_TURN
+            {
                 return Ok(progress);
             }
             let n = match self.stream.get_ref().read(&mut self.chunk) {
@@ -512,7 +535,7 @@ impl Conn {
             // Nothing moved: wait for the socket (readable, unless held or full; writable is
             // awaited by poll_write when output waits), the bus (through `notify`, polled
             // above) or the stall check (polled above).
-            if !self.held && self.out.len() < OUT_HIGH {
+            if !self.held && self.parked.is_none() && self.out.len() < OUT_HIGH {
                 match self.stream.poll_readable(cx) {
                     Poll::Ready(_) => continue,
                     Poll::Pending => {}
@@ -527,15 +550,26 @@ impl Conn {
 }
 
 /// The answer to one request.
+/// A join; `queued`: one refused for the group's SAFE messages waits (then `TryAgain` here
+/// means it is parked, and its client hears nothing until it is in).
+fn join(bus: &LocalBus, id: u64, g: &crate::GroupName, flags: u32, queued: bool) -> Response {
+    Response::Result(match crate::ModelFlags::from_bits(flags) {
+        Ok(flags) => {
+            bus.set_flags(id, flags);
+            if queued {
+                bus.join_queued(id, g)
+            } else {
+                bus.join(id, g)
+            }
+        }
+        Err(e) => Err(e),
+    })
+}
+
 fn answer(bus: &LocalBus, id: u64, request: Request) -> Response {
     match request {
-        Request::Join(g, flags) => Response::Result(match crate::ModelFlags::from_bits(flags) {
-            Ok(flags) => {
-                bus.set_flags(id, flags);
-                bus.join(id, &g)
-            }
-            Err(e) => Err(e),
-        }),
+        // Taken (and queued) before answering; never reaches here.
+        Request::Join(g, flags) => join(bus, id, &g, flags, false),
         Request::Leave => Response::Result(bus.leave(id)),
         // Pipelined: acknowledged with the flow state, never refused for flow control.
         Request::Mcast(m) => match bus.mcast_accepted(id, m, false) {

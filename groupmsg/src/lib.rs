@@ -106,10 +106,14 @@
 //!   acknowledges as it reads it (whether or not the application dispatches yet), keeps, and
 //!   delivers in its place when the daemon says it is stable. A member that dies before
 //!   acknowledging is reported gone (PROCDOWN) before the message at every member, and its
-//!   own messages after that point, which nobody had delivered, go with it. While a group
-//!   has a SAFE message in flight a join answers [`CsError::TryAgain`] (retry, as for
-//!   corosync's joins during a membership change; `groupcat` does), because who must have
-//!   the message is fixed when it is sent; leaves go in the order as usual. A member that
+//!   own messages after that point, which nobody had delivered, go with it. Who must have a
+//!   SAFE message is fixed when it is sent, so a join waits in the daemon until its group's
+//!   SAFE messages are stable, and meanwhile the group's flow control reads as on: senders
+//!   stop after at most one window each, the messages in flight settle, the join goes in and
+//!   flow control clears. (Joins used to answer [`CsError::TryAgain`] whenever a SAFE
+//!   message was in flight, and an unbroken stream of them kept a joiner out for seconds.)
+//!   An in-process handle on `groupd`'s bus still gets `TryAgain` for such a join. Leaves go
+//!   in the order as usual. A member that
 //!   never acknowledges (it stopped reading) holds SAFE delivery for its group until it is
 //!   removed: after `--max-stall` (10 s by default), at the next multicast in the group.
 //!   On the in-process bus receiving is delivering, so SAFE is AGREED there; on corosync it

@@ -19,7 +19,12 @@ use crate::{
 };
 
 mod evict;
+mod idhash;
 mod safe;
+mod take;
+
+use idhash::IdHash;
+pub(crate) use take::Popped;
 
 /// The largest message the local backend takes whole (corosync fragments above
 /// 1,047,552 bytes; here a message is delivered whole or refused with `TooBig`).
@@ -96,6 +101,10 @@ struct Bus {
     /// In id order, which is the order they were sent in: the oldest first, so the stall
     /// check, run on every multicast, looks only at those past the limit.
     unstable: BTreeMap<u64, Unstable>,
+    /// `groupd`'s joins waiting for a group's SAFE messages to become stable, by group: while
+    /// any waits, the group's flow control reads as on, so its senders pause and the join
+    /// gets in (see `local/safe.rs`).
+    join_waiting: HashMap<GroupName, Vec<u64>>,
 }
 
 /// A SAFE message not every member has acknowledged.
@@ -171,64 +180,6 @@ enum Queued {
         event: CpgEvent,
         leaver: u64,
     },
-}
-
-/// Hashing for the bus's handle ids: one multiplication instead of SipHash, which showed as
-/// a few per cent of `groupd`'s time at 64 bytes (the handle map is looked up several times
-/// per message). Sound because the ids are the bus's own, handed out in sequence, never
-/// chosen by a client; maps keyed by what a client sends (group names) keep SipHash.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct IdHash;
-
-impl std::hash::BuildHasher for IdHash {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-/// The hasher of [`IdHash`]: Fibonacci hashing of one `u64`.
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys use this hasher; anything else still hashes, byte by byte.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// What [`LocalBus::pop_raw`] takes off an inbox.
-#[derive(Debug)]
-pub(crate) enum Popped {
-    /// A message, as the bus holds it (shared by every inbox it went to): the daemon
-    /// encodes it from here, with no copy of its own.
-    Deliver {
-        group: GroupName,
-        sender: Member,
-        msg: bytes::Bytes,
-    },
-    Event(CpgEvent),
-    FlowCleared,
-    /// A SAFE message to acknowledge ([`LocalBus::safe_ack`]), and keep, not deliver: it
-    /// stays at the head of the inbox, everything after it waiting behind it.
-    SafeProbe {
-        id: u64,
-        group: GroupName,
-        sender: Member,
-        msg: bytes::Bytes,
-    },
-    /// The SAFE message of this id, probed before, is stable: deliver it now.
-    SafeDeliver(u64),
-    /// Nothing can be taken until the SAFE message at the head, probed already, is stable.
-    Held,
 }
 
 impl Queued {
@@ -317,6 +268,7 @@ impl LocalBus {
             max_stall: MAX_STALL,
             stability: false,
             next_safe: 0,
+            join_waiting: HashMap::new(),
             unstable: BTreeMap::new(),
         };
         LocalBus { inner: Arc::new((Mutex::new(bus), Condvar::new())) }
@@ -453,6 +405,13 @@ impl LocalBus {
     }
 
     pub(crate) fn join(&self, id: u64, name: &GroupName) -> Result<(), CsError> {
+        self.join_with(id, name, false)
+    }
+
+    /// A join; `queue`: one refused for the group's SAFE messages waits, holding the group's
+    /// flow control on, and its handle's signal is raised when it may try again
+    /// ([`LocalBus::join_queued`]).
+    fn join_with(&self, id: u64, name: &GroupName, queue: bool) -> Result<(), CsError> {
         let mut bus = self.lock();
         let member = {
             let h = bus.handles.get(&id).ok_or(CsError::BadHandle)?;
@@ -464,8 +423,12 @@ impl LocalBus {
         // A SAFE message waits for the members it went to; a member that joined after it
         // would change what "every member" means for the messages held behind it.
         if bus.unstable.values().any(|u| u.group == *name) {
+            if queue {
+                bus.wait_to_join(id, name);
+            }
             return Err(CsError::TryAgain);
         }
+        bus.joined(id, name);
         let list = bus.groups.entry(name.clone()).or_default();
         if list.len() >= MAX_MEMBERS {
             return Err(CsError::TooManyGroups);
@@ -510,6 +473,7 @@ impl LocalBus {
     pub(crate) fn finalize(&self, id: u64) {
         let mut bus = self.lock();
         let Some(h) = bus.handles.remove(&id) else { return };
+        bus.withdraw_joins(id);
         if let Some(name) = &h.group {
             bus.remove_member(name, id);
         }
@@ -607,145 +571,6 @@ impl LocalBus {
             }
         }
         on
-    }
-
-    /// The next event for `id`; flow-control wake-ups are skipped (a local handle's signal
-    /// has done their work by waking it).
-    pub(crate) fn pop(&self, id: u64) -> Result<Option<CpgEvent>, CsError> {
-        loop {
-            match self.pop_raw(id)? {
-                Some(Popped::Deliver { group, sender, msg }) => {
-                    return Ok(Some(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) }))
-                }
-                Some(Popped::Event(e)) => return Ok(Some(e)),
-                Some(Popped::FlowCleared) => {}
-                // A handle made on a bus with SAFE delivery (`Groupd::bus`) in this process:
-                // receiving is acknowledging, and the message is kept until it is stable.
-                Some(Popped::SafeProbe { id: sid, group, sender, msg }) => {
-                    let mut bus = self.lock();
-                    if let Some(h) = bus.handles.get_mut(&id) {
-                        h.local_safe =
-                            Some(CpgEvent::Deliver { group, sender, msg: Vec::from(msg) });
-                    }
-                    drop(bus);
-                    self.safe_ack(id, sid);
-                }
-                Some(Popped::SafeDeliver(_)) => {
-                    let kept = self.lock().handles.get_mut(&id).and_then(|h| h.local_safe.take());
-                    if let Some(e) = kept {
-                        return Ok(Some(e));
-                    }
-                }
-                Some(Popped::Held) | None => return Ok(None),
-            }
-        }
-    }
-
-    /// The next thing in `id`'s inbox, flow-control wake-ups included.
-    pub(crate) fn pop_raw(&self, id: u64) -> Result<Option<Popped>, CsError> {
-        let mut bus = self.lock();
-        let limit = bus.flow_limit;
-        let Bus { handles, unstable, .. } = &mut *bus;
-        let h = handles.get_mut(&id).ok_or(CsError::BadHandle)?;
-        if std::mem::take(&mut h.flow_cleared) {
-            if h.inbox.is_empty() {
-                h.signal.clear();
-                h.signalled = false;
-            }
-            return Ok(Some(Popped::FlowCleared));
-        }
-        // A SAFE message at the head goes out once to be acknowledged, then waits there, with
-        // everything behind it, until every member it went to has acknowledged it. While it
-        // waits the signal stays raised (pushes behind it need not raise it again), and the
-        // message becoming stable raises it anew.
-        // While it waits, the SAFE messages behind it are sent as probes too (up to
-        // PROBE_AHEAD of them and PROBE_AHEAD_BYTES), so that their acknowledgements overlap
-        // instead of costing a round trip through every member each.
-        let mut deliver_safe = None;
-        if let Some(Queued::Deliver { safe: Some(sid), group, sender, msg, .. }) = h.inbox.front() {
-            let sid = *sid;
-            let probed = h.probed.contains(&sid);
-            if unstable.contains_key(&sid) {
-                if !probed {
-                    let popped = Popped::SafeProbe {
-                        id: sid,
-                        group: group.clone(),
-                        sender: *sender,
-                        msg: msg.clone(),
-                    };
-                    h.probed.push_front(sid);
-                    h.probed_bytes += msg.len();
-                    h.scanned = h.scanned.max(1);
-                    return Ok(Some(popped));
-                }
-                while h.scanned < h.inbox.len()
-                    && h.probed.len() <= PROBE_AHEAD
-                    && h.probed_bytes < PROBE_AHEAD_BYTES
-                {
-                    let at = h.scanned;
-                    h.scanned += 1;
-                    if let Queued::Deliver { safe: Some(s), group, sender, msg, .. } = &h.inbox[at]
-                    {
-                        if unstable.contains_key(s) && !h.probed.contains(s) {
-                            let popped = Popped::SafeProbe {
-                                id: *s,
-                                group: group.clone(),
-                                sender: *sender,
-                                msg: msg.clone(),
-                            };
-                            h.probed.push_back(*s);
-                            h.probed_bytes += msg.len();
-                            return Ok(Some(popped));
-                        }
-                    }
-                }
-                return Ok(Some(Popped::Held));
-            }
-            // Stable. Every member it went to acknowledged a probe of it, so this one was
-            // probed; were it not, it gets the message whole, as an ordinary delivery.
-            if probed {
-                h.probed.retain(|p| *p != sid);
-                h.probed_bytes = h.probed_bytes.saturating_sub(msg.len());
-                deliver_safe = Some(sid);
-            }
-        }
-        let over = |len: usize, bytes: usize| len >= limit || bytes >= FLOW_BYTES;
-        let was_over = over(h.inbox.len(), h.inbox_bytes);
-        let event = h.inbox.pop_front();
-        h.inbox_bytes -= event.as_ref().map_or(0, Queued::bytes);
-        h.scanned = h.scanned.saturating_sub(1);
-        // Someone may be waiting for flow control to clear: tell them when this member's
-        // backlog crosses back under the threshold.
-        if was_over && !over(h.inbox.len(), h.inbox_bytes) {
-            h.over_since = None;
-            self.inner.1.notify_all();
-            if let Some(g) = h.group.clone() {
-                bus.wake_flow_waiters(&g);
-            }
-        }
-        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
-        if h.inbox.is_empty() && (h.signalled || event.is_none()) {
-            // Level semantics for the descriptor: readable exactly while events are pending.
-            // Also drained when nothing was pending, for a wake-up a stopper left behind.
-            h.signal.clear();
-            h.signalled = false;
-        }
-        Ok(event.map(|e| match deliver_safe {
-            Some(sid) => Popped::SafeDeliver(sid),
-            None => e.into_popped(),
-        }))
-    }
-
-    /// Events waiting for a local handle. A flow-control notice has done its work by waking
-    /// the handle, so it is dropped here (with the signal, when nothing else waits).
-    pub(crate) fn pending(&self, id: u64) -> Result<usize, CsError> {
-        let mut bus = self.lock();
-        let h = bus.handles.get_mut(&id).ok_or(CsError::BadHandle)?;
-        if std::mem::take(&mut h.flow_cleared) && h.inbox.is_empty() {
-            h.signal.clear();
-            h.signalled = false;
-        }
-        Ok(h.inbox.len())
     }
 
     pub(crate) fn members(&self, id: u64) -> Result<Vec<Member>, CsError> {
@@ -878,12 +703,13 @@ impl Bus {
 
     /// Whether some member of the group is too far behind.
     fn flow_enabled(&self, name: &GroupName) -> bool {
-        self.groups.get(name).is_some_and(|l| {
-            l.iter().any(|(_, id)| {
-                self.handles.get(id).is_some_and(|h| {
-                    h.inbox.len() >= self.flow_limit || h.inbox_bytes >= FLOW_BYTES
+        (!self.join_waiting.is_empty() && self.join_waiting.contains_key(name))
+            || self.groups.get(name).is_some_and(|l| {
+                l.iter().any(|(_, id)| {
+                    self.handles.get(id).is_some_and(|h| {
+                        h.inbox.len() >= self.flow_limit || h.inbox_bytes >= FLOW_BYTES
+                    })
                 })
             })
-        })
     }
 }

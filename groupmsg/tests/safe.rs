@@ -10,8 +10,8 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use groupmsg::{
-    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, GroupName, Guarantee, LocalBus, Member,
-    Reason,
+    Backend, Collect, Cpg, CpgEvent, CsError, Dispatch, FlowControl, GroupName, Guarantee,
+    LocalBus, Member, Reason,
 };
 
 fn daemon(max_stall: Option<Duration>) -> std::path::PathBuf {
@@ -24,6 +24,17 @@ fn daemon(max_stall: Option<Duration>) -> std::path::PathBuf {
     }
     std::thread::spawn(move || d.run());
     path
+}
+
+/// A daemon, and its bus (for handles in this process).
+fn daemon_and_bus() -> (std::path::PathBuf, LocalBus) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("safe-bus-{}-{n}.sock", std::process::id()));
+    let d = groupmsg::Groupd::bind(&path).unwrap();
+    let bus = d.bus().clone();
+    std::thread::spawn(move || d.run());
+    (path, bus)
 }
 
 fn group() -> GroupName {
@@ -151,24 +162,68 @@ fn a_member_that_dies_first_is_reported_gone_before_the_message() {
 
 #[test]
 fn joins_wait_for_safe_messages_and_a_leave_comes_after_them() {
-    let backend = Backend::Daemon(daemon(None));
+    let (path, bus) = daemon_and_bus();
+    let backend = Backend::Daemon(path);
     let mut m = members(&backend, 2);
+    // A handle in the daemon's own process, on its bus: it reads the group's flow control
+    // as the daemon holds it (and, receiving being delivering, acknowledges at once).
+    let mut observer = handle(&Backend::Local(bus));
+    observer.join(&group()).unwrap();
+    settle(&mut m[0]);
+    settle(&mut m[1]);
+    m[0].handler_mut().events.clear();
+    m[1].handler_mut().events.clear();
     send(&mut m[0], Guarantee::Safe, b"x");
     settle(&mut m[0]);
-    // While x waits for the second member, a join would change who must have it.
-    let mut late = handle(&backend);
-    assert_eq!(late.join(&group()), Err(CsError::TryAgain));
+    // The observer takes x's probe (acknowledging it); x waits for the second member.
+    observer.dispatch(Dispatch::All).unwrap();
+    // While x waits for the second member, a join would change who must have it: the join
+    // waits in the daemon, with the group's flow control on meanwhile.
+    let b = backend.clone();
+    let joining = std::thread::spawn(move || {
+        let mut late = handle(&b);
+        late.join(&group()).map(|()| late)
+    });
+    while observer.flow_control_state() != FlowControl::Enabled {
+        assert!(!joining.is_finished(), "the join went in before x was stable");
+        std::thread::yield_now();
+    }
+    assert!(!joining.is_finished(), "the join went in before x was stable");
     settle(&mut m[1]);
     assert_eq!(until_seen(&mut m[0], 1), ["x"]);
-    // The second member has acknowledged x; x is stable once the daemon has the
-    // acknowledgement, which it has when it answers a request sent after it.
-    m[1].membership_get().unwrap();
-    late.join(&group()).unwrap();
+    // The second member has acknowledged x: x is stable, the join goes in, flow clears.
+    let mut late = joining.join().unwrap().unwrap();
+    assert_eq!(observer.flow_control_state(), FlowControl::Disabled);
+    // Everyone saw x before the join; the joiner never had x.
+    let join_after_x = |c: &mut Cpg<Collect>| {
+        while !c
+            .handler()
+            .events
+            .iter()
+            .any(|e| matches!(e, CpgEvent::ConfChg { joined, .. } if !joined.is_empty()))
+        {
+            c.dispatch(Dispatch::One).unwrap();
+        }
+        let at = |f: &dyn Fn(&CpgEvent) -> bool| c.handler().events.iter().position(f);
+        let x = at(&|e| matches!(e, CpgEvent::Deliver { .. }));
+        let j = at(&|e| matches!(e, CpgEvent::ConfChg { joined, .. } if !joined.is_empty()));
+        (x, j)
+    };
+    for c in m.iter_mut() {
+        let (x, j) = join_after_x(c);
+        assert!(x.is_some_and(|x| Some(x) < j), "x delivered before the join");
+    }
+    let (x, _) = join_after_x(&mut late);
+    assert_eq!(x, None, "the joiner came after x");
+    for c in m.iter_mut().chain(std::iter::once(&mut late)) {
+        c.handler_mut().events.retain(|e| matches!(e, CpgEvent::Deliver { .. }));
+    }
     // A leave comes after a SAFE message sent before it, at every member: the leaver, which
     // was a member when the message went out, still has to acknowledge it, and has it
     // delivered before its leave.
     send(&mut m[0], Guarantee::Safe, b"x2");
     settle(&mut m[0]);
+    observer.dispatch(Dispatch::All).unwrap();
     let leaver = m[1].member();
     m[1].leave().unwrap();
     // x2 also waits for the late joiner, which has not read.
@@ -247,4 +302,75 @@ fn messages_before_a_safe_one_are_not_delayed() {
     settle(&mut m[1]);
     assert_eq!(until_seen(&mut m[0], 2), ["y", "x"]);
     assert_eq!(until_seen(&mut m[1], 2), ["y", "x"]);
+}
+
+/// A stream of SAFE messages that never pauses keeps one unstable nearly always. A join
+/// waits in the daemon for the group's SAFE messages to become stable, holding the group's
+/// flow control on meanwhile, so it gets in at its first try; and every message accepted
+/// arrives, in order. (Joins answered `TryAgain` while any SAFE message was in flight: this
+/// joiner, retrying every millisecond, got in after about 13 s.)
+#[test]
+fn a_join_gets_in_through_an_unbroken_stream_of_safe_messages() {
+    let backend = Backend::Daemon(daemon(None));
+    let mut all = members(&backend, 2);
+    let (mut sender, mut reader) = (all.remove(0), all.remove(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let msg = sent.to_string();
+                match sender.mcast_joined(Guarantee::Safe, &[IoSlice::new(msg.as_bytes())]) {
+                    Ok(()) => sent += 1,
+                    Err(CsError::TryAgain) => {}
+                    Err(e) => panic!("{e}"),
+                }
+                sender.dispatch(Dispatch::All).unwrap();
+                sender.handler_mut().events.clear();
+            }
+            sent
+        })
+    };
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let read = {
+        let (stop, progress) = (stop.clone(), progress.clone());
+        std::thread::spawn(move || {
+            let mut next = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                reader.dispatch(Dispatch::All).unwrap();
+                for e in reader.handler_mut().events.drain(..) {
+                    if let CpgEvent::Deliver { msg, .. } = e {
+                        assert_eq!(String::from_utf8_lossy(&msg), next.to_string(), "out of order");
+                        next += 1;
+                    }
+                }
+                progress.store(next, std::sync::atomic::Ordering::Relaxed);
+            }
+            (reader, next)
+        })
+    };
+    // The stream is running before the joiner tries: 100 of its messages delivered.
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < 100 {
+        std::thread::yield_now();
+    }
+    let mut joiner = handle(&backend);
+    // The join waits in the daemon (the senders pausing for it) and gets in at its first try.
+    assert_eq!(joiner.join(&group()), Ok(()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    let (mut reader, mut next) = read.join().unwrap();
+    assert!(sent > 0);
+    // Everything accepted arrives at the reader, in order (the joiner, a member now, takes
+    // its share: SAFE messages sent after its join wait for it too).
+    while next < sent {
+        joiner.dispatch(Dispatch::All).unwrap();
+        reader.dispatch(Dispatch::All).unwrap();
+        for e in reader.handler_mut().events.drain(..) {
+            if let CpgEvent::Deliver { msg, .. } = e {
+                assert_eq!(String::from_utf8_lossy(&msg), next.to_string(), "out of order");
+                next += 1;
+            }
+        }
+    }
 }

@@ -17,11 +17,22 @@ impl LocalBus {
     /// once every member it went to has acknowledged receiving it ([`Popped::SafeProbe`],
     /// [`LocalBus::safe_ack`]), and everything after it in the group's order waits behind
     /// it. While a group has such a message, a join answers `TryAgain` (as corosync's does
-    /// during a membership change); a leave goes in the order as always (the leaver still
+    /// during a membership change), or, from `groupd`, waits ([`LocalBus::join_queued`]); a
+    /// leave goes in the order as always (the leaver still
     /// acknowledges what it was sent before); a member that dies first is reported gone
     /// before the message.
     pub(crate) fn set_stability(&self, on: bool) {
         self.lock().stability = on;
+    }
+
+    /// `groupd`'s join: one refused because the group has SAFE messages not yet stable waits
+    /// instead of answering `TryAgain` to its client. While it waits the group's flow control
+    /// reads as on, so each sender stops after at most one window of multicasts; the SAFE
+    /// messages in flight become stable; the waiting handle's signal is raised; its retry gets
+    /// in, and flow control clears. Before, a join answered `TryAgain` whenever a SAFE message
+    /// was in flight, and an unbroken stream of them kept a joiner out for as long as it ran.
+    pub(crate) fn join_queued(&self, id: u64, name: &GroupName) -> Result<(), crate::CsError> {
+        self.join_with(id, name, true)
     }
 
     /// For `groupd`'s timer while a member waits at a SAFE message: removes whoever has held
@@ -184,8 +195,54 @@ impl Bus {
         for s in dropped {
             self.unstable.remove(&s);
         }
+        self.wake_joiners(&group);
         if cleared {
             self.wake_flow_waiters(&group);
+        }
+    }
+
+    /// Handle `id` waits to join `name` (once, however often it asks).
+    pub(super) fn wait_to_join(&mut self, id: u64, name: &GroupName) {
+        let list = self.join_waiting.entry(name.clone()).or_default();
+        if !list.contains(&id) {
+            list.push(id);
+        }
+    }
+
+    /// Handle `id` joined `name`: it waits no more, and flow control may clear.
+    pub(super) fn joined(&mut self, id: u64, name: &GroupName) {
+        let Some(list) = self.join_waiting.get_mut(name) else { return };
+        list.retain(|&w| w != id);
+        if list.is_empty() {
+            self.join_waiting.remove(name);
+            self.wake_flow_waiters(name);
+        }
+    }
+
+    /// Handle `id` is gone: whatever joins it waited for, it waits no more.
+    pub(super) fn withdraw_joins(&mut self, id: u64) {
+        let names: Vec<GroupName> = self
+            .join_waiting
+            .iter()
+            .filter(|(_, l)| l.contains(&id))
+            .map(|(g, _)| g.clone())
+            .collect();
+        for name in names {
+            self.joined(id, &name);
+        }
+    }
+
+    /// After a SAFE message of `name` left the unstable set: when it was the last, the joins
+    /// waiting for the group may go in, and their handles are woken to try.
+    fn wake_joiners(&mut self, name: &GroupName) {
+        let Some(list) = self.join_waiting.get(name) else { return };
+        if self.unstable.values().any(|u| u.group == *name) {
+            return;
+        }
+        for id in list.clone() {
+            if let Some(h) = self.handles.get(&id) {
+                h.signal.raise();
+            }
         }
     }
 
@@ -204,6 +261,7 @@ impl Bus {
                 h.signalled = true;
             }
         }
+        self.wake_joiners(&u.group);
     }
 
     /// The SAFE message `h` (handle `id`) waits at for the others' acknowledgements, having
