@@ -15,6 +15,13 @@
 //!   callback is mostly silent. Idle connections stay watched, so a server closing one is seen
 //!   at once rather than on reuse. Deadlines (total, connect, low-speed windows, idle age)
 //!   live in one ordered set; the timer is its first entry.
+//! - **Three layers in the engine**: the transfer layer (resolve, connection caps, redirects,
+//!   retries, deadlines, completion), the exchange a connection's protocol runs (HTTP/1.1:
+//!   a request written, a response parsed, one at a time), and the connection's transport
+//!   (TCP, TLS, the idle pool). The transfer layer starts an exchange on a connection and
+//!   passes it the connection's readiness; the exchange hands back the head, body bytes, the
+//!   end (reusable or not) or a failure. A protocol that carries several transfers on one
+//!   connection slots in as a second kind of exchange.
 //! - **Two ways to drive it**, as in libcurl: `perform` + `poll` on the engine's own evcore
 //!   `Loop`, or the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same
 //!   changes).

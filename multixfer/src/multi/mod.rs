@@ -1,5 +1,7 @@
 //! The engine: libcurl's multi handle.
 
+mod conn;
+mod h1;
 mod report;
 mod run;
 mod state;

@@ -1,26 +1,23 @@
-//! The transfer state machine: resolve, take or open a connection, send, receive, follow,
-//! finish; and the connection pool with its limits.
+//! The transfer layer: resolve, take or open a connection (within the per-host and total
+//! caps), hand the exchange to the connection's protocol (`h1.rs`), take what it produces
+//! (the head, body bytes, the end, a failure), follow redirects, retry once on a kept-alive
+//! connection that died, and finish. The connection's own transport (TCP, TLS, the idle
+//! pool) is `conn.rs`.
 
-use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::BytesMut;
 use evcore::{Interest, Ready};
 
 use super::state::{Conn, Due, Phase, Speed, Transfer};
 use super::Multi;
 use crate::easy::{Body, Flow, Progress, Sink};
-use crate::http::{encode_request, HttpError, Part, ResponseHead, ResponseParser};
+use crate::http::{HttpError, ResponseHead, ResponseParser};
 use crate::resolve::Lookup;
 use crate::sock;
 use crate::{Done, Response, XferError, XferId};
-
-/// How much of a reader body is read per step.
-const READ_CHUNK: usize = 64 * 1024;
-/// Reads per readiness before yielding to other sockets (level-triggered: the rest comes back).
-const READS_PER_EVENT: usize = 8;
 
 impl<T, S> Multi<T, S> {
     // ---- entry helpers ------------------------------------------------------------------
@@ -42,51 +39,8 @@ impl<T, S> Multi<T, S> {
             }
             return;
         }
-        let phase = self.xfers[id.idx as usize].phase;
-        if phase == Phase::Sending
-            && self.conns[ci].tls.is_some()
-            && (ready.is_readable() || failing)
-        {
-            // The handshake needs the server's records before more can be sent.
-            let c = &mut self.conns[ci];
-            let session = c.tls.as_mut().expect("checked above");
-            match session.pump(&c.fd) {
-                Ok(false) => {}
-                Ok(true) => {
-                    return self.conn_failed(ci, id, XferError::Http(HttpError::NoResponse))
-                }
-                Err(e) => return self.conn_failed(ci, id, Self::io_error(e, XferError::Recv)),
-            }
-            self.on_writable(ci, id);
-            if self.valid(id) {
-                self.handshake_done(ci, id);
-            }
-            return;
-        }
-        if phase == Phase::Sending && (ready.is_writable() || failing) {
-            self.on_writable(ci, id);
-        } else if phase == Phase::Receiving && ready.is_writable() {
-            let c = &mut self.conns[ci];
-            if let Some(session) = &mut c.tls {
-                if let Err(e) = session.flush(&c.fd) {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        return self.conn_failed(ci, id, Self::io_error(e, XferError::Send));
-                    }
-                }
-                let want = self.receive_interest(ci);
-                self.set_want(ci, Some(want));
-            }
-        }
-        // The transfer may have moved on (or ended) while sending.
-        if self.conns.get(ci).is_some_and(|c| c.xfer == Some(id))
-            && self.xfers[id.idx as usize].phase == Phase::Receiving
-            && (ready.is_readable() || failing)
-        {
-            self.on_readable(ci, id);
-        }
-        if self.valid(id) {
-            self.handshake_done(ci, id);
-        }
+        // The exchange on it is the protocol's.
+        self.exchange_ready(ci, id, ready);
     }
 
     pub(super) fn on_answers(&mut self) {
@@ -135,7 +89,7 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    fn check_deadlines(&mut self, id: XferId, now: Instant) {
+    pub(super) fn check_deadlines(&mut self, id: XferId, now: Instant) {
         let x = &mut self.xfers[id.idx as usize];
         if x.total_deadline.is_some_and(|d| d <= now) {
             let limit = x.easy.timeout.unwrap_or_default();
@@ -217,14 +171,14 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    fn max_host(&self) -> usize {
+    pub(super) fn max_host(&self) -> usize {
         match self.opts.max_host_connections {
             0 => usize::MAX,
             n => n,
         }
     }
 
-    fn max_total(&self) -> usize {
+    pub(super) fn max_total(&self) -> usize {
         match self.opts.max_total_connections {
             0 => usize::MAX,
             n => n,
@@ -232,7 +186,7 @@ impl<T, S> Multi<T, S> {
     }
 
     /// Starts waiting transfers, oldest first, while connections allow.
-    fn pump_waiters(&mut self) {
+    pub(super) fn pump_waiters(&mut self) {
         while self.waiting_total > 0 {
             let (max_host, max_total) = (self.max_host(), self.max_total());
             let mut best: Option<(u64, crate::target::PoolKey)> = None;
@@ -268,7 +222,7 @@ impl<T, S> Multi<T, S> {
 
     // ---- starting ---------------------------------------------------------------------------
 
-    fn start(&mut self, id: XferId) {
+    pub(super) fn start(&mut self, id: XferId) {
         let now = self.now();
         let x = &mut self.xfers[id.idx as usize];
         let host = x.target.key.host.clone();
@@ -305,7 +259,7 @@ impl<T, S> Multi<T, S> {
 
     /// Gives the transfer a connection: an idle one for its host, a new one within the
     /// limits, a new one in place of another host's idle one, or a place in the queue.
-    fn acquire(&mut self, id: XferId) {
+    pub(super) fn acquire(&mut self, id: XferId) {
         let (max_host, max_total) = (self.max_host(), self.max_total());
         let x = &self.xfers[id.idx as usize];
         let fresh = x.fresh;
@@ -349,7 +303,7 @@ impl<T, S> Multi<T, S> {
         x.connect_deadline = None;
     }
 
-    fn oldest_idle(&self) -> Option<usize> {
+    pub(super) fn oldest_idle(&self) -> Option<usize> {
         self.hosts
             .values()
             .filter_map(|h| h.idle.first().copied())
@@ -357,14 +311,14 @@ impl<T, S> Multi<T, S> {
     }
 
     /// Takes a connection off the idle list's deadline.
-    fn unidle(&mut self, ci: usize) {
+    pub(super) fn unidle(&mut self, ci: usize) {
         if let Some(d) = self.conns[ci].idle_deadline.take() {
             self.deadlines.remove(&(d, Due::Idle(ci)));
         }
     }
 
     /// Opens a connection to the transfer's next address.
-    fn open(&mut self, id: XferId) {
+    pub(super) fn open(&mut self, id: XferId) {
         let now = self.now();
         loop {
             let x = &mut self.xfers[id.idx as usize];
@@ -435,338 +389,7 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    fn on_connected(&mut self, ci: usize, id: XferId) {
-        match sock::connect_result(&self.conns[ci].fd) {
-            Ok(()) => {
-                self.conns[ci].connecting = false;
-                self.connected(ci, id);
-            }
-            Err(e) => {
-                self.detach(id);
-                self.close_conn(ci);
-                let x = &mut self.xfers[id.idx as usize];
-                x.next_addr += 1;
-                if x.next_addr < x.addrs.len() {
-                    self.open(id);
-                } else {
-                    let (host, port) = (x.target.key.host.to_string(), x.target.key.port);
-                    self.fail(id, XferError::Connect { host, port, source: e });
-                }
-            }
-        }
-    }
-
-    /// TCP is up: start TLS for `https`, then the request.
-    fn connected(&mut self, ci: usize, id: XferId) {
-        let key = &self.conns[ci].key;
-        match &key.tls {
-            Some(tls) => match self.tls.session(tls, &key.host) {
-                // The connect deadline stays until the handshake is done.
-                Ok(session) => self.conns[ci].tls = Some(session),
-                Err(e) => return self.fail(id, e),
-            },
-            None => self.xfers[id.idx as usize].connect_deadline = None,
-        }
-        self.xfers[id.idx as usize].attempt_deadline = None;
-        self.begin_request(ci, id);
-    }
-
-    /// Once a TLS handshake is over, the connect timeout no longer applies.
-    fn handshake_done(&mut self, ci: usize, id: XferId) {
-        let done = self.conns.get(ci).is_some_and(|c| {
-            c.xfer == Some(id) && c.tls.as_ref().is_some_and(|s| !s.handshaking())
-        });
-        if done && self.xfers[id.idx as usize].connect_deadline.take().is_some() {
-            self.reschedule(id);
-        }
-    }
-
-    /// What a connection waits for while its response comes: reading, and writing while TLS
-    /// has records to send.
-    fn receive_interest(&self, ci: usize) -> Interest {
-        match &self.conns[ci].tls {
-            Some(s) if s.wants_write() => Interest::InOut,
-            _ => Interest::In,
-        }
-    }
-
-    /// Writes some of the connection's output; how many request bytes went.
-    fn write_some(&mut self, ci: usize) -> io::Result<usize> {
-        let c = &mut self.conns[ci];
-        match &mut c.tls {
-            Some(session) => session.send(&c.fd, &mut c.out),
-            None => {
-                let n = sock::send(&c.fd, &c.out)?;
-                c.out.advance(n);
-                Ok(n)
-            }
-        }
-    }
-
-    /// Reads some of the response's bytes (plaintext for TLS).
-    fn read_some(&mut self, ci: usize, buf: &mut [u8]) -> io::Result<usize> {
-        let c = &mut self.conns[ci];
-        match &mut c.tls {
-            Some(session) => session.recv(&c.fd, buf),
-            None => sock::recv(&c.fd, buf),
-        }
-    }
-
-    /// A TLS failure is its own error; anything else is the given kind of I/O failure.
-    fn io_error(e: io::Error, wrap: fn(io::Error) -> XferError) -> XferError {
-        if e.kind() == io::ErrorKind::InvalidData {
-            XferError::Tls(e.to_string())
-        } else {
-            wrap(e)
-        }
-    }
-
-    /// Writes the request on the connection and starts sending it.
-    fn begin_request(&mut self, ci: usize, id: XferId) {
-        let now = self.now();
-        let c = &mut self.conns[ci];
-        let x = &mut self.xfers[id.idx as usize];
-        c.xfer = Some(id);
-        x.conn = Some(ci);
-        x.reused = c.served > 0;
-        x.got_bytes = false;
-        x.phase = Phase::Sending;
-        x.speed = x.easy.low_speed.map(|(limit, time)| Speed::new(limit, time, now));
-        c.out.clear();
-        c.inbuf.clear();
-        // With a body, its framing is the engine's: a user's Content-Length or
-        // Transfer-Encoding beside ours would give the server two.
-        let framed = !matches!(x.easy.body, Body::None);
-        let mut headers: Vec<(&str, &str)> = x
-            .easy
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !framed
-                    || !(n.eq_ignore_ascii_case("content-length")
-                        || n.eq_ignore_ascii_case("transfer-encoding"))
-            })
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("accept")) {
-            headers.push(("Accept", "*/*"));
-        }
-        let length;
-        let (body, body_done, upload_total) = match &x.easy.body {
-            Body::None => (None, true, None),
-            Body::Bytes(b) => (Some(&b[..]), true, Some(b.len() as u64)),
-            Body::Reader(_, Some(len)) => {
-                length = len.to_string();
-                headers.push(("Content-Length", &length));
-                (None, false, Some(*len))
-            }
-            Body::Reader(_, None) => {
-                headers.push(("Transfer-Encoding", "chunked"));
-                (None, false, None)
-            }
-        };
-        encode_request(
-            &mut c.out,
-            &x.easy.method,
-            &x.target.authority,
-            &x.target.path,
-            &headers,
-            None,
-        );
-        // The head ends where encode_request put its blank line; a byte body follows as is.
-        if let Some(b) = body {
-            let head_len = c.out.len() - 2;
-            c.out.truncate(head_len);
-            c.out.put_slice(format!("Content-Length: {}\r\n\r\n", b.len()).as_bytes());
-            x.head_left = c.out.len();
-            c.out.put_slice(b);
-        } else {
-            x.head_left = c.out.len();
-        }
-        x.body_done = body_done;
-        x.upload_total = upload_total;
-        x.uploaded = 0;
-        self.reschedule(id);
-        self.on_writable(ci, id);
-    }
-
-    /// Reads more of a reader body into the connection's output; false on failure.
-    fn fill_body(&mut self, ci: usize, id: XferId) -> bool {
-        let x = &mut self.xfers[id.idx as usize];
-        let Body::Reader(reader, len) = &mut x.easy.body else {
-            x.body_done = true;
-            return true;
-        };
-        let chunked = len.is_none();
-        let mut buf = vec![0u8; READ_CHUNK];
-        let n = loop {
-            match reader.read(&mut buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.fail(id, XferError::ReadBody(e));
-                    return false;
-                }
-            }
-        };
-        let out = &mut self.conns[ci].out;
-        if n == 0 {
-            x.body_done = true;
-            if chunked {
-                out.put_slice(b"0\r\n\r\n");
-            }
-        } else if chunked {
-            // Chunk framing is not payload: chunked bodies count as they are read.
-            x.uploaded += n as u64;
-            out.put_slice(format!("{n:x}\r\n").as_bytes());
-            out.put_slice(&buf[..n]);
-            out.put_slice(b"\r\n");
-        } else {
-            out.put_slice(&buf[..n]);
-        }
-        true
-    }
-
-    fn on_writable(&mut self, ci: usize, id: XferId) {
-        loop {
-            if self.conns[ci].out.is_empty() {
-                if self.xfers[id.idx as usize].body_done {
-                    break;
-                }
-                if !self.fill_body(ci, id) {
-                    return;
-                }
-                continue;
-            }
-            match self.write_some(ci) {
-                Ok(n) => {
-                    let x = &mut self.xfers[id.idx as usize];
-                    let head = n.min(x.head_left);
-                    x.head_left -= head;
-                    if !matches!(x.easy.body, Body::Reader(_, None)) {
-                        x.uploaded += (n - head) as u64;
-                    }
-                    if let Some(s) = &mut x.speed {
-                        s.window_bytes += (n - head) as u64;
-                    }
-                    if n > head && !self.progress(id) {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // A TLS handshake in progress needs to read before it can write more.
-                    let handshaking = self.conns[ci].tls.as_ref().is_some_and(|s| s.handshaking());
-                    let want = if handshaking { Interest::InOut } else { Interest::Out };
-                    self.set_want(ci, Some(want));
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.conn_failed(ci, id, Self::io_error(e, XferError::Send)),
-            }
-        }
-        self.xfers[id.idx as usize].phase = Phase::Receiving;
-        let want = self.receive_interest(ci);
-        self.set_want(ci, Some(want));
-        self.reschedule(id);
-        // TLS may already hold plaintext that the socket will not signal again.
-        if self.conns[ci].tls.is_some() {
-            self.on_readable(ci, id);
-        }
-    }
-
-    // ---- receiving ----------------------------------------------------------------------------
-
-    fn on_readable(&mut self, ci: usize, id: XferId) {
-        let cap = self.xfers[id.idx as usize].easy.buffer_size;
-        if self.scratch.len() < cap {
-            self.scratch.resize(cap, 0);
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        // Plain sockets are read a few times per event (level-triggered, the rest comes back);
-        // TLS until it would block, since plaintext it holds is not signalled by the socket.
-        let tls = self.conns[ci].tls.is_some();
-        let mut reads = 0;
-        while tls || reads < READS_PER_EVENT {
-            reads += 1;
-            match self.read_some(ci, &mut scratch[..cap]) {
-                Ok(0) => {
-                    self.on_eof(ci, id);
-                    break;
-                }
-                Ok(n) => {
-                    if !self.feed(ci, id, &scratch[..n]) || (n < cap && !tls) {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.conn_failed(ci, id, Self::io_error(e, XferError::Recv));
-                    break;
-                }
-            }
-        }
-        self.scratch = scratch;
-        // TLS may have records to write after reading (the handshake's end, a key update).
-        if self.conns.get(ci).is_some_and(|c| c.xfer == Some(id)) {
-            let want = self.receive_interest(ci);
-            self.set_want(ci, Some(want));
-        }
-    }
-
-    /// Takes bytes the connection received; false once the transfer left this connection.
-    fn feed(&mut self, ci: usize, id: XferId, mut data: &[u8]) -> bool {
-        self.xfers[id.idx as usize].got_bytes = true;
-        loop {
-            // Body bytes go from the receive buffer to the sink without a copy when nothing is
-            // buffered before them.
-            if self.conns[ci].inbuf.is_empty() && !data.is_empty() {
-                let n = self.xfers[id.idx as usize].parser.take_body(data.len());
-                if n > 0 {
-                    if let Err(e) = self.deliver(id, &data[..n]) {
-                        self.fail(id, e);
-                        return false;
-                    }
-                    data = &data[n..];
-                    continue;
-                }
-            }
-            if !data.is_empty() {
-                self.conns[ci].inbuf.extend_from_slice(data);
-                data = &[];
-            }
-            let x = &mut self.xfers[id.idx as usize];
-            let part = x.parser.parse(&mut self.conns[ci].inbuf);
-            match part {
-                Ok(None) => return true,
-                Ok(Some(Part::Head(head))) => {
-                    if let Err(e) = self.on_head(id, head) {
-                        self.fail(id, e);
-                        return false;
-                    }
-                }
-                Ok(Some(Part::Body(bytes))) => {
-                    if let Err(e) = self.deliver(id, &bytes) {
-                        self.fail(id, e);
-                        return false;
-                    }
-                }
-                Ok(Some(Part::Done { reusable })) => {
-                    // Bytes after the response on a kept-alive connection would be a protocol
-                    // error; such a connection is not reused.
-                    let reusable = reusable && self.conns[ci].inbuf.is_empty();
-                    self.on_complete(ci, id, reusable);
-                    return false;
-                }
-                Err(e) => {
-                    self.fail(id, XferError::Http(e));
-                    return false;
-                }
-            }
-        }
-    }
-
-    fn on_head(&mut self, id: XferId, head: ResponseHead) -> Result<(), XferError> {
+    pub(super) fn on_head(&mut self, id: XferId, head: ResponseHead) -> Result<(), XferError> {
         let x = &mut self.xfers[id.idx as usize];
         if let Some(cb) = &mut x.easy.on_header {
             if cb(&head) == Flow::Abort {
@@ -799,7 +422,7 @@ impl<T, S> Multi<T, S> {
         Ok(())
     }
 
-    fn deliver(&mut self, id: XferId, bytes: &[u8]) -> Result<(), XferError> {
+    pub(super) fn deliver(&mut self, id: XferId, bytes: &[u8]) -> Result<(), XferError> {
         let x = &mut self.xfers[id.idx as usize];
         x.downloaded += bytes.len() as u64;
         if let Some(s) = &mut x.speed {
@@ -830,7 +453,7 @@ impl<T, S> Multi<T, S> {
     }
 
     /// Calls the progress function; false (and the transfer failed) when it asked to stop.
-    fn progress(&mut self, id: XferId) -> bool {
+    pub(super) fn progress(&mut self, id: XferId) -> bool {
         let x = &mut self.xfers[id.idx as usize];
         let Some(cb) = &mut x.easy.on_progress else { return true };
         let p = Progress {
@@ -849,20 +472,9 @@ impl<T, S> Multi<T, S> {
         true
     }
 
-    fn on_eof(&mut self, ci: usize, id: XferId) {
-        let x = &mut self.xfers[id.idx as usize];
-        match x.parser.eof() {
-            Ok(_) => self.on_complete(ci, id, false),
-            Err(HttpError::NoResponse) => {
-                self.conn_failed(ci, id, XferError::Http(HttpError::NoResponse))
-            }
-            Err(e) => self.fail(id, XferError::Http(e)),
-        }
-    }
-
     /// A connection died under a transfer: a kept-alive connection that the server closed
     /// before answering gets the request once more on a new connection, as libcurl does.
-    fn conn_failed(&mut self, ci: usize, id: XferId, error: XferError) {
+    pub(super) fn conn_failed(&mut self, ci: usize, id: XferId, error: XferError) {
         let x = &mut self.xfers[id.idx as usize];
         if x.reused && !x.got_bytes && !x.retried {
             x.retried = true;
@@ -876,7 +488,7 @@ impl<T, S> Multi<T, S> {
     }
 
     /// Puts a transfer back to be started again (after a retry or a redirect).
-    fn requeue(&mut self, id: XferId) {
+    pub(super) fn requeue(&mut self, id: XferId) {
         let x = &mut self.xfers[id.idx as usize];
         let head_request = x.easy.method.eq_ignore_ascii_case("HEAD");
         x.parser = ResponseParser::new(head_request);
@@ -888,7 +500,7 @@ impl<T, S> Multi<T, S> {
     }
 
     /// The response is complete.
-    fn on_complete(&mut self, ci: usize, id: XferId, reusable: bool) {
+    pub(super) fn on_complete(&mut self, ci: usize, id: XferId, reusable: bool) {
         self.detach(id);
         self.conns[ci].served += 1;
         if reusable {
@@ -939,7 +551,7 @@ impl<T, S> Multi<T, S> {
     // ---- ending -------------------------------------------------------------------------------
 
     /// Unlinks a transfer from its connection.
-    fn detach(&mut self, id: XferId) {
+    pub(super) fn detach(&mut self, id: XferId) {
         if let Some(ci) = self.xfers[id.idx as usize].conn.take() {
             if let Some(c) = self.conns.get_mut(ci) {
                 if c.xfer == Some(id) {
@@ -990,58 +602,5 @@ impl<T, S> Multi<T, S> {
             })
         });
         self.done.push_back(Done { id, result, private: x.easy.private });
-    }
-
-    /// Returns a connection to the pool, watched for the server closing it.
-    fn release(&mut self, ci: usize) {
-        let deadline = self.now() + self.opts.idle_age;
-        let key = self.conns[ci].key.clone();
-        let host = self.hosts.get_mut(&key).expect("every connection has a host");
-        host.idle.push(ci);
-        self.idle_total += 1;
-        self.conns[ci].idle_deadline = Some(deadline);
-        self.deadlines.insert((deadline, Due::Idle(ci)));
-        self.set_want(ci, Some(Interest::In));
-        let cache = self.opts.max_connects.unwrap_or((4 * self.running).max(16));
-        while self.idle_total > cache {
-            match self.oldest_idle() {
-                Some(old) => self.close_conn(old),
-                None => break,
-            }
-        }
-    }
-
-    /// An idle connection became readable: the server closed it (or sent what nobody asked
-    /// for). Either way it cannot be reused.
-    fn on_idle_event(&mut self, ci: usize) {
-        let mut probe = [0u8; 1];
-        // Through TLS, records with no data for us (session tickets) are taken and dropped.
-        match self.read_some(ci, &mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let want = self.receive_interest(ci);
-                self.set_want(ci, Some(want));
-            }
-            _ => self.close_conn(ci),
-        }
-    }
-
-    /// Closes a connection. A socket the driver was told about is kept open until its
-    /// Remove is told.
-    pub(super) fn close_conn(&mut self, ci: usize) {
-        self.unidle(ci);
-        let c = self.conns.remove(ci);
-        if let Some(slot) = self.by_fd.get_mut(c.raw as usize) {
-            *slot = 0;
-        }
-        let host = self.hosts.get_mut(&c.key).expect("every connection has a host");
-        host.open -= 1;
-        if let Some(pos) = host.idle.iter().position(|&i| i == ci) {
-            host.idle.remove(pos);
-            self.idle_total -= 1;
-        }
-        self.total_open -= 1;
-        if c.told.is_some() {
-            self.graveyard.push((c.raw, c.fd, c.user));
-        }
     }
 }
