@@ -210,7 +210,10 @@ impl<H: Handler> Cpg<H> {
         self.signal.as_raw_fd()
     }
 
-    /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG.
+    /// `cpg_join`. Joining a second group on one handle is `Exist`, as in CPG. Through
+    /// `groupd`, a join into a group with SAFE messages in flight waits until they are stable
+    /// (at most the daemon's `--max-stall`, after which whoever holds them is removed), and
+    /// the handle's other calls wait with it.
     pub fn join(&mut self, group: &GroupName) -> Result<(), CsError> {
         let result = self.conn().join(group);
         if result.is_ok() {

@@ -285,6 +285,7 @@ async fn serve(
         held: false,
         safe_held: false,
         parked: None,
+        after_park: None,
         since_told: None,
         stall_check: None,
         notify: Arc::new(Notify::default()),
@@ -324,6 +325,9 @@ struct Conn {
     /// tried again whenever the task wakes, and nothing more is read meanwhile (a client waits
     /// for its join's answer before it sends anything else).
     parked: Option<Request>,
+    /// The first request other than an acknowledgement read while a join was parked: taken
+    /// once the join is answered.
+    after_park: Option<Request>,
     /// Multicasts taken since the client was told flow control is on (`None`: not told).
     since_told: Option<usize>,
     stall_check: Option<evcore::Sleep>,
@@ -405,9 +409,13 @@ impl Conn {
         let mut progress = false;
         loop {
             while !self.held && self.out.len() < OUT_HIGH {
-                let (request, retried) = match self.parked.take() {
-                    Some(r) => (r, true),
-                    None => match wire::decode_request(&mut self.rbuf) {
+                let (request, retried) = match (self.parked.take(), self.after_park.take()) {
+                    (Some(r), after) => {
+                        self.after_park = after;
+                        (r, true)
+                    }
+                    (None, Some(r)) => (r, true),
+                    (None, None) => match wire::decode_request(&mut self.rbuf) {
                         Ok(Some(r)) => (r, false),
                         Ok(None) => break,
                         Err(e) => return Err(Some(format!("protocol error: {e}"))),
@@ -416,9 +424,13 @@ impl Conn {
                 if let Request::Join(g, flags) = &request {
                     let response = join(bus, self.id, g, *flags, true);
                     if response == Response::Result(Err(CsError::TryAgain)) {
-                        // It waits; the bus wakes this task when it may go in.
+                        // It waits; the bus wakes this task when it may go in. Meanwhile the
+                        // client's acknowledgements are still taken (as a member that left,
+                        // it may owe some), and reading goes on, so a hang-up is seen.
                         self.parked = Some(request);
-                        return Ok(progress || !retried);
+                        progress |= !retried;
+                        progress |= self.take_acks_while_parked(bus)?;
+                        break;
                     }
                     progress = true;
                     wire::encode_response(&mut self.out, &response);
@@ -445,7 +457,7 @@ impl Conn {
                 }
                 let response = answer(bus, self.id, request);
                 // Told flow control is on: by a multicast's acknowledgement, or the answer to
-                // a flow query (a join's TRY_AGAIN is about SAFE messages).
+                // a flow query.
                 if matches!(response, Response::Flow(true))
                     || (asks_flow && response == Response::Result(Err(CsError::TryAgain)))
                 {
@@ -454,7 +466,7 @@ impl Conn {
                 wire::encode_response(&mut self.out, &response);
             }
             if self.held
-                || self.parked.is_some()
+                || self.after_park.is_some()
                 || self.out.len() >= OUT_HIGH
                 || read >= READ_PER_TURN
             {
@@ -471,6 +483,29 @@ impl Conn {
             progress = true;
             self.rbuf.extend_from_slice(&self.chunk[..n]);
         }
+    }
+
+    /// While a join is parked: applies the acknowledgements buffered behind it; the first
+    /// other request (a conforming client sends none while it waits for its join's answer)
+    /// is kept for after the join, and nothing more is read until then. True if any was
+    /// taken.
+    fn take_acks_while_parked(&mut self, bus: &LocalBus) -> Result<bool, Option<String>> {
+        let mut any = false;
+        while self.after_park.is_none() {
+            match wire::decode_request(&mut self.rbuf) {
+                Ok(Some(Request::SafeAck(sid))) => {
+                    bus.safe_ack(self.id, sid);
+                    any = true;
+                }
+                Ok(Some(other)) => {
+                    self.after_park = Some(other);
+                    any = true;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(Some(format!("protocol error: {e}"))),
+            }
+        }
+        Ok(any)
     }
 
     /// One turn: write, take events, read; then wait for whichever can move next.
@@ -535,7 +570,7 @@ impl Conn {
             // Nothing moved: wait for the socket (readable, unless held or full; writable is
             // awaited by poll_write when output waits), the bus (through `notify`, polled
             // above) or the stall check (polled above).
-            if !self.held && self.parked.is_none() && self.out.len() < OUT_HIGH {
+            if !self.held && self.after_park.is_none() && self.out.len() < OUT_HIGH {
                 match self.stream.poll_readable(cx) {
                     Poll::Ready(_) => continue,
                     Poll::Pending => {}
@@ -549,7 +584,6 @@ impl Conn {
     }
 }
 
-/// The answer to one request.
 /// A join; `queued`: one refused for the group's SAFE messages waits (then `TryAgain` here
 /// means it is parked, and its client hears nothing until it is in).
 fn join(bus: &LocalBus, id: u64, g: &crate::GroupName, flags: u32, queued: bool) -> Response {
@@ -566,6 +600,7 @@ fn join(bus: &LocalBus, id: u64, g: &crate::GroupName, flags: u32, queued: bool)
     })
 }
 
+/// The answer to one request (joins and acknowledgements are taken before this).
 fn answer(bus: &LocalBus, id: u64, request: Request) -> Response {
     match request {
         // Taken (and queued) before answering; never reaches here.

@@ -43,9 +43,10 @@
 //!   in-process bus runs 25 to 33 times corosync's message rate up to 1,600 bytes, with a 1 µs
 //!   round trip; through `groupd` the round trip is about 7 µs (libcpg on corosync: about
 //!   50 µs), because the daemon answers a client's requests and its own events in one write and
-//!   both sides poll for 50 µs before sleeping. A sender through `groupd` counts the events
-//!   it has read and not dispatched against the bus's flow-control threshold (10,000 events
-//!   or 1 MiB): before, a sender that floods took in every delivery while it sent, never heard
+//!   both sides poll for 50 µs before sleeping. A `Cpg` handle on `groupd` counts the events
+//!   it has read and not dispatched against the bus's default flow-control threshold (10,000
+//!   events or 1 MiB; an [`EventStream`] moves them into its own buffer, which is the
+//!   application's to drain): before, a sender that floods took in every delivery while it sent, never heard
 //!   `TryAgain`, and grew by the whole flood; at 40,000 bytes the page faults of that growth
 //!   cost two thirds of the rate (about 25k/s, now about 80k/s). The corosync backend takes libcpg's events 64
 //!   at a time (`CS_DISPATCH_ONE_NONBLOCKING`) rather than all at once, which doubled its rate

@@ -447,6 +447,8 @@ impl LocalBus {
         // Membership changes count against a member's backlog too: a join and leave loop must
         // not grow the inbox of one that stopped reading.
         bus.evict_behind(name);
+        // Flow control a waiting join held on may have cleared: blocking senders look again.
+        self.inner.1.notify_all();
         Ok(())
     }
 
@@ -472,8 +474,12 @@ impl LocalBus {
     /// Drops a handle; a handle still in a group leaves it as PROCDOWN.
     pub(crate) fn finalize(&self, id: u64) {
         let mut bus = self.lock();
-        let Some(h) = bus.handles.remove(&id) else { return };
+        // Its waits go whether or not the handle is still here (one evicted is gone already).
         bus.withdraw_joins(id);
+        let Some(h) = bus.handles.remove(&id) else {
+            self.inner.1.notify_all();
+            return;
+        };
         if let Some(name) = &h.group {
             bus.remove_member(name, id);
         }

@@ -374,3 +374,42 @@ fn a_join_gets_in_through_an_unbroken_stream_of_safe_messages() {
         }
     }
 }
+
+/// A member that leaves still owes acknowledgements for the SAFE messages sent to it
+/// before; if it joins again at once, its join waits for those very messages. The daemon
+/// must go on taking its acknowledgements while the join waits (it once stopped reading the
+/// connection, and the member was removed for stalling once the limit passed).
+#[test]
+fn a_rejoin_waiting_for_safe_messages_still_acknowledges_them() {
+    let backend = Backend::Daemon(daemon(Some(Duration::from_secs(3))));
+    let mut all = members(&backend, 3);
+    let (mut sender, mut rejoiner, mut reader) = (all.remove(0), all.remove(0), all.remove(0));
+    // More SAFE messages than the daemon probes ahead (64), so that some probes reach the
+    // rejoiner only after its join was sent.
+    for i in 0..200 {
+        send(&mut sender, Guarantee::Safe, format!("m{i}").as_bytes());
+    }
+    settle(&mut sender);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let read = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                reader.dispatch(Dispatch::All).unwrap();
+                sender.dispatch(Dispatch::All).unwrap();
+            }
+            (reader, sender)
+        })
+    };
+    rejoiner.leave().unwrap();
+    assert_eq!(rejoiner.join(&group()), Ok(()), "the rejoiner was removed while it waited");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut reader, _sender) = read.join().unwrap();
+    // Every message reached the reader, in order, and nobody was removed.
+    let got = until_seen(&mut reader, 200);
+    let expected: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    assert_eq!(got[..200], expected[..]);
+    // The rejoiner had all 200 delivered before its leave.
+    let mine = until_seen(&mut rejoiner, 200);
+    assert_eq!(mine[..200], expected[..]);
+}

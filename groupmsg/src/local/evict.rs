@@ -74,6 +74,7 @@ impl Bus {
     /// same way.)
     pub(super) fn evict(&mut self, name: &GroupName, id: u64) {
         let Some(h) = self.handles.remove(&id) else { return };
+        self.withdraw_joins(id);
         if let Some(g) = &h.group {
             self.remove_member(g, id);
         }

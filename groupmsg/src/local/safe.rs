@@ -317,6 +317,27 @@ mod tests {
         (bus, ids, g)
     }
 
+    #[test]
+    fn a_waiting_joiner_removed_for_stalling_holds_flow_control_no_more() {
+        let (bus, [a, _, c], g) = three();
+        bus.mcast_accepted(a, b"x".to_vec(), true).unwrap();
+        // The clock past x's sending, so that a limit of zero has passed.
+        let sent = Instant::now();
+        while Instant::now() <= sent {}
+        // c leaves owing x, and asks to join again: its join waits for x.
+        bus.leave(c).unwrap();
+        assert_eq!(bus.join_queued(c, &g), Err(crate::CsError::TryAgain));
+        assert!(bus.flow_control(a), "a waiting join holds flow control on");
+        // c never acknowledges: past the stall limit it is removed.
+        bus.set_max_stall(Duration::ZERO);
+        bus.safe_stall_check(a);
+        assert!(!bus.lock().handles.contains_key(&c), "the staller was removed");
+        assert!(!bus.flow_control(a), "its wait went with it");
+        assert!(bus.lock().join_waiting.is_empty());
+        // And its finalize afterwards (the daemon's connection ending) is harmless.
+        bus.finalize(c);
+    }
+
     /// What `id` can take now, as text: `probe:MSG`, `safe`, `msg:MSG`, `-N` for a change
     /// with N members left.
     fn take(bus: &LocalBus, id: u64) -> Vec<String> {
