@@ -45,6 +45,21 @@ pub(crate) enum Sink {
     Write(WriteFn),
 }
 
+/// Which HTTP version a transfer asks for (`CURLOPT_HTTP_VERSION`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/1.1 only (`CURL_HTTP_VERSION_1_1`): over TLS, ALPN offers `http/1.1` alone.
+    Http11,
+    /// HTTP/2 over TLS when the server picks it by ALPN, HTTP/1.1 otherwise; cleartext is
+    /// HTTP/1.1 (`CURL_HTTP_VERSION_2TLS`, libcurl's default since 7.62, and ours).
+    #[default]
+    Http2Tls,
+    /// HTTP/2 without asking: on cleartext the connection starts with HTTP/2's preface, and
+    /// over TLS ALPN offers `h2` alone (`CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE`).
+    Http2PriorKnowledge,
+}
+
 /// A request body.
 pub(crate) enum Body {
     None,
@@ -86,6 +101,8 @@ pub struct Easy<T = ()> {
     pub(crate) on_header: Option<HeaderFn>,
     pub(crate) on_progress: Option<ProgressFn>,
     pub(crate) tls: crate::tls::TlsKey,
+    pub(crate) version: HttpVersion,
+    pub(crate) pipewait: bool,
     pub(crate) private: T,
 }
 
@@ -114,6 +131,8 @@ impl Easy<()> {
             on_header: None,
             on_progress: None,
             tls: crate::tls::TlsKey::default(),
+            version: HttpVersion::default(),
+            pipewait: false,
             private: (),
         }
     }
@@ -156,6 +175,8 @@ impl<T> Easy<T> {
             on_header: self.on_header,
             on_progress: self.on_progress,
             tls: self.tls,
+            version: self.version,
+            pipewait: self.pipewait,
             private: f(self.private),
         }
     }
@@ -309,6 +330,28 @@ impl<T> Easy<T> {
     #[must_use]
     pub fn verify_peer(mut self, verify: bool) -> Self {
         self.tls.verify = verify;
+        self
+    }
+
+    /// Which HTTP version to ask for (`CURLOPT_HTTP_VERSION`); by default HTTP/2 when a TLS
+    /// server offers it, as libcurl. HTTP/2 needs the `http2` feature (a default): without
+    /// it [`HttpVersion::Http2PriorKnowledge`] fails the transfer with
+    /// [`XferError::BadRequest`](crate::XferError::BadRequest), and the default speaks
+    /// HTTP/1.1.
+    #[must_use]
+    pub fn http_version(mut self, version: HttpVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Waits for a connection that can multiplex rather than opening a new one
+    /// (`CURLOPT_PIPEWAIT`, off by default; the curl tool turns it on for `--parallel`).
+    /// While a connection to the origin that may speak HTTP/2 is being set up, or the
+    /// origin's HTTP/2 connections have no free stream, the transfer waits for a stream
+    /// instead of opening a connection of its own.
+    #[must_use]
+    pub fn pipewait(mut self, wait: bool) -> Self {
+        self.pipewait = wait;
         self
     }
 

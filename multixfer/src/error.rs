@@ -48,6 +48,15 @@ pub enum XferError {
     /// The response broke HTTP/1.1 (`CURLE_WEIRD_SERVER_REPLY`, `CURLE_PARTIAL_FILE`, ...).
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The server reset this transfer's HTTP/2 stream (`RST_STREAM`) with this error code
+    /// (RFC 9113, 7: 2 is INTERNAL_ERROR, 8 CANCEL, 11 ENHANCE_YOUR_CALM, ...); the other
+    /// transfers on the connection go on (`CURLE_HTTP2_STREAM`).
+    #[error("the server reset the HTTP/2 stream (error code {0})")]
+    StreamReset(u32),
+    /// The HTTP/2 connection under the transfer failed: a protocol error, a GOAWAY with an
+    /// error code, or the connection ending before the stream did (`CURLE_HTTP2`).
+    #[error("HTTP/2: {0}")]
+    Http2(String),
     /// The TLS handshake or a TLS record failed, or the CA file could not be read
     /// (`CURLE_SSL_CONNECT_ERROR`, `CURLE_PEER_FAILED_VERIFICATION`, `CURLE_SSL_CACERT_BADFILE`).
     #[error("TLS: {0}")]

@@ -159,7 +159,7 @@ mod tls;
 mod tokio_fd;
 
 pub use done::{Done, Response, XferId};
-pub use easy::{Easy, Flow, Progress, DEFAULT_BUFFER_SIZE};
+pub use easy::{Easy, Flow, HttpVersion, Progress, DEFAULT_BUFFER_SIZE};
 pub use error::{MultiError, XferError};
 pub use evcore::{Interest, Ready};
 pub use multi::{Multi, Options, SocketPoll, Update};

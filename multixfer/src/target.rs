@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::tls::TlsKey;
+use crate::easy::HttpVersion;
+use crate::tls::{Alpn, TlsKey};
 use crate::XferError;
 
 /// Connections are shared by transfers whose keys are equal: scheme, host, port and TLS
@@ -13,6 +14,9 @@ pub(crate) struct PoolKey {
     pub(crate) port: u16,
     /// `None` for plain HTTP.
     pub(crate) tls: Option<TlsKey>,
+    /// Whether a connection may speak HTTP/2: ALPN offers `h2` over TLS; on cleartext, the
+    /// connection starts with HTTP/2's preface (prior knowledge).
+    pub(crate) h2: bool,
 }
 
 /// A parsed request target.
@@ -33,11 +37,21 @@ impl Target {
         Target::from_url(url)
     }
 
-    /// With the transfer's TLS settings (an `https` target only).
-    pub(crate) fn with_tls(mut self, key: &TlsKey) -> Target {
-        if self.key.tls.is_some() {
-            self.key.tls = Some(key.clone());
+    /// With the transfer's TLS settings (an `https` target only) and HTTP version.
+    pub(crate) fn with_tls(mut self, key: &TlsKey, version: HttpVersion) -> Target {
+        // Without HTTP/2 built in, nothing offers it; prior knowledge is refused when added.
+        let h2 = cfg!(feature = "http2");
+        let tls = self.key.tls.is_some();
+        let (alpn, may_h2) = match version {
+            HttpVersion::Http11 => (Alpn::Http11, false),
+            HttpVersion::Http2Tls if h2 => (Alpn::Both, tls),
+            HttpVersion::Http2Tls => (Alpn::Http11, false),
+            HttpVersion::Http2PriorKnowledge => (Alpn::H2, h2),
+        };
+        if tls {
+            self.key.tls = Some(TlsKey { alpn, ..key.clone() });
         }
+        self.key.h2 = may_h2;
         self
     }
 
@@ -76,7 +90,12 @@ impl Target {
             path.push('?');
             path.push_str(q);
         }
-        Ok(Target { key: PoolKey { host: host.into(), port, tls }, authority, path, url })
+        Ok(Target {
+            key: PoolKey { host: host.into(), port, tls, h2: false },
+            authority,
+            path,
+            url,
+        })
     }
 }
 

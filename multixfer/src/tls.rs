@@ -17,11 +17,35 @@ use std::sync::Arc;
 pub(crate) struct TlsKey {
     pub(crate) ca_file: Option<Arc<Path>>,
     pub(crate) verify: bool,
+    /// What ALPN offers.
+    pub(crate) alpn: Alpn,
+}
+
+/// The protocols a TLS connection offers by ALPN, as libcurl offers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Alpn {
+    /// `http/1.1` alone.
+    Http11,
+    /// `h2`, then `http/1.1`.
+    Both,
+    /// `h2` alone.
+    H2,
+}
+
+impl Alpn {
+    #[cfg_attr(not(feature = "rustls"), allow(dead_code))]
+    fn protocols(self) -> Vec<Vec<u8>> {
+        match self {
+            Alpn::Http11 => vec![b"http/1.1".to_vec()],
+            Alpn::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Alpn::H2 => vec![b"h2".to_vec()],
+        }
+    }
 }
 
 impl Default for TlsKey {
     fn default() -> Self {
-        TlsKey { ca_file: None, verify: true }
+        TlsKey { ca_file: None, verify: true, alpn: Alpn::Http11 }
     }
 }
 
@@ -88,6 +112,8 @@ mod with_rustls {
                 .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider())))
                 .with_no_client_auth()
         };
+        let mut config = config;
+        config.alpn_protocols = key.alpn.protocols();
         Ok(Arc::new(config))
     }
 
@@ -144,6 +170,22 @@ mod with_rustls {
         /// Whether the handshake is still going on.
         pub(crate) fn handshaking(&self) -> bool {
             self.0.is_handshaking()
+        }
+
+        /// Whether the server picked HTTP/2 by ALPN.
+        pub(crate) fn alpn_h2(&self) -> bool {
+            self.0.alpn_protocol() == Some(b"h2")
+        }
+
+        /// Hands plaintext to TLS and writes what records the socket takes; how much was
+        /// taken (`WouldBlock` when nothing was).
+        pub(crate) fn send_slice(&mut self, fd: &OwnedFd, data: &[u8]) -> io::Result<usize> {
+            let n = self.0.writer().write(data)?;
+            self.flush_some(fd)?;
+            if n == 0 && !data.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
         }
 
         /// Writes pending records; `WouldBlock` when the socket is full.
@@ -293,6 +335,14 @@ mod without {
             match *self {}
         }
         pub(crate) fn handshaking(&self) -> bool {
+            match *self {}
+        }
+        #[allow(dead_code)]
+        pub(crate) fn alpn_h2(&self) -> bool {
+            match *self {}
+        }
+        #[allow(dead_code)]
+        pub(crate) fn send_slice(&mut self, _: &OwnedFd, _: &[u8]) -> io::Result<usize> {
             match *self {}
         }
         pub(crate) fn flush(&mut self, _: &OwnedFd) -> io::Result<()> {

@@ -7,7 +7,6 @@ mod common;
 
 use common::run_all;
 use multixfer::{Easy, Multi, Options, XferError};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 struct TlsNginx {
     server: peers::Nginx,
@@ -23,17 +22,7 @@ impl TlsNginx {
 
 fn tls_nginx() -> TlsNginx {
     let dir = peers::scratch_dir("tls").unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    common::test_certificates(&dir);
     let port = peers::free_port().unwrap();
     let config = peers::NginxConfig {
         server_extra: format!(

@@ -34,9 +34,14 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    /// TCP is up: start TLS for `https`, then the request.
+    /// TCP is up: start TLS for `https`, then the request. A connection that may speak
+    /// HTTP/2 finishes its TLS handshake first, since ALPN's answer decides the protocol;
+    /// on cleartext with prior knowledge it starts HTTP/2 at once. Over TLS offering
+    /// `http/1.1` alone the request is written at once, into TLS's buffer (it leaves with
+    /// the handshake's end, saving a wake-up).
     pub(super) fn connected(&mut self, ci: usize, id: XferId) {
         let key = &self.conns[ci].key;
+        let h2 = key.h2;
         match &key.tls {
             Some(tls) => match self.tls.session(tls, &key.host) {
                 // The connect deadline stays until the handshake is done.
@@ -46,7 +51,84 @@ impl<T, S> Multi<T, S> {
             None => self.xfers[id.idx as usize].connect_deadline = None,
         }
         self.xfers[id.idx as usize].attempt_deadline = None;
-        self.begin_request(ci, id);
+        if !h2 {
+            return self.begin_request(ci, id);
+        }
+        if self.conns[ci].tls.is_none() {
+            self.decided(ci);
+            return self.h2_start(ci, id);
+        }
+        self.conns[ci].handshake = true;
+        self.on_handshake(ci, id);
+    }
+
+    /// Moves a TLS handshake on, before the protocol is chosen; once it is done, ALPN's
+    /// answer picks HTTP/2 or HTTP/1.1.
+    pub(super) fn on_handshake(&mut self, ci: usize, id: XferId) {
+        let c = &mut self.conns[ci];
+        let session = c.tls.as_mut().expect("a handshake has a TLS session");
+        let step = session.flush(&c.fd).or_else(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Ok(()),
+            _ => Err(e),
+        });
+        let step = step.and_then(|()| session.pump(&c.fd));
+        match step {
+            Ok(false) => {}
+            Ok(true) => {
+                let e = XferError::Tls("the server closed the connection in the handshake".into());
+                return self.fail(id, e);
+            }
+            Err(e) => return self.fail(id, Self::io_error(e, XferError::Recv)),
+        }
+        let session = self.conns[ci].tls.as_ref().expect("checked above");
+        if session.handshaking() {
+            let want = if session.wants_write() { Interest::InOut } else { Interest::In };
+            return self.set_want(ci, Some(want));
+        }
+        let h2 = session.alpn_h2();
+        self.conns[ci].handshake = false;
+        self.decided(ci);
+        if self.xfers[id.idx as usize].connect_deadline.take().is_some() {
+            self.reschedule(id);
+        }
+        if h2 {
+            self.h2_start(ci, id);
+        } else {
+            self.begin_request(ci, id);
+        }
+    }
+
+    /// The connection's protocol is known: `pipewait` transfers stop waiting for it.
+    pub(super) fn decided(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if std::mem::take(&mut c.undecided) {
+            let host = self.hosts.get_mut(&c.key).expect("every connection has a host");
+            host.undecided -= 1;
+        }
+    }
+
+    /// Takes a connection off its host's idle list (before it is given a transfer).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(super) fn take_idle(&mut self, ci: usize) {
+        if self.conns[ci].idle_deadline.is_none() {
+            return;
+        }
+        self.unidle(ci);
+        let host = self.hosts.get_mut(&self.conns[ci].key).expect("every connection has a host");
+        if let Some(pos) = host.idle.iter().position(|&i| i == ci) {
+            host.idle.remove(pos);
+            self.idle_total -= 1;
+        }
+    }
+
+    /// Takes an HTTP/2 connection off its host's list of those taking streams.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    pub(super) fn unmux(&mut self, ci: usize, key: &crate::target::PoolKey) {
+        if let Some(host) = self.hosts.get_mut(key) {
+            if let Some(pos) = host.mux.iter().position(|&i| i == ci) {
+                host.mux.swap_remove(pos);
+            }
+        }
     }
 
     /// Once a TLS handshake is over, the connect timeout no longer applies.
@@ -145,6 +227,12 @@ impl<T, S> Multi<T, S> {
         if let Some(pos) = host.idle.iter().position(|&i| i == ci) {
             host.idle.remove(pos);
             self.idle_total -= 1;
+        }
+        if let Some(pos) = host.mux.iter().position(|&i| i == ci) {
+            host.mux.swap_remove(pos);
+        }
+        if c.undecided {
+            host.undecided -= 1;
         }
         self.total_open -= 1;
         if c.told.is_some() {

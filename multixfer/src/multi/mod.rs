@@ -2,6 +2,13 @@
 
 mod conn;
 mod h1;
+#[cfg(feature = "http2")]
+mod h2;
+#[cfg(not(feature = "http2"))]
+#[path = "h2_off.rs"]
+mod h2;
+#[cfg(feature = "http2")]
+mod h2io;
 mod report;
 mod run;
 mod state;
@@ -41,6 +48,10 @@ pub struct Options {
     pub max_connects: Option<usize>,
     /// Idle connections older than this are closed (`CURLOPT_MAXAGE_CONN`, 118 s).
     pub idle_age: Duration,
+    /// Most streams one HTTP/2 connection carries at a time
+    /// (`CURLMOPT_MAX_CONCURRENT_STREAMS`, 100); never more than the server's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`. At least 1.
+    pub max_concurrent_streams: usize,
 }
 
 impl Default for Options {
@@ -50,6 +61,7 @@ impl Default for Options {
             max_total_connections: 0,
             max_connects: None,
             idle_age: Duration::from_secs(118),
+            max_concurrent_streams: 100,
         }
     }
 }
@@ -134,9 +146,13 @@ pub struct Multi<T = (), S = ()> {
     scratch: Vec<u8>,
     dirty: Vec<usize>,
     /// Closed connections whose Remove is not yet told: their descriptors stay open until it is.
-    graveyard: Vec<(RawFd, OwnedFd, Option<S>)>,
+    graveyard: Vec<(RawFd, Arc<OwnedFd>, Option<S>)>,
     /// Descriptors whose Remove was drained; closed at the next call.
-    closing: Vec<OwnedFd>,
+    closing: Vec<Arc<OwnedFd>>,
+    /// HTTP/2 connections to poll before the call returns (a stream was added or dropped,
+    /// and its frames wait to be written).
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    h2_kick: Vec<usize>,
     signal_told: bool,
     timer_told: TimerTold,
     socket_cb: Option<SocketCallback<S>>,
@@ -200,6 +216,7 @@ impl<T, S> Multi<T, S> {
             dirty: Vec::new(),
             graveyard: Vec::new(),
             closing: Vec::new(),
+            h2_kick: Vec::new(),
             signal_told: false,
             timer_told: TimerTold::Unset,
             socket_cb: None,
@@ -229,10 +246,17 @@ impl<T, S> Multi<T, S> {
                 self.last_target = Some((easy.url.clone(), t.clone()));
             }),
         }
-        .map(|t| t.with_tls(&easy.tls));
+        .map(|t| t.with_tls(&easy.tls, easy.version));
         let head_request = easy.method.eq_ignore_ascii_case("HEAD");
         let total_deadline = easy.timeout.and_then(|t| now.checked_add(t));
-        let checked = crate::easy::check_request(&easy.method, &easy.headers);
+        let checked = crate::easy::check_request(&easy.method, &easy.headers).and_then(|()| {
+            match easy.version {
+                crate::HttpVersion::Http2PriorKnowledge if !cfg!(feature = "http2") => {
+                    Err("HTTP/2 needs multixfer's `http2` feature".to_string())
+                }
+                _ => Ok(()),
+            }
+        });
         let (target, error) =
             match target.and_then(|t| checked.map(|()| t).map_err(crate::XferError::BadRequest)) {
                 Ok(t) => (t, None),
@@ -267,9 +291,11 @@ impl<T, S> Multi<T, S> {
             body_done: true,
             reused: false,
             retried: false,
+            unprocessed: 0,
             fresh: false,
             got_bytes: false,
             waiting: false,
+            stream: None,
         });
         let id = XferId { idx: idx as u32, gen };
         self.running += 1;

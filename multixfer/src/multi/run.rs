@@ -11,13 +11,31 @@ use std::time::Instant;
 use bytes::BytesMut;
 use evcore::{Interest, Ready};
 
-use super::state::{Conn, Due, Phase, Speed, Transfer};
+use super::state::{Conn, Due, Phase, Proto, Speed, Transfer};
 use super::Multi;
 use crate::easy::{Body, Flow, Progress, Sink};
 use crate::http::{HttpError, ResponseHead, ResponseParser};
 use crate::resolve::Lookup;
 use crate::sock;
 use crate::{Done, Response, XferError, XferId};
+
+/// Where a transfer can go now (`Multi::place`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Place {
+    /// A new stream on this HTTP/2 connection.
+    Stream(usize),
+    /// An idle connection of its host.
+    Idle,
+    /// A new connection (closing an idle one first if the caps are reached).
+    Open,
+    /// The queue.
+    Wait,
+}
+
+/// Whether connections for `key` may speak HTTP/2 (and so count for `pipewait`).
+fn key_h2(key: &crate::target::PoolKey) -> bool {
+    key.h2
+}
 
 impl<T, S> Multi<T, S> {
     // ---- entry helpers ------------------------------------------------------------------
@@ -28,6 +46,11 @@ impl<T, S> Multi<T, S> {
             return;
         }
         let Some(ci) = self.conn_of(fd) else { return };
+        // An HTTP/2 connection reads whether it carries streams or not (SETTINGS, PING,
+        // GOAWAY come any time).
+        if matches!(self.conns[ci].proto, Proto::H2(_)) {
+            return self.h2_ready(ci);
+        }
         let Some(id) = self.conns[ci].xfer else {
             self.on_idle_event(ci);
             return;
@@ -38,6 +61,9 @@ impl<T, S> Multi<T, S> {
                 self.on_connected(ci, id);
             }
             return;
+        }
+        if self.conns[ci].handshake {
+            return self.on_handshake(ci, id);
         }
         // The exchange on it is the protocol's.
         self.exchange_ready(ci, id, ready);
@@ -160,13 +186,19 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    /// Runs what can run: waiting transfers whose slot opened, then added ones.
+    /// Runs what can run: waiting transfers whose slot opened, then added ones, then the
+    /// HTTP/2 connections whose streams changed (whose frames wait to be written).
     pub(super) fn settle(&mut self) {
         loop {
             self.pump_waiters();
-            let Some(id) = self.runnable.pop_front() else { break };
-            if self.valid(id) && self.xfers[id.idx as usize].phase == Phase::Queued {
-                self.start(id);
+            if let Some(id) = self.runnable.pop_front() {
+                if self.valid(id) && self.xfers[id.idx as usize].phase == Phase::Queued {
+                    self.start(id);
+                }
+                continue;
+            }
+            if !self.h2_run_kicks() {
+                break;
             }
         }
     }
@@ -188,9 +220,8 @@ impl<T, S> Multi<T, S> {
     /// Starts waiting transfers, oldest first, while connections allow.
     pub(super) fn pump_waiters(&mut self) {
         while self.waiting_total > 0 {
-            let (max_host, max_total) = (self.max_host(), self.max_total());
-            let mut best: Option<(u64, crate::target::PoolKey)> = None;
-            for (key, host) in &mut self.hosts {
+            let mut heads = Vec::new();
+            for host in self.hosts.values_mut() {
                 // Drop heads that were cancelled, failed or timed out while waiting.
                 while let Some(&(_, id)) = host.waiting.front() {
                     let live = self
@@ -203,21 +234,56 @@ impl<T, S> Multi<T, S> {
                     host.waiting.pop_front();
                     self.waiting_total -= 1;
                 }
-                let Some(&(seq, _)) = host.waiting.front() else { continue };
-                let can = !host.idle.is_empty()
-                    || (host.open < max_host
-                        && (self.total_open < max_total || self.idle_total > 0));
-                if can && best.as_ref().is_none_or(|(s, _)| seq < *s) {
-                    best = Some((seq, key.clone()));
+                if let Some(&head) = host.waiting.front() {
+                    heads.push(head);
                 }
             }
-            let Some((_, key)) = best else { return };
+            heads.sort_unstable_by_key(|&(seq, _)| seq);
+            let Some(id) = heads
+                .into_iter()
+                .map(|(_, id)| id)
+                .find(|&id| !matches!(self.place(id), Place::Wait))
+            else {
+                return;
+            };
+            let key = self.xfers[id.idx as usize].target.key.clone();
             let host = self.hosts.get_mut(&key).expect("found above");
-            let (_, id) = host.waiting.pop_front().expect("found above");
+            host.waiting.pop_front();
             self.waiting_total -= 1;
             self.xfers[id.idx as usize].waiting = false;
             self.acquire(id);
         }
+    }
+
+    /// Where a transfer can go now.
+    pub(super) fn place(&mut self, id: XferId) -> Place {
+        let (max_host, max_total) = (self.max_host(), self.max_total());
+        let x = &self.xfers[id.idx as usize];
+        let (fresh, pipewait) = (x.fresh, x.easy.pipewait);
+        let key = &x.target.key;
+        let host = self.hosts.entry(key.clone()).or_default();
+        // A free stream on an HTTP/2 connection first: no new connection at all.
+        for ci in host.mux.clone() {
+            if self.h2_room(ci) {
+                return Place::Stream(ci);
+            }
+        }
+        let host = &self.hosts[&self.xfers[id.idx as usize].target.key];
+        if !fresh && !host.idle.is_empty() {
+            return Place::Idle;
+        }
+        // `pipewait`: a connection that may multiplex is on its way, or busy.
+        if pipewait && (host.undecided > 0 || !host.mux.is_empty()) {
+            return Place::Wait;
+        }
+        let host_ok = host.open < max_host;
+        if !host_ok && fresh && !host.idle.is_empty() {
+            return Place::Open;
+        }
+        if host_ok && (self.total_open < max_total || self.idle_total > 0) {
+            return Place::Open;
+        }
+        Place::Wait
     }
 
     // ---- starting ---------------------------------------------------------------------------
@@ -257,50 +323,69 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    /// Gives the transfer a connection: an idle one for its host, a new one within the
-    /// limits, a new one in place of another host's idle one, or a place in the queue.
+    /// Gives the transfer a connection: a free HTTP/2 stream, an idle connection for its
+    /// host, a new one within the limits, a new one in place of another host's idle one, or
+    /// a place in the queue.
     pub(super) fn acquire(&mut self, id: XferId) {
-        let (max_host, max_total) = (self.max_host(), self.max_total());
-        let x = &self.xfers[id.idx as usize];
-        let fresh = x.fresh;
-        let key = x.target.key.clone();
-        let host = self.hosts.entry(key.clone()).or_default();
-        if !fresh {
-            if let Some(ci) = host.idle.pop() {
+        let place = self.place(id);
+        let key = self.xfers[id.idx as usize].target.key.clone();
+        match place {
+            Place::Stream(ci) => self.h2_attach(ci, id),
+            Place::Idle => {
+                let host = self.hosts.get_mut(&key).expect("placed above");
+                let ci = host.idle.pop().expect("placed above");
                 self.idle_total -= 1;
                 self.unidle(ci);
                 // A connection already made: no connect phase.
                 let x = &mut self.xfers[id.idx as usize];
                 x.connect_deadline = None;
                 x.attempt_deadline = None;
-                return self.begin_request(ci, id);
+                self.begin_exchange(ci, id);
+            }
+            Place::Open => {
+                let host = &self.hosts[&key];
+                if host.open >= self.max_host() {
+                    // A retry that must not reuse: an idle connection of its host makes room.
+                    let ci = host.idle[0];
+                    self.close_conn(ci);
+                } else if self.total_open >= self.max_total() {
+                    if let Some(ci) = self.oldest_idle() {
+                        self.close_conn(ci);
+                    }
+                }
+                self.open(id);
+            }
+            Place::Wait => {
+                self.seq += 1;
+                let seq = self.seq;
+                let host = self.hosts.get_mut(&key).expect("placed above");
+                if self.xfers[id.idx as usize].unprocessed > 0 {
+                    // A request the server did not process goes first: sent again behind
+                    // the others, it would be the one past the next GOAWAY too.
+                    // In the order they came back.
+                    let at = host.waiting.iter().position(|&(s, _)| s != 0);
+                    host.waiting.insert(at.unwrap_or(host.waiting.len()), (0, id));
+                } else {
+                    host.waiting.push_back((seq, id));
+                }
+                self.waiting_total += 1;
+                let x = &mut self.xfers[id.idx as usize];
+                x.phase = Phase::Queued;
+                x.waiting = true;
+                // Waiting for a slot is not connecting: the connect budget starts again when
+                // it opens.
+                x.connect_deadline = None;
             }
         }
-        let host_ok = host.open < max_host;
-        if !host_ok && fresh && !host.idle.is_empty() {
-            let ci = host.idle[0];
-            self.close_conn(ci);
-            return self.open(id);
+    }
+
+    /// Starts the transfer's exchange on a connection it was given, in the connection's
+    /// protocol.
+    pub(super) fn begin_exchange(&mut self, ci: usize, id: XferId) {
+        match self.conns[ci].proto {
+            Proto::H2(_) => self.h2_attach(ci, id),
+            Proto::H1 => self.begin_request(ci, id),
         }
-        if host_ok && self.total_open < max_total {
-            return self.open(id);
-        }
-        if host_ok && self.idle_total > 0 {
-            if let Some(ci) = self.oldest_idle() {
-                self.close_conn(ci);
-                return self.open(id);
-            }
-        }
-        self.seq += 1;
-        let seq = self.seq;
-        let host = self.hosts.get_mut(&key).expect("inserted above");
-        host.waiting.push_back((seq, id));
-        self.waiting_total += 1;
-        let x = &mut self.xfers[id.idx as usize];
-        x.phase = Phase::Queued;
-        x.waiting = true;
-        // Waiting for a slot is not connecting: the connect budget starts again when it opens.
-        x.connect_deadline = None;
     }
 
     pub(super) fn oldest_idle(&self) -> Option<usize> {
@@ -342,8 +427,9 @@ impl<T, S> Multi<T, S> {
                 Ok((fd, connected)) => {
                     let raw = fd.as_raw_fd();
                     let key = x.target.key.clone();
+                    let undecided = key_h2(&x.target.key);
                     let ci = self.conns.insert(Conn {
-                        fd,
+                        fd: std::sync::Arc::new(fd),
                         raw,
                         key: key.clone(),
                         xfer: Some(id),
@@ -357,13 +443,18 @@ impl<T, S> Multi<T, S> {
                         idle_deadline: None,
                         served: 0,
                         tls: None,
+                        proto: Proto::H1,
+                        handshake: false,
+                        undecided,
                     });
                     let slot = raw as usize;
                     if self.by_fd.len() <= slot {
                         self.by_fd.resize(slot + 1, 0);
                     }
                     self.by_fd[slot] = ci as u32 + 1;
-                    self.hosts.entry(key).or_default().open += 1;
+                    let host = self.hosts.entry(key).or_default();
+                    host.open += 1;
+                    host.undecided += usize::from(undecided);
                     self.total_open += 1;
                     self.connects += 1;
                     let x = &mut self.xfers[id.idx as usize];
@@ -508,6 +599,12 @@ impl<T, S> Multi<T, S> {
         } else {
             self.close_conn(ci);
         }
+        self.after_response(id);
+    }
+
+    /// A response was read whole (its connection already let go): follow its redirect, or
+    /// finish.
+    pub(super) fn after_response(&mut self, id: XferId) {
         let x = &mut self.xfers[id.idx as usize];
         let Some((status, location)) = x.redirect.take() else {
             return self.finish(id, Ok(()));
@@ -519,7 +616,7 @@ impl<T, S> Multi<T, S> {
         }
         match x.target.join(&location) {
             Ok(t) => {
-                let t = t.with_tls(&x.easy.tls);
+                let t = t.with_tls(&x.easy.tls, x.easy.version);
                 // Credentials were given for one origin: a redirect elsewhere (another
                 // scheme, host or port, https to http included) does not get them.
                 let (a, b) = (&x.target.url, &t.url);
@@ -545,6 +642,7 @@ impl<T, S> Multi<T, S> {
         }
         x.fresh = false;
         x.retried = false;
+        x.unprocessed = 0;
         self.requeue(id);
     }
 
@@ -561,21 +659,29 @@ impl<T, S> Multi<T, S> {
         }
     }
 
-    /// Fails a transfer; its connection, mid-request, cannot be reused.
+    /// Fails a transfer; its connection, mid-request, cannot be reused (an HTTP/2
+    /// connection only loses the transfer's stream).
     pub(super) fn fail(&mut self, id: XferId, error: XferError) {
-        if let Some(ci) = self.xfers[id.idx as usize].conn {
-            self.detach(id);
-            self.close_conn(ci);
-        }
+        self.abandon(id);
         self.finish(id, Err(error));
+    }
+
+    /// Lets go of the transfer's connection mid-exchange.
+    pub(super) fn abandon(&mut self, id: XferId) {
+        if let Some(ci) = self.xfers[id.idx as usize].conn {
+            if matches!(self.conns.get(ci).map(|c| &c.proto), Some(Proto::H2(_))) {
+                self.h2_detach(ci, id);
+            } else {
+                self.detach(id);
+                self.close_conn(ci);
+            }
+        }
+        self.xfers[id.idx as usize].stream = None;
     }
 
     /// Removes a transfer from the engine, with its deadline and connection.
     pub(super) fn drop_transfer(&mut self, id: XferId) -> Transfer<T> {
-        if let Some(ci) = self.xfers[id.idx as usize].conn {
-            self.detach(id);
-            self.close_conn(ci);
-        }
+        self.abandon(id);
         let x = self.xfers.remove(id.idx as usize);
         if let Some(d) = x.deadline {
             self.deadlines.remove(&(d, Due::Xfer(id.idx, id.gen)));

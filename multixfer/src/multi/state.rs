@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -108,16 +109,32 @@ pub(crate) struct Transfer<T> {
     pub(crate) reused: bool,
     /// Whether the request was already retried once after a kept-alive connection died.
     pub(crate) retried: bool,
+    /// How many times the request went again because an HTTP/2 server did not process it
+    /// (GOAWAY, REFUSED_STREAM); at most `MAX_RETRIES`, as libcurl's `CONN_MAX_RETRIES`.
+    pub(crate) unprocessed: u32,
     /// Take a new connection rather than a kept-alive one (after such a death).
     pub(crate) fresh: bool,
     /// Whether any byte of the current response arrived.
     pub(crate) got_bytes: bool,
     /// Whether it sits in a host's waiting list.
     pub(crate) waiting: bool,
+    /// Its stream, while it is on an HTTP/2 connection.
+    pub(crate) stream: Option<Box<super::h2::Stream>>,
+}
+
+/// The protocol a connection speaks.
+pub(crate) enum Proto {
+    /// HTTP/1.1 (or not yet decided): one transfer at a time, in `Conn::xfer`.
+    H1,
+    /// HTTP/2: streams, one per transfer.
+    #[cfg_attr(not(feature = "http2"), allow(dead_code))]
+    H2(Box<super::h2::H2Conn>),
 }
 
 pub(crate) struct Conn<S> {
-    pub(crate) fd: OwnedFd,
+    /// Shared with an HTTP/2 connection's transport; the engine's copy keeps the descriptor
+    /// open until the driver is told Remove.
+    pub(crate) fd: Arc<OwnedFd>,
     pub(crate) raw: RawFd,
     pub(crate) key: PoolKey,
     pub(crate) xfer: Option<XferId>,
@@ -132,8 +149,14 @@ pub(crate) struct Conn<S> {
     pub(crate) user: Option<S>,
     pub(crate) idle_deadline: Option<Instant>,
     pub(crate) served: u32,
-    /// The TLS session of an `https` connection, once TCP is connected.
+    /// The TLS session of an `https` connection, once TCP is connected (an HTTP/2
+    /// connection's transport takes it).
     pub(crate) tls: Option<crate::tls::Session>,
+    pub(crate) proto: Proto,
+    /// The TLS handshake runs before the protocol is chosen (ALPN may pick HTTP/2).
+    pub(crate) handshake: bool,
+    /// Counted in its host's `undecided`: it may turn out to speak HTTP/2.
+    pub(crate) undecided: bool,
 }
 
 #[derive(Debug, Default)]
@@ -144,6 +167,11 @@ pub(crate) struct Host {
     pub(crate) idle: Vec<usize>,
     /// Transfers waiting for a connection slot: (arrival order, id).
     pub(crate) waiting: VecDeque<(u64, XferId)>,
+    /// HTTP/2 connections that take new streams (whether they have room or not).
+    pub(crate) mux: Vec<usize>,
+    /// Connections being set up that may turn out to speak HTTP/2 (what `pipewait` waits
+    /// for).
+    pub(crate) undecided: usize,
 }
 
 /// What a deadline in the engine's set is for.

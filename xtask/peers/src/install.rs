@@ -17,6 +17,8 @@ pub const PEER_PACKAGES: &[&str] = &[
     "libtalloc-dev",
     "libcurl4-openssl-dev",
     "nginx",
+    // A server that speaks only HTTP/2 (nghttpd), for multixfer's HTTP/2.
+    "nghttp2-server",
     "pkg-config",
     "curl",
     // `openssl s_client`: a TLS client we did not write, for jobd's TLS port.

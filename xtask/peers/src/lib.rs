@@ -21,6 +21,7 @@ mod corosync;
 mod gearmand;
 mod install;
 mod nginx;
+mod nghttpd;
 mod process;
 
 pub use browser::{Chromedriver, Session};
@@ -29,4 +30,5 @@ pub use corosync::Corosync;
 pub use gearmand::Gearmand;
 pub use install::{ensure_packages, require_binary, PEER_PACKAGES};
 pub use nginx::{Nginx, NginxConfig};
+pub use nghttpd::Nghttpd;
 pub use process::{free_port, scratch_dir, workspace_root};
