@@ -302,3 +302,42 @@ fn socket_all_acts_on_real_readiness() {
         }
     }
 }
+
+#[test]
+#[cfg(feature = "http2")]
+fn the_contract_holds_when_transfers_share_a_socket_over_http2() {
+    // nginx with HTTP/2 on cleartext (prior knowledge), ending each connection with GOAWAY
+    // after 10 streams, so that shared sockets come and go.
+    let h2_port = peers::free_port().unwrap();
+    let config = peers::NginxConfig {
+        keepalive_requests: 10,
+        server_extra: format!(
+            "listen 127.0.0.1:{h2_port} http2;\n    location = /r1 {{ return 302 /ping; }}\n"
+        ),
+        ..Default::default()
+    };
+    let _server = peers::Nginx::start(&config).expect("nginx starts with HTTP/2");
+    let mut opts = Options::default();
+    opts.max_host_connections = 3;
+    opts.max_connects = Some(2);
+    let mut multi: Multi<u32, u64> = Multi::with_options(opts).unwrap();
+    let rec = recorded(&mut multi);
+    for i in 0..200 {
+        let easy = Easy::get(format!("http://127.0.0.1:{h2_port}/r1"))
+            .follow_location(true)
+            .http_version(multixfer::HttpVersion::Http2PriorKnowledge)
+            .pipewait(i % 2 == 0);
+        multi.add(easy.private(i));
+    }
+    let mut lp = Loop::new().unwrap();
+    assert_eq!(run(&mut multi, &rec, &mut lp), 200);
+    // 400 requests (each transfer is redirected once); streams already in flight when the
+    // GOAWAY comes still complete, so a connection carries 10 or more.
+    assert!(multi.connects() >= 10, "{} connections", multi.connects());
+    drop(multi);
+    let r = rec.lock().unwrap();
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    assert!(r.announced.is_empty(), "dropping the engine removes every socket: {:?}", r.announced);
+    // A socket is announced per change, not per stream.
+    assert!(r.announces < 400, "announces {}", r.announces);
+}

@@ -306,3 +306,51 @@ fn nghttpd_over_tls_and_on_cleartext() {
         }
     }
 }
+
+#[test]
+fn mxfer_speaks_http2_to_nginx_and_nghttpd() {
+    let n = h2_nginx(1_000_000, "");
+    for i in 1..=50 {
+        std::fs::write(n.server.root().join(format!("f{i}")), format!("body {i}")).unwrap();
+    }
+    let clear = peers::Nghttpd::start_cleartext().expect("nghttpd starts");
+    for i in 1..=50 {
+        std::fs::write(clear.root().join(format!("f{i}")), format!("body {i}")).unwrap();
+    }
+    let mxfer = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mxfer")).args(args).output();
+        let out = out.unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let dir = peers::scratch_dir("mxfer-h2").unwrap();
+    std::fs::create_dir_all(dir.join("nginx")).unwrap();
+    std::fs::create_dir_all(dir.join("nghttpd")).unwrap();
+    let ca = n.ca.to_str().unwrap().to_string();
+    let glob = n.url("f[1-50]");
+    let out_dir = dir.join("nginx");
+    let args = ["-v", "--http2", "--cacert", &ca, "--output-dir", out_dir.to_str().unwrap(), &glob];
+    let (ok, err) = mxfer(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("transfers 50 failures 0"), "{err}");
+    // One connection, and it spoke HTTP/2 (the debug log says so).
+    assert_eq!(err.matches("speaks HTTP/2").count(), 1, "{err}");
+    let glob = clear.url("f[1-50]");
+    let out_dir = dir.join("nghttpd");
+    let args = ["-v", "--http2-prior-knowledge", "--output-dir", out_dir.to_str().unwrap(), &glob];
+    let (ok, err) = mxfer(&args);
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("speaks HTTP/2").count(), 1, "{err}");
+    for (sub, _) in [("nginx", 0), ("nghttpd", 1)] {
+        for i in 1..=50 {
+            let body = std::fs::read(dir.join(sub).join(format!("f{i}"))).unwrap();
+            assert_eq!(body, format!("body {i}").as_bytes(), "{sub} f{i}");
+        }
+    }
+    // --http1.1 over TLS: nginx answers in HTTP/1.1; nghttpd on cleartext cannot.
+    let glob = n.url("f[1-5]");
+    let (ok, err) = mxfer(&["-v", "--http1.1", "--cacert", &ca, "-o", "/dev/null", &glob]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("speaks HTTP/2"), "{err}");
+    let (ok, err) = mxfer(&["-s", "--http1.1", "-o", "/dev/null", &clear.url("f1")]);
+    assert!(!ok, "{err}");
+}

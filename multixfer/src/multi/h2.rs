@@ -164,6 +164,7 @@ impl<T, S> Multi<T, S> {
     /// stream.
     pub(super) fn h2_start(&mut self, ci: usize, id: XferId) {
         let c = &mut self.conns[ci];
+        log::debug!("connection {} speaks HTTP/2 to {}:{}", c.raw, c.key.host, c.key.port);
         let io_state = IoState::new();
         let io = Io::new(c.fd.clone(), c.tls.take(), io_state.clone());
         let woken = Arc::new(Woken::default());

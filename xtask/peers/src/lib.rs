@@ -20,8 +20,8 @@ mod cbuild;
 mod corosync;
 mod gearmand;
 mod install;
-mod nginx;
 mod nghttpd;
+mod nginx;
 mod process;
 
 pub use browser::{Chromedriver, Session};
@@ -29,6 +29,6 @@ pub use cbuild::build_c;
 pub use corosync::Corosync;
 pub use gearmand::Gearmand;
 pub use install::{ensure_packages, require_binary, PEER_PACKAGES};
-pub use nginx::{Nginx, NginxConfig};
 pub use nghttpd::Nghttpd;
+pub use nginx::{Nginx, NginxConfig};
 pub use process::{free_port, scratch_dir, workspace_root};

@@ -63,7 +63,9 @@ fn build(opts: &Opts, job: &Job) -> std::io::Result<Easy<String>> {
         .max_redirs(opts.max_redirs)
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.max_time)
-        .buffer_size(100 * 1024);
+        .buffer_size(100 * 1024)
+        .http_version(opts.version)
+        .pipewait(opts.pipewait);
     if let Some(method) = &opts.method {
         easy = easy.method(method.clone());
     }

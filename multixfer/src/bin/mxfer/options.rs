@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+use multixfer::HttpVersion;
 
 /// Where one transfer's body goes.
 #[derive(Clone, Debug)]
@@ -38,9 +39,21 @@ struct Args {
     /// Transfer in parallel (always on).
     #[arg(short = 'Z', long)]
     parallel: bool,
-    /// Start transfers at once rather than waiting for connection reuse (always on).
+    /// Open a connection for each transfer at once, rather than waiting for one that may
+    /// multiplex (HTTP/2) to be set up.
     #[arg(long)]
     parallel_immediate: bool,
+    /// Speak HTTP/1.1 only (over TLS, ALPN offers `http/1.1` alone).
+    #[arg(long = "http1.1", overrides_with_all = ["http2", "http2_prior_knowledge"])]
+    http1_1: bool,
+    /// HTTP/2 over TLS when the server picks it, HTTP/1.1 otherwise (the default; on
+    /// cleartext HTTP/1.1, with no Upgrade attempt).
+    #[arg(long = "http2", overrides_with_all = ["http1_1", "http2_prior_knowledge"])]
+    http2: bool,
+    /// HTTP/2 without negotiating: the connection starts with HTTP/2's preface, also on
+    /// cleartext.
+    #[arg(long = "http2-prior-knowledge", overrides_with_all = ["http1_1", "http2"])]
+    http2_prior_knowledge: bool,
     /// The most transfers at once.
     #[arg(long, value_name = "N", default_value_t = 50)]
     parallel_max: usize,
@@ -114,6 +127,10 @@ pub(crate) struct Opts {
     pub(crate) insecure: bool,
     pub(crate) cacert: Option<PathBuf>,
     pub(crate) verbose: u8,
+    pub(crate) version: HttpVersion,
+    /// Wait for a connection that may multiplex (`CURLOPT_PIPEWAIT`), unless
+    /// `--parallel-immediate`.
+    pub(crate) pipewait: bool,
 }
 
 fn secs(v: &str) -> Result<Duration, String> {
@@ -226,5 +243,12 @@ pub(crate) fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> 
         insecure: a.insecure,
         cacert: a.cacert,
         verbose: a.verbose,
+        // The flags override one another, so at most one is set; `--http2` is the default.
+        version: match (a.http1_1, a.http2_prior_knowledge, a.http2) {
+            (true, _, _) => HttpVersion::Http11,
+            (_, true, _) => HttpVersion::Http2PriorKnowledge,
+            _ => HttpVersion::Http2Tls,
+        },
+        pipewait: !a.parallel_immediate,
     })
 }
