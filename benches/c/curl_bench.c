@@ -1,8 +1,12 @@
 /* libcurl's socket interface on epoll, as a libcurl user writes it: N GETs of one URL with P
  * in flight, bodies counted and dropped.
  *
- * usage: curl_bench URL COUNT PARALLEL BUFSIZE
+ * usage: curl_bench URL COUNT PARALLEL BUFSIZE [CAFILE [1.1|2]]
  * prints: seconds bytes cpu_seconds failures
+ *
+ * With CAFILE (HTTPS), the HTTP version is libcurl's default (HTTP/2 by ALPN, multiplexed:
+ * CURLPIPE_MULTIPLEX is the default since 7.62) with CURLOPT_PIPEWAIT, as the curl tool sets
+ * it for --parallel; "1.1" asks for HTTP/1.1 only.
  *
  * Easy handles are reused (removed, then added again), the best case for libcurl. The timer
  * is treated as consumed once it fires, and re-armed only when libcurl says so. */
@@ -51,10 +55,12 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s URL COUNT PARALLEL BUFSIZE\n", argv[0]);
+    if (argc < 5 || argc > 7) {
+        fprintf(stderr, "usage: %s URL COUNT PARALLEL BUFSIZE [CAFILE [1.1|2]]\n", argv[0]);
         return 2;
     }
+    const char *cafile = argc > 5 ? argv[5] : NULL;
+    int h1 = argc > 6 && argv[6][0] == '1';
     const char *url = argv[1];
     long count = atol(argv[2]), parallel = atol(argv[3]), bufsize = atol(argv[4]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -70,6 +76,12 @@ int main(int argc, char **argv) {
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_BUFFERSIZE, bufsize);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+        if (cafile) {
+            curl_easy_setopt(e, CURLOPT_CAINFO, cafile);
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                             h1 ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
+        }
         curl_multi_add_handle(m, e);
     }
     struct epoll_event evs[256];

@@ -1,4 +1,4 @@
-//! multixfer: libcurl multi semantics for HTTP/1.1 transfers, in pure Rust.
+//! multixfer: libcurl multi semantics for HTTP/1.1 and HTTP/2 transfers, in pure Rust.
 //!
 //! Many concurrent transfers on one thread, driven by any event loop, with the contract
 //! libcurl's users rely on, and without C.
@@ -20,8 +20,10 @@
 //!   a request written, a response parsed, one at a time), and the connection's transport
 //!   (TCP, TLS, the idle pool). The transfer layer starts an exchange on a connection and
 //!   passes it the connection's readiness; the exchange hands back the head, body bytes, the
-//!   end (reusable or not) or a failure. A protocol that carries several transfers on one
-//!   connection slots in as a second kind of exchange.
+//!   end (reusable or not) or a failure. HTTP/2 (`multi/h2.rs`, feature `http2`) is the
+//!   second kind of exchange: it carries several transfers on one connection as streams,
+//!   and the transfer layer places a transfer on a free stream before it looks for an idle
+//!   or new connection (see "HTTP/2").
 //! - **Two ways to drive it**, as in libcurl: `perform` + `poll` on the engine's own evcore
 //!   `Loop`, or the socket interface (callbacks, or [`Multi::drain_updates`] to pull the same
 //!   changes).
@@ -94,6 +96,9 @@
 //! | `curl_multi_timeout`, `curl_multi_info_read`, `running_handles` | [`Multi::timeout`], [`Multi::info_read`], [`Multi::running`] |
 //! | `CURLcode`, `CURLMcode` | [`XferError`], [`MultiError`] |
 //! | `CURLINFO_RESPONSE_CODE`, `EFFECTIVE_URL`, `REDIRECT_COUNT`, `SIZE_DOWNLOAD_T`, `TOTAL_TIME_T` | [`Response`] fields |
+//! | `CURLOPT_HTTP_VERSION` (`_1_1`, `_2TLS`, `_2_PRIOR_KNOWLEDGE`), `CURLOPT_PIPEWAIT` | [`Easy::http_version`] with [`HttpVersion`], [`Easy::pipewait`] |
+//! | `CURLMOPT_PIPELINING` = `CURLPIPE_MULTIPLEX`, `CURLMOPT_MAX_CONCURRENT_STREAMS` | always on with HTTP/2; [`Options::max_concurrent_streams`] |
+//! | `CURLE_HTTP2`, `CURLE_HTTP2_STREAM`, `CURLINFO_HTTP_VERSION` | [`XferError::Http2`], [`XferError::StreamReset`], [`http::ResponseHead::version`] |
 //!
 //! Deliberate differences: an HTTP error status is a response, not an error (libcurl without
 //! `FAILONERROR`); a body is kept in memory unless a write function or
@@ -107,6 +112,57 @@
 //! [`Easy::ca_file`] (`CURLOPT_CAINFO`); [`Easy::verify_peer`] (`CURLOPT_SSL_VERIFYPEER`).
 //! Connections are shared only between transfers with the same TLS settings. Without the
 //! feature an `https://` URL fails with [`XferError::BadUrl`] when it is added.
+//!
+//! # HTTP/2
+//!
+//! Feature `http2` (a default). As libcurl since 7.62: over TLS, ALPN offers `h2` then
+//! `http/1.1` and the server's pick decides ([`HttpVersion::Http2Tls`], the default, needs
+//! `rustls` too); [`HttpVersion::Http2PriorKnowledge`] starts cleartext connections with
+//! HTTP/2's preface (and offers `h2` alone over TLS); [`HttpVersion::Http11`] never speaks
+//! HTTP/2. Transfers to one origin with the same settings share an HTTP/2 connection as
+//! streams, up to [`Options::max_concurrent_streams`] (100) and never past the server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`; a connection takes a second stream only once the
+//! server's SETTINGS have been read. When every connection of the origin is full, a new one
+//! opens within the per-host and total caps, unless the transfer has [`Easy::pipewait`]: then
+//! it waits for a stream of a connection that is being set up (and may turn out to
+//! multiplex) or is busy. Timeouts, low-speed limits, caps, redirects, bodies and callbacks
+//! are per transfer, as over HTTP/1.1; a transfer that fails or is removed resets its stream
+//! only (RST_STREAM CANCEL). A GOAWAY stops new streams on its connection: the streams above
+//! its last-stream id, which the server did not process, go again on another connection in
+//! their order, as does a stream refused with `REFUSED_STREAM` (at most 5 times, libcurl's
+//! `CONN_MAX_RETRIES`); the others finish. Windows are 10 MiB per stream (libcurl's) and
+//! 32 MiB per connection, so one large body does not crawl at the protocol's 64 KiB;
+//! response headers are limited to 64 KiB, as HTTP/1.1's head; PING is answered.
+//!
+//! **Sockets shared by transfers.** An HTTP/2 connection's socket is announced once, and
+//! stays watched for reading (also when it carries no stream, since SETTINGS, PING and
+//! GOAWAY come at any time), and for writing while a write would block. It is removed, strictly
+//! before it closes, when the connection ends, not when one of its transfers does. So
+//! [`Multi::socket_action`] on it moves every stream of the connection, and the per-socket
+//! value ([`Multi::assign`]) belongs to the connection, as libcurl's do.
+//!
+//! **Why the `h2` crate, and what it costs.** HTTP/2 done properly (flow control on both
+//! sides, HPACK with its table-size and header-list limits, stream states, SETTINGS
+//! acknowledgements, GOAWAY and RST_STREAM, the CONTINUATION and reset floods of the last
+//! years' CVEs) is several thousand lines; `h2` is hyperium's, used by hyper, reqwest and
+//! tonic, kept up and fuzzed, with one `unsafe` block of its own (a UTF-8 view of a value
+//! HPACK has already checked). A
+//! sans-I/O framing layer of our own on an HPACK crate would keep tokio's traits out, at
+//! the cost of owning all of that. `h2` adds 13 crates to the tree (`http`, `indexmap` with
+//! `equivalent` and `hashbrown`, `fnv`, `atomic-waker`, `futures-sink`, `itoa`, `tokio` with
+//! no runtime (its `AsyncRead`/`AsyncWrite` only), `tokio-util`, `tracing` with
+//! `tracing-core`, `pin-project-lite`). It is written for an executor; here nothing runs
+//! unless the engine is called, so the engine polls it itself: the connection when its
+//! socket is ready or a stream was opened or dropped, and each stream when its own waker
+//! recorded it (`multi/h2.rs` says how). Its transport (`multi/h2io.rs`) is the engine's
+//! socket and rustls session behind tokio's traits: a read or write that would block returns
+//! `Pending` and records the interest. Two facts `h2` does not expose (the server's first
+//! SETTINGS read, GOAWAY's last-stream id) are read off the frame headers as bytes pass.
+//!
+//! Deliberate differences: `CURL_HTTP_VERSION_2_0` on cleartext would try an `Upgrade: h2c`;
+//! we have no upgrade, so cleartext is HTTP/1.1 unless prior knowledge is asked for. A `Host`
+//! header given by the caller is dropped over HTTP/2 (`:authority` comes from the URL).
+//! Server push is refused (SETTINGS_ENABLE_PUSH 0), as libcurl does without a push callback.
 //!
 //! # Logging and the programs
 //!
@@ -128,7 +184,8 @@
 //! `MSG_NOSIGNAL` and the engine's epoll; `slab` for transfer and connection tables; `bytes`,
 //! `thiserror`, `futures-core` (the completions stream) and `evcore`. Feature `rustls` adds
 //! `rustls` with `ring` (a TLS stack in Rust; `ring` builds some C and assembly, which is why
-//! it is a feature and not a default).
+//! it is a feature and not a default). Feature `http2` (a default) adds `h2` and `http`, see
+//! "HTTP/2".
 // Unsafe only where tokio demands it: registering the engine's descriptor (`tokio_fd.rs`).
 #![deny(unsafe_code)]
 // On docs.rs, items show the features they need.

@@ -134,3 +134,102 @@ fn goaway_below_streams_in_flight_sends_them_again_and_a_reset_fails_only_its_tr
     let pong = ping_answered.recv_timeout(std::time::Duration::from_secs(10));
     assert_eq!(pong, Ok(true), "the PING was answered");
 }
+
+/// An HPACK literal header field without indexing, with a new name (RFC 7541, 6.2.2).
+fn literal(name: &[u8], value_len: usize) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, mut n: usize) {
+        if n < 127 {
+            out.push(n as u8);
+            return;
+        }
+        out.push(127);
+        n -= 127;
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
+    }
+    let mut out = vec![0x00];
+    int(&mut out, name.len());
+    out.extend_from_slice(name);
+    int(&mut out, value_len);
+    out.extend(std::iter::repeat_n(b'v', value_len));
+    out
+}
+
+#[test]
+fn a_stream_that_times_out_or_sends_huge_headers_fails_alone() {
+    let (resets, reset_seen) = std::sync::mpsc::channel::<Vec<(u32, u32)>>();
+    let server = Server::start(move |mut conn: TcpStream| {
+        let Some(ids) = take_requests(&mut conn, 3) else { return };
+        assert_eq!(ids, [1, 3, 5]);
+        respond(&mut conn, 1, "one");
+        // Stream 3 gets 70 KiB of headers (past our 64 KiB), over HEADERS and CONTINUATION
+        // frames. (Far more, and `h2` takes the CONTINUATION frames for a flood and ends the
+        // whole connection with ENHANCE_YOUR_CALM.)
+        let mut block = vec![0x88];
+        block.extend(literal(b"x-big", 70 * 1024));
+        let chunks: Vec<&[u8]> = block.chunks(16_384).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let kind = if i == 0 { HEADERS } else { 0x9 };
+            let end = if i == 0 { END_STREAM } else { 0 };
+            let flags = if i + 1 == chunks.len() { END_HEADERS | end } else { end };
+            write_frame(&mut conn, kind, flags, 3, chunk);
+        }
+        // Stream 5 is never answered; the client gives up on it and says so.
+        let mut seen = Vec::new();
+        while let Some(f) = read_frame(&mut conn) {
+            if f.kind == RST_STREAM && f.payload.len() == 4 {
+                let code =
+                    u32::from_be_bytes([f.payload[0], f.payload[1], f.payload[2], f.payload[3]]);
+                seen.push((f.stream, code));
+                if f.stream == 5 {
+                    // The connection is still good: one more request on it is answered.
+                    break;
+                }
+            }
+        }
+        while let Some(f) = read_frame(&mut conn) {
+            if f.kind == HEADERS {
+                respond(&mut conn, f.stream, "after");
+            }
+        }
+        let _ = resets.send(seen);
+    });
+    let mut multi: Multi<&str> = Multi::with_options(Options::default()).unwrap();
+    let easy = |path: &str| {
+        Easy::get(server.url(path)).http_version(HttpVersion::Http2PriorKnowledge).pipewait(true)
+    };
+    multi.add(easy("/one").private("one"));
+    multi.add(easy("/big").private("big"));
+    multi.add(easy("/silent").timeout(std::time::Duration::from_millis(300)).private("silent"));
+    // One loop and driver for both runs: the engine's sockets are announced to one loop.
+    let (mut lp, mut driver) = (evcore::Loop::new().unwrap(), multixfer::drive::Driver::new());
+    let mut done = common::run_on(&mut multi, &mut lp, &mut driver);
+    done.sort_by_key(|d| d.private);
+    let results: Vec<(&str, String)> = done
+        .into_iter()
+        .map(|d| {
+            let r = match d.result {
+                Ok(r) => String::from_utf8(r.body).unwrap(),
+                Err(XferError::Http2(_)) => "http2 error".into(),
+                Err(XferError::Timeout(_)) => "timeout".into(),
+                Err(e) => format!("{e:?}"),
+            };
+            (d.private, r)
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [("big", "http2 error".into()), ("one", "one".into()), ("silent", "timeout".into())]
+    );
+    multi.add(easy("/after").private("after"));
+    let done = common::run_on(&mut multi, &mut lp, &mut driver);
+    assert_eq!(done[0].result.as_ref().unwrap().body, b"after");
+    assert_eq!(multi.connects(), 1, "the failures did not cost the connection");
+    drop(multi);
+    let seen = reset_seen.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    // CANCEL (8) for the stream given up on.
+    assert!(seen.contains(&(5, 8)), "{seen:?}");
+}

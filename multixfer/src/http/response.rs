@@ -27,7 +27,7 @@ pub struct ResponseHead {
     pub status: u16,
     /// The reason phrase.
     pub reason: String,
-    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1, 2 for HTTP/2 (`CURLINFO_HTTP_VERSION`).
     pub version: u8,
     /// Header names (as sent) and values, in order.
     pub headers: Vec<(String, Bytes)>,
