@@ -336,6 +336,7 @@ impl<T, S> Multi<T, S> {
 
     /// Polls the connection and the streams it wakes until nothing more moves.
     pub(super) fn h2_drive(&mut self, ci: usize) {
+        let mut settled = false;
         for _ in 0..MAX_ROUNDS {
             let Some(Proto::H2(h)) = self.conns.get(ci).map(|c| &c.proto) else { return };
             h.woken.conn.store(false, Ordering::Relaxed);
@@ -347,6 +348,7 @@ impl<T, S> Multi<T, S> {
             };
             let again = h.woken.conn.load(Ordering::Relaxed);
             if woken.is_empty() && !again {
+                settled = true;
                 break;
             }
             for id in woken {
@@ -354,6 +356,11 @@ impl<T, S> Multi<T, S> {
                     self.h2_step(ci, id);
                 }
             }
+        }
+        if !settled {
+            // Work is left (frames read and not yet taken): polled again before the call
+            // returns, after the others had their turn, since the socket may not signal it.
+            self.kick(ci);
         }
         self.h2_interest(ci);
     }
